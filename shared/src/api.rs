@@ -1,0 +1,111 @@
+//! The REST API's routes, query shapes, server facts and its one error shape:
+//! `{"error": {"code", "message", "field"?, "fields"?}}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::RunState;
+use crate::validate::FieldError;
+
+/// Route paths, shared so the two ends cannot drift.
+pub mod routes {
+    /// Liveness: the process serves HTTP.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness: the store and the runtime answer.
+    pub const READYZ: &str = "/readyz";
+    /// Facts about this server (version, runtime).
+    pub const INFO: &str = "/api/info";
+    /// Configs: list (GET), create (POST).
+    pub const CONFIGS: &str = "/api/configs";
+    /// One config: get, update (PUT, makes a new version), delete.
+    pub const CONFIG: &str = "/api/configs/{id}";
+    /// A config's versions, newest first.
+    pub const CONFIG_VERSIONS: &str = "/api/configs/{id}/versions";
+    /// Runs: list (GET, `?state=`), launch (POST).
+    pub const RUNS: &str = "/api/runs";
+    /// One run: get, delete (only when terminal).
+    pub const RUN: &str = "/api/runs/{id}";
+    /// Stop a run (POST).
+    pub const RUN_STOP: &str = "/api/runs/{id}/stop";
+    /// Send a follow-up message (POST).
+    pub const RUN_MESSAGES: &str = "/api/runs/{id}/messages";
+    /// Page through a run's log (`?after_seq=&limit=`).
+    pub const RUN_LOGS: &str = "/api/runs/{id}/logs";
+    /// The live WebSocket stream.
+    pub const WS: &str = "/api/ws";
+
+    /// Fills an `{id}` route with a concrete id.
+    pub fn with_id(route: &str, id: &str) -> String {
+        route.replace("{id}", id)
+    }
+}
+
+/// Query of `GET /api/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    /// Only runs in this state.
+    #[serde(default)]
+    pub state: Option<RunState>,
+    /// Only runs of this config.
+    #[serde(default)]
+    pub config_id: Option<String>,
+    /// At most this many (default 100, at most 500), newest first.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Query of `GET /api/runs/{id}/logs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Return lines after this sequence number (default 0: from the start).
+    #[serde(default)]
+    pub after_seq: u64,
+    /// At most this many lines (default 500, at most 5,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Which runtime runs the agents, as `GET /api/info` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// `local` or `kubernetes`.
+    pub kind: String,
+    /// False for the local runtime: agents run as plain processes of the server's user.
+    pub isolated: bool,
+    /// A sentence for the settings screen.
+    pub description: String,
+}
+
+/// Body of `GET /api/info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// agentfarm's version.
+    pub version: String,
+    /// The runtime in use.
+    pub runtime: RuntimeInfo,
+    /// Most runs active at once; more wait as `queued`.
+    pub max_running: u32,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ApiError,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable: `invalid`, `not_found`, `conflict`, `unsupported_media_type`, `forbidden`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The (first) field at fault, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every field at fault, when validation failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}

@@ -1,0 +1,108 @@
+//! The live stream at [`crate::api::routes::WS`]: one multiplexed socket per client, one tagged enum per
+//! direction.
+//!
+//! On connect the server sends [`ServerFrame::Snapshot`], then every run change as [`ServerFrame::Run`]. A
+//! client asks for a run's log with [`ClientFrame::Subscribe`] and its last seen sequence number; it then gets
+//! exactly the lines after it, in order, as [`ServerFrame::Log`] frames (a [`ServerFrame::Gap`] first when some
+//! are no longer kept). A client too slow to keep up gets [`ServerFrame::Resync`] followed by a fresh snapshot
+//! and the lines it missed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::LogLine;
+use crate::run::Run;
+
+/// How often the server sends [`ServerFrame::Heartbeat`]; a client that hears nothing for about
+/// `HEARTBEAT_SECS + 10` should reconnect.
+pub const HEARTBEAT_SECS: u64 = 25;
+
+/// Largest frame a client may send, in bytes.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 64 * 1024;
+
+/// Frames the client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Stream this run's log, starting after `after_seq` (0 or absent: from the beginning).
+    Subscribe {
+        /// The run.
+        run_id: String,
+        /// The last sequence number the client already has.
+        #[serde(default)]
+        after_seq: u64,
+    },
+    /// Stop streaming this run's log.
+    Unsubscribe {
+        /// The run.
+        run_id: String,
+    },
+    /// Asks for a [`ServerFrame::Pong`] (a client-side liveness check).
+    Ping,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Every active run and the most recent finished ones, newest first.
+    Snapshot {
+        /// The runs.
+        runs: Vec<Run>,
+    },
+    /// A run was created or changed.
+    Run {
+        /// The run as it is now.
+        run: Run,
+    },
+    /// A run was deleted.
+    RunRemoved {
+        /// The run's id.
+        run_id: String,
+    },
+    /// Log lines of a subscribed run, contiguous and in order.
+    Log {
+        /// The run.
+        run_id: String,
+        /// The lines.
+        lines: Vec<LogLine>,
+    },
+    /// Lines `from_seq..=to_seq` of a subscribed run are no longer kept; the stream goes on after them.
+    Gap {
+        /// The run.
+        run_id: String,
+        /// First missing sequence number.
+        from_seq: u64,
+        /// Last missing sequence number.
+        to_seq: u64,
+    },
+    /// The client fell behind; a fresh snapshot and the missed lines follow.
+    Resync,
+    /// Sent every [`HEARTBEAT_SECS`] seconds.
+    Heartbeat,
+    /// Answers [`ClientFrame::Ping`].
+    Pong,
+    /// A client frame could not be served (the socket stays open).
+    Error {
+        /// Machine-readable code, as in the REST error shape.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shapes() {
+        let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","run_id":"r1","after_seq":5}"#).unwrap();
+        assert_eq!(frame, ClientFrame::Subscribe { run_id: "r1".into(), after_seq: 5 });
+        let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","run_id":"r1"}"#).unwrap();
+        assert_eq!(frame, ClientFrame::Subscribe { run_id: "r1".into(), after_seq: 0 });
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","run_id":"r","x":1}"#).is_err());
+        let gap = ServerFrame::Gap { run_id: "r".into(), from_seq: 1, to_seq: 9 };
+        assert_eq!(serde_json::to_string(&gap).unwrap(), r#"{"type":"gap","run_id":"r","from_seq":1,"to_seq":9}"#);
+        assert_eq!(serde_json::to_string(&ServerFrame::Resync).unwrap(), r#"{"type":"resync"}"#);
+    }
+}
