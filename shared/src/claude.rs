@@ -199,9 +199,15 @@ impl ResultEvent {
     pub fn error_text(&self) -> Option<String> {
         let failed = self.is_error || self.subtype.as_deref().is_some_and(|s| s.starts_with("error"));
         failed.then(|| {
-            self.result.clone().filter(|r| !r.trim().is_empty()).unwrap_or_else(|| {
-                format!("Claude reported an error ({})", self.subtype.as_deref().unwrap_or("no details"))
-            })
+            self.result
+                .clone()
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| {
+                    format!(
+                        "Claude reported an error ({})",
+                        self.subtype.as_deref().unwrap_or("no details")
+                    )
+                })
         })
     }
 }
@@ -256,13 +262,20 @@ mod tests {
         let init = ClaudeEvent::parse(
             r#"{"type":"system","subtype":"init","session_id":"s1","model":"m","permissionMode":"bypassPermissions","future":1}"#,
         );
-        let Some(ClaudeEvent::System(init)) = init else { panic!("{init:?}") };
+        let Some(ClaudeEvent::System(init)) = init else {
+            panic!("{init:?}")
+        };
         assert_eq!(init.subtype.as_deref(), Some("init"));
         assert_eq!(init.permission_mode.as_deref(), Some("bypassPermissions"));
 
         let line = r#"{"type":"result","subtype":"success","is_error":true,"num_turns":1,"result":"You've hit your 5-hour limit","total_cost_usd":0.5,"session_id":"s1","api_error_status":429}"#;
-        let Some(ClaudeEvent::Result(result)) = ClaudeEvent::parse(line) else { panic!() };
-        assert_eq!(result.error_text().as_deref(), Some("You've hit your 5-hour limit"));
+        let Some(ClaudeEvent::Result(result)) = ClaudeEvent::parse(line) else {
+            panic!()
+        };
+        assert_eq!(
+            result.error_text().as_deref(),
+            Some("You've hit your 5-hour limit")
+        );
         assert_eq!(result.api_error_status, Some(429));
     }
 
@@ -272,8 +285,12 @@ mod tests {
             {"type":"text","text":"hi"},
             {"type":"tool_use","id":"t1","name":"Write","input":{"file_path":"/x"}},
             {"type":"server_tool_use","id":"z"}]}}"#;
-        let Some(ClaudeEvent::Assistant(event)) = ClaudeEvent::parse(line) else { panic!() };
-        let MessageContent::Blocks(blocks) = event.message.content else { panic!() };
+        let Some(ClaudeEvent::Assistant(event)) = ClaudeEvent::parse(line) else {
+            panic!()
+        };
+        let MessageContent::Blocks(blocks) = event.message.content else {
+            panic!()
+        };
         assert!(matches!(&blocks[0], ContentBlock::Text { text } if text == "hi"));
         assert!(matches!(&blocks[1], ContentBlock::ToolUse { name, .. } if name == "Write"));
         assert!(matches!(&blocks[2], ContentBlock::Other(_)));
@@ -281,15 +298,55 @@ mod tests {
 
     #[test]
     fn unknown_types_pass_through() {
-        let Some(ClaudeEvent::Other(v)) = ClaudeEvent::parse(r#"{"type":"stream_event","event":{}}"#) else { panic!() };
+        let Some(ClaudeEvent::Other(v)) = ClaudeEvent::parse(r#"{"type":"stream_event","event":{}}"#) else {
+            panic!()
+        };
         assert_eq!(v["type"], "stream_event");
     }
 
     #[test]
     fn rate_limits() {
         let line = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1700000000,"rateLimitType":"five_hour"}}"#;
-        let Some(ClaudeEvent::RateLimit(event)) = ClaudeEvent::parse(line) else { panic!() };
+        let Some(ClaudeEvent::RateLimit(event)) = ClaudeEvent::parse(line) else {
+            panic!()
+        };
         assert!(event.is_rejected());
-        assert_eq!(event.rate_limit_info.and_then(|i| i.resets_at), Some(1_700_000_000));
+        assert_eq!(
+            event.rate_limit_info.and_then(|i| i.resets_at),
+            Some(1_700_000_000)
+        );
+    }
+}
+
+/// The stream-json line (without newline) that gives Claude a user message on stdin.
+pub fn user_message_line(text: &str) -> String {
+    serde_json::json!({"type": "user", "message": {"role": "user", "content": text}}).to_string()
+}
+
+/// The stream-json line (without newline) that asks Claude to interrupt its current turn and drop any
+/// queued follow-ups.
+pub fn interrupt_line(request_id: &str) -> String {
+    serde_json::json!({
+        "type": "control_request",
+        "request_id": request_id,
+        "request": {"subtype": "interrupt", "cancel_queued": true}
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn input_lines_are_single_json_lines() {
+        let line = user_message_line("line one\nline \"two\"");
+        assert!(!line.contains('\n'));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["message"]["content"], "line one\nline \"two\"");
+        assert_eq!(
+            serde_json::from_str::<Value>(&interrupt_line("r1")).unwrap()["request"]["subtype"],
+            "interrupt"
+        );
     }
 }

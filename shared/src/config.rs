@@ -139,8 +139,14 @@ impl ConfigSpec {
                 v.push(format!("repos[{i}]"), format!("{repo} is listed twice"));
             }
         }
-        v.check("system_prompt", text(&self.system_prompt, limits::SYSTEM_PROMPT, false));
-        v.check("task_prompt", required_text(&self.task_prompt, limits::PROMPT, false));
+        v.check(
+            "system_prompt",
+            text(&self.system_prompt, limits::SYSTEM_PROMPT, false),
+        );
+        v.check(
+            "task_prompt",
+            required_text(&self.task_prompt, limits::PROMPT, false),
+        );
         v.check("model", validate::model(&self.model));
         v.check("cpu", validate::cpu_millis(&self.cpu).map(drop));
         v.check("memory", validate::memory_bytes(&self.memory).map(drop));
@@ -154,7 +160,10 @@ impl ConfigSpec {
         if let Some(budget) = self.budget_usd {
             v.check("budget_usd", validate::budget_usd(budget, limits::BUDGET_USD));
         }
-        v.check("timeout_minutes", bounded(self.timeout_minutes.into(), 1, limits::TIMEOUT_MINUTES));
+        v.check(
+            "timeout_minutes",
+            bounded(self.timeout_minutes.into(), 1, limits::TIMEOUT_MINUTES),
+        );
         v.finish()
     }
 
@@ -198,7 +207,10 @@ mod tests {
     use super::*;
 
     fn fields(spec: &ConfigSpec) -> Vec<String> {
-        spec.validate().err().map(|v| v.into_errors().into_iter().map(|e| e.field).collect()).unwrap_or_default()
+        spec.validate()
+            .err()
+            .map(|v| v.into_errors().into_iter().map(|e| e.field).collect())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -219,20 +231,32 @@ mod tests {
         assert_eq!(
             fields(&spec),
             [
-                "name", "repos[1]", "repos[2]", "task_prompt", "model", "cpu", "memory", "runtime_class",
-                "max_turns", "budget_usd"
+                "name",
+                "repos[1]",
+                "repos[2]",
+                "task_prompt",
+                "model",
+                "cpu",
+                "memory",
+                "runtime_class",
+                "max_turns",
+                "budget_usd"
             ]
         );
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = serde_json::from_str::<ConfigSpec>(r#"{"name":"a","task_prompt":"b","evil":1}"#).unwrap_err();
+        let err =
+            serde_json::from_str::<ConfigSpec>(r#"{"name":"a","task_prompt":"b","evil":1}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `evil`"), "{err}");
     }
 
     #[test]
     fn credential_mode_wire_names() {
-        assert_eq!(serde_json::to_string(&CredentialMode::SharedVolume).unwrap(), r#""shared-volume""#);
+        assert_eq!(
+            serde_json::to_string(&CredentialMode::SharedVolume).unwrap(),
+            r#""shared-volume""#
+        );
     }
 }

@@ -29,7 +29,9 @@ impl LogStream {
 
     /// Reads a stored name back.
     pub fn parse(name: &str) -> Option<Self> {
-        [LogStream::Stdout, LogStream::Stderr, LogStream::Control].into_iter().find(|s| s.as_str() == name)
+        [LogStream::Stdout, LogStream::Stderr, LogStream::Control]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 }
 

@@ -62,12 +62,18 @@ impl RunState {
 
     /// True once the run has ended for good.
     pub fn is_terminal(self) -> bool {
-        matches!(self, RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Lost)
+        matches!(
+            self,
+            RunState::Succeeded | RunState::Failed | RunState::Stopped | RunState::Lost
+        )
     }
 
     /// True while an agent process (or pod) exists for the run: it counts against `max_running`.
     pub fn is_active(self) -> bool {
-        matches!(self, RunState::Starting | RunState::Running | RunState::WaitingForInput)
+        matches!(
+            self,
+            RunState::Starting | RunState::Running | RunState::WaitingForInput
+        )
     }
 
     /// Whether a run in this state may move to `next`. Staying in the same state is not a transition.
@@ -96,10 +102,13 @@ impl FromStr for RunState {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
-            let names: Vec<_> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown run state {s:?}; one of {}", names.join(", "))
-        })
+        RunState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown run state {s:?}; one of {}", names.join(", "))
+            })
     }
 }
 
@@ -178,7 +187,15 @@ mod tests {
 
     #[test]
     fn the_happy_path_and_the_loop() {
-        let path = [Queued, Starting, Running, WaitingForInput, Running, WaitingForInput, Succeeded];
+        let path = [
+            Queued,
+            Starting,
+            Running,
+            WaitingForInput,
+            Running,
+            WaitingForInput,
+            Succeeded,
+        ];
         for pair in path.windows(2) {
             assert!(pair[0].can_become(pair[1]), "{} -> {}", pair[0], pair[1]);
         }

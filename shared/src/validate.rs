@@ -19,7 +19,10 @@ pub struct Violations(Vec<FieldError>);
 impl Violations {
     /// Records that `field` is invalid.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// Records the outcome of one check.
@@ -56,7 +59,10 @@ pub fn rfc1123_label(value: &str) -> Result<(), String> {
     if value.len() > MAX_LABEL_LEN {
         return Err(format!("must be at most {MAX_LABEL_LEN} characters"));
     }
-    if !value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err("may hold only lowercase letters a-z, digits and '-'".into());
     }
     if value.starts_with('-') || value.ends_with('-') {
@@ -143,14 +149,21 @@ fn github_repo(repo: &str) -> Result<(), String> {
     if repo.is_empty() || repo.len() > 100 {
         return Err("repository name must be 1-100 characters".into());
     }
-    if !repo.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
-        return Err(format!("repository {repo:?} may hold only letters, digits, '.', '_' and '-'"));
+    if !repo
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "repository {repo:?} may hold only letters, digits, '.', '_' and '-'"
+        ));
     }
     if repo.starts_with(['-', '.']) {
         return Err(format!("repository {repo:?} must not start with '-' or '.'"));
     }
     if repo.to_ascii_lowercase().ends_with(".git") {
-        return Err(format!("repository {repo:?} must not end in .git; name the repository itself"));
+        return Err(format!(
+            "repository {repo:?} must not end in .git; name the repository itself"
+        ));
     }
     Ok(())
 }
@@ -190,7 +203,10 @@ pub fn cpu_millis(value: &str) -> Result<u64, String> {
             1..=3 => digits(frac).ok_or_else(|| hint.to_owned())? * 10u64.pow(3 - frac.len() as u32),
             _ => return Err(hint.into()),
         };
-        whole.checked_mul(1000).and_then(|w| w.checked_add(frac_millis)).ok_or_else(|| hint.to_owned())?
+        whole
+            .checked_mul(1000)
+            .and_then(|w| w.checked_add(frac_millis))
+            .ok_or_else(|| hint.to_owned())?
     };
     in_range(millis, CPU_MILLIS_RANGE, |v| format!("{v}m"))?;
     Ok(millis)
@@ -209,9 +225,13 @@ pub fn memory_bytes(value: &str) -> Result<u64, String> {
         ("T", 1_000_000_000_000),
     ];
     let hint = "must be a whole number with a unit like \"512Mi\" or \"4Gi\"";
-    let (number, unit) =
-        UNITS.iter().find_map(|(suffix, unit)| value.strip_suffix(suffix).map(|n| (n, *unit))).unwrap_or((value, 1));
-    let bytes = digits(number).and_then(|n| n.checked_mul(unit)).ok_or_else(|| hint.to_owned())?;
+    let (number, unit) = UNITS
+        .iter()
+        .find_map(|(suffix, unit)| value.strip_suffix(suffix).map(|n| (n, *unit)))
+        .unwrap_or((value, 1));
+    let bytes = digits(number)
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| hint.to_owned())?;
     in_range(bytes, MEMORY_BYTES_RANGE, |v| format!("{}Mi", v >> 20))?;
     Ok(bytes)
 }
@@ -234,17 +254,32 @@ fn in_range(value: u64, (min, max): (u64, u64), show: impl Fn(u64) -> String) ->
 /// A container image tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn image_tag(value: &str) -> Result<(), String> {
     let valid = (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && !value.starts_with(['.', '-']);
-    if valid { Ok(()) } else { Err("must be an image tag: 1-128 of letters, digits, '.', '_', '-', not starting with '.' or '-'".into()) }
+    if valid {
+        Ok(())
+    } else {
+        Err(
+            "must be an image tag: 1-128 of letters, digits, '.', '_', '-', not starting with '.' or '-'"
+                .into(),
+        )
+    }
 }
 
 /// A model name or alias as Claude Code takes it (`sonnet`, `opus[1m]`, `claude-sonnet-4-5-20250929`).
 pub fn model(value: &str) -> Result<(), String> {
     let valid = (1..=100).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'[' | b']'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':' | b'[' | b']'))
         && value.as_bytes()[0].is_ascii_alphanumeric();
-    if valid { Ok(()) } else { Err("must be a model name or alias such as \"sonnet\" or \"claude-sonnet-4-5\"".into()) }
+    if valid {
+        Ok(())
+    } else {
+        Err("must be a model name or alias such as \"sonnet\" or \"claude-sonnet-4-5\"".into())
+    }
 }
 
 /// A whole number within `min..=max`.
@@ -285,14 +320,40 @@ mod tests {
 
     #[test]
     fn repos() {
-        for ok in ["a/b", "a-b/c.d_e", "octo-org/repo@main", "o/r@feature/x-1", &format!("o/{}", "r".repeat(100))] {
+        for ok in [
+            "a/b",
+            "a-b/c.d_e",
+            "octo-org/repo@main",
+            "o/r@feature/x-1",
+            &format!("o/{}", "r".repeat(100)),
+        ] {
             assert_eq!(repo_ref(ok), Ok(()), "{ok}");
         }
         let long = format!("o/{}", "r".repeat(101));
         let bad = [
-            "../x", "-u", "--upload-pack=x", "a/b/c", "a/b.git", "a/.", "a/..", "a /b", "a/b ", "ä/b", "a/b\n",
-            "a%2Fb", "", "a--b/c", "-a/b", &long, &format!("{}/r", "o".repeat(40)), "a/b@", "a/b@-x",
-            "a/b@x..y", "a/b@x.lock", "a/-b", "a/b@/x",
+            "../x",
+            "-u",
+            "--upload-pack=x",
+            "a/b/c",
+            "a/b.git",
+            "a/.",
+            "a/..",
+            "a /b",
+            "a/b ",
+            "ä/b",
+            "a/b\n",
+            "a%2Fb",
+            "",
+            "a--b/c",
+            "-a/b",
+            &long,
+            &format!("{}/r", "o".repeat(40)),
+            "a/b@",
+            "a/b@-x",
+            "a/b@x..y",
+            "a/b@x.lock",
+            "a/-b",
+            "a/b@/x",
         ];
         for bad in bad {
             assert!(repo_ref(bad).is_err(), "{bad:?}");
@@ -304,13 +365,26 @@ mod tests {
         assert_eq!(cpu_millis("2"), Ok(2000));
         assert_eq!(cpu_millis("1.5"), Ok(1500));
         assert_eq!(cpu_millis("250m"), Ok(250));
-        for bad in ["-1", "1e3", "NaN", "", "1.", ".5", "1.2345", "99999999", "2 ", "50m", "0"] {
+        for bad in [
+            "-1", "1e3", "NaN", "", "1.", ".5", "1.2345", "99999999", "2 ", "50m", "0",
+        ] {
             assert!(cpu_millis(bad).is_err(), "{bad:?}");
         }
         assert_eq!(memory_bytes("4Gi"), Ok(4 << 30));
         assert_eq!(memory_bytes("512Mi"), Ok(512 << 20));
         assert_eq!(memory_bytes("1G"), Ok(1_000_000_000));
-        for bad in ["-1", "1e3", "NaN", "99999999Gi", "4GB", "4 Gi", "", "Gi", "1Ki", "99999999999999999999"] {
+        for bad in [
+            "-1",
+            "1e3",
+            "NaN",
+            "99999999Gi",
+            "4GB",
+            "4 Gi",
+            "",
+            "Gi",
+            "1Ki",
+            "99999999999999999999",
+        ] {
             assert!(memory_bytes(bad).is_err(), "{bad:?}");
         }
     }

@@ -52,7 +52,7 @@ pub enum ServerFrame {
     /// A run was created or changed.
     Run {
         /// The run as it is now.
-        run: Run,
+        run: Box<Run>,
     },
     /// A run was deleted.
     RunRemoved {
@@ -96,13 +96,36 @@ mod tests {
 
     #[test]
     fn wire_shapes() {
-        let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","run_id":"r1","after_seq":5}"#).unwrap();
-        assert_eq!(frame, ClientFrame::Subscribe { run_id: "r1".into(), after_seq: 5 });
+        let frame: ClientFrame =
+            serde_json::from_str(r#"{"type":"subscribe","run_id":"r1","after_seq":5}"#).unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Subscribe {
+                run_id: "r1".into(),
+                after_seq: 5
+            }
+        );
         let frame: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","run_id":"r1"}"#).unwrap();
-        assert_eq!(frame, ClientFrame::Subscribe { run_id: "r1".into(), after_seq: 0 });
+        assert_eq!(
+            frame,
+            ClientFrame::Subscribe {
+                run_id: "r1".into(),
+                after_seq: 0
+            }
+        );
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"subscribe","run_id":"r","x":1}"#).is_err());
-        let gap = ServerFrame::Gap { run_id: "r".into(), from_seq: 1, to_seq: 9 };
-        assert_eq!(serde_json::to_string(&gap).unwrap(), r#"{"type":"gap","run_id":"r","from_seq":1,"to_seq":9}"#);
-        assert_eq!(serde_json::to_string(&ServerFrame::Resync).unwrap(), r#"{"type":"resync"}"#);
+        let gap = ServerFrame::Gap {
+            run_id: "r".into(),
+            from_seq: 1,
+            to_seq: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&gap).unwrap(),
+            r#"{"type":"gap","run_id":"r","from_seq":1,"to_seq":9}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Resync).unwrap(),
+            r#"{"type":"resync"}"#
+        );
     }
 }

@@ -1,0 +1,65 @@
+//! The HTTP surface: every route in one place, the request guard in front of them all, and the state the
+//! handlers share.
+//!
+//! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
+//! - [`extract`]: JSON body and query extractors whose errors name the field.
+//! - [`configs`], [`runs`], [`health`]: one module per resource, handlers named by verb.
+//! - [`ws`]: the live stream.
+
+pub mod configs;
+pub mod extract;
+pub mod guard;
+pub mod health;
+pub mod runs;
+pub mod ws;
+
+use std::sync::Arc;
+
+use agentfarm_shared::api::{ServerInfo, routes};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+
+use crate::service::Farm;
+pub use guard::RequestPolicy;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What handlers share; each asks only for the part it needs (`State<Arc<Farm>>`, …).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// The service.
+    pub farm: Arc<Farm>,
+    /// Which hosts and origins may talk to us.
+    pub policy: Arc<RequestPolicy>,
+    /// Facts for `/api/info`.
+    pub info: Arc<ServerInfo>,
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(routes::HEALTHZ, get(health::healthz))
+        .route(routes::READYZ, get(health::readyz))
+        .route(routes::INFO, get(health::info))
+        .route(routes::CONFIGS, get(configs::list).post(configs::create))
+        .route(
+            routes::CONFIG,
+            get(configs::get).put(configs::update).delete(configs::delete),
+        )
+        .route(routes::CONFIG_VERSIONS, get(configs::versions))
+        .route(routes::RUNS, get(runs::list).post(runs::launch))
+        .route(routes::RUN, get(runs::get).delete(runs::delete))
+        .route(routes::RUN_STOP, post(runs::stop))
+        .route(routes::RUN_MESSAGES, post(runs::send))
+        .route(routes::RUN_LOGS, get(runs::logs))
+        .route(routes::WS, get(ws::upgrade))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.policy),
+            guard::check,
+        ))
+        .with_state(state)
+}

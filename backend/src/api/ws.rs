@@ -1,0 +1,266 @@
+//! The live stream: one socket per client carrying every run change and the logs of the runs it subscribed
+//! to. The session loop is generic over `Sink`/`Stream` so tests can drive it without a network.
+//!
+//! Delivery rule per subscription: the client has everything before `next`; a line is sent only if its
+//! sequence number is `next`, and any hole (lines published before the client subscribed, or dropped while it
+//! lagged) is filled from the store first, with a `gap` frame for lines the store no longer keeps. So each
+//! line arrives exactly once, in order, whatever the timing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentfarm_shared::log::LogLine;
+use agentfarm_shared::run::Run;
+use agentfarm_shared::ws::{ClientFrame, HEARTBEAT_SECS, MAX_CLIENT_FRAME_BYTES, ServerFrame};
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::hub::HubEvent;
+use crate::service::Farm;
+use crate::store::StoreError;
+
+/// Finished runs a new client is shown besides the active ones.
+const SNAPSHOT_RECENT: u32 = 50;
+/// Lines read from the store per query while catching up.
+const CATCH_UP_PAGE: u32 = 500;
+/// Most line bytes in one `log` frame.
+const FRAME_TEXT_BUDGET: usize = 1024 * 1024;
+/// A client that takes longer than this to accept one frame is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `GET /api/ws` (the guard has already checked the Origin).
+pub async fn upgrade(State(farm): State<Arc<Farm>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_CLIENT_FRAME_BYTES)
+        .max_frame_size(MAX_CLIENT_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            session(sink, stream, farm).await;
+        })
+}
+
+/// Why a session ended early.
+#[derive(Debug)]
+enum Closed {
+    /// The client is gone or too slow.
+    Client,
+    /// The server is shutting down.
+    Server,
+}
+
+impl From<StoreError> for Closed {
+    fn from(_: StoreError) -> Self {
+        Closed::Server
+    }
+}
+
+/// Serves one client until it leaves.
+pub async fn session<W, R>(sink: W, mut stream: R, farm: Arc<Farm>)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    // Subscribe before reading the snapshot, so nothing published in between is missed.
+    let mut hub = farm.hub().subscribe();
+    let mut client = Client {
+        sink,
+        farm: Arc::clone(&farm),
+        next: HashMap::new(),
+    };
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(HEARTBEAT_SECS),
+        Duration::from_secs(HEARTBEAT_SECS),
+    );
+    let mut result = client.snapshot().await;
+    while result.is_ok() {
+        result = tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => client.on_frame(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => client.error("invalid", "frames must be JSON text").await,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Closed::Client),
+            },
+            event = hub.recv() => match event {
+                Ok(event) => client.on_event(event).await,
+                Err(RecvError::Lagged(_)) => client.resync().await,
+                Err(RecvError::Closed) => Err(Closed::Server),
+            },
+            _ = heartbeat.tick() => client.send(&ServerFrame::Heartbeat).await,
+        };
+    }
+    tracing::debug!(reason = ?result, "socket session ended");
+}
+
+struct Client<W> {
+    sink: W,
+    farm: Arc<Farm>,
+    /// Per subscribed run: the next sequence number the client needs.
+    next: HashMap<String, u64>,
+}
+
+impl<W: Sink<Message> + Unpin> Client<W> {
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Closed> {
+        let text = serde_json::to_string(frame).map_err(|_| Closed::Server)?;
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closed::Client),
+        }
+    }
+
+    async fn error(&mut self, code: &str, message: impl Into<String>) -> Result<(), Closed> {
+        self.send(&ServerFrame::Error {
+            code: code.into(),
+            message: message.into(),
+        })
+        .await
+    }
+
+    async fn snapshot(&mut self) -> Result<(), Closed> {
+        let runs = self.farm.store().snapshot_runs(SNAPSHOT_RECENT).await?;
+        self.send(&ServerFrame::Snapshot { runs }).await
+    }
+
+    async fn on_frame(&mut self, text: &str) -> Result<(), Closed> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(err) => return self.error("invalid", format!("bad frame: {err}")).await,
+        };
+        match frame {
+            ClientFrame::Subscribe { run_id, after_seq } => {
+                self.next.insert(run_id.clone(), after_seq.saturating_add(1));
+                self.catch_up(&run_id, None).await
+            }
+            ClientFrame::Unsubscribe { run_id } => {
+                self.next.remove(&run_id);
+                Ok(())
+            }
+            ClientFrame::Ping => self.send(&ServerFrame::Pong).await,
+        }
+    }
+
+    async fn on_event(&mut self, event: HubEvent) -> Result<(), Closed> {
+        match event {
+            HubEvent::Run(run) => {
+                self.send(&ServerFrame::Run {
+                    run: Box::new(Run::clone(&run)),
+                })
+                .await
+            }
+            HubEvent::RunRemoved(run_id) => {
+                self.next.remove(&*run_id);
+                self.send(&ServerFrame::RunRemoved {
+                    run_id: run_id.to_string(),
+                })
+                .await
+            }
+            HubEvent::Log { run_id, lines } => {
+                let (Some(&next), Some(first)) = (self.next.get(&*run_id), lines.first()) else {
+                    return Ok(());
+                };
+                if first.seq > next {
+                    self.catch_up(&run_id, Some(first.seq - 1)).await?;
+                }
+                let Some(&next) = self.next.get(&*run_id) else {
+                    return Ok(());
+                };
+                let fresh: Vec<LogLine> = lines.iter().filter(|line| line.seq >= next).cloned().collect();
+                self.send_lines(&run_id, fresh).await
+            }
+        }
+    }
+
+    /// The client missed events: tell it, then bring it up to date from the store.
+    async fn resync(&mut self) -> Result<(), Closed> {
+        self.send(&ServerFrame::Resync).await?;
+        self.snapshot().await?;
+        let runs: Vec<String> = self.next.keys().cloned().collect();
+        for run_id in runs {
+            self.catch_up(&run_id, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends stored lines from the client's `next` up to `upto` (or the newest), gap first if some are gone.
+    async fn catch_up(&mut self, run_id: &str, upto: Option<u64>) -> Result<(), Closed> {
+        loop {
+            let Some(&next) = self.next.get(run_id) else {
+                return Ok(());
+            };
+            if upto.is_some_and(|upto| next > upto) {
+                return Ok(());
+            }
+            let page = match self
+                .farm
+                .store()
+                .logs(run_id.to_owned(), next - 1, CATCH_UP_PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(StoreError::NotFound(_)) => {
+                    self.next.remove(run_id);
+                    return self.error("not_found", format!("run {run_id} not found")).await;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if let Some((from_seq, to_seq)) = page.gap {
+                self.send(&ServerFrame::Gap {
+                    run_id: run_id.to_owned(),
+                    from_seq,
+                    to_seq,
+                })
+                .await?;
+                self.next.insert(run_id.to_owned(), to_seq + 1);
+            }
+            let full_page = page.lines.len() >= CATCH_UP_PAGE as usize;
+            let lines: Vec<LogLine> = page
+                .lines
+                .into_iter()
+                .filter(|line| upto.is_none_or(|upto| line.seq <= upto))
+                .collect();
+            let reached_upto = lines
+                .last()
+                .is_some_and(|line| upto.is_some_and(|upto| line.seq >= upto));
+            if lines.is_empty() {
+                return Ok(());
+            }
+            self.send_lines(run_id, lines).await?;
+            if !full_page || reached_upto {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends contiguous lines starting at the client's `next`, in frames of bounded size.
+    async fn send_lines(&mut self, run_id: &str, lines: Vec<LogLine>) -> Result<(), Closed> {
+        let Some(last) = lines.last().map(|line| line.seq) else {
+            return Ok(());
+        };
+        let mut frame = Vec::new();
+        let mut bytes = 0;
+        for line in lines {
+            if bytes + line.text.len() > FRAME_TEXT_BUDGET && !frame.is_empty() {
+                self.send(&ServerFrame::Log {
+                    run_id: run_id.to_owned(),
+                    lines: std::mem::take(&mut frame),
+                })
+                .await?;
+                bytes = 0;
+            }
+            bytes += line.text.len();
+            frame.push(line);
+        }
+        if !frame.is_empty() {
+            self.send(&ServerFrame::Log {
+                run_id: run_id.to_owned(),
+                lines: frame,
+            })
+            .await?;
+        }
+        self.next.insert(run_id.to_owned(), last + 1);
+        Ok(())
+    }
+}

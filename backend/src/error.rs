@@ -1,0 +1,138 @@
+//! The one error type of the backend, and how it becomes an HTTP response with the API's error shape.
+
+use agentfarm_shared::api::{ApiError, ErrorBody};
+use agentfarm_shared::validate::Violations;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::runtime::RuntimeError;
+use crate::store::StoreError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Fields failed validation.
+    #[error("invalid input")]
+    Invalid(Violations),
+    /// The request is malformed; `field` names the culprit when one can be named.
+    #[error("{message}")]
+    BadRequest {
+        /// The field at fault.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The body is not `application/json`.
+    #[error("request bodies must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than allowed.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A cross-site request, a foreign origin or an unknown host.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(RuntimeError),
+}
+
+impl AppError {
+    /// A malformed request naming `field`.
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => AppError::NotFound(what),
+            StoreError::Conflict(message) => AppError::Conflict(message),
+            StoreError::InvalidTransition { .. } => AppError::Conflict(err.to_string()),
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl From<RuntimeError> for AppError {
+    fn from(err: RuntimeError) -> Self {
+        match err {
+            RuntimeError::NotRunning(_) | RuntimeError::NotAccepting(_) => {
+                AppError::Conflict(err.to_string())
+            }
+            RuntimeError::Failed(_) => AppError::Runtime(err),
+        }
+    }
+}
+
+impl From<Violations> for AppError {
+    fn from(violations: Violations) -> Self {
+        AppError::Invalid(violations)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AppError::Invalid(_) | AppError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid"),
+            AppError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Store(_) | AppError::Runtime(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let error = match self {
+            AppError::Invalid(violations) => {
+                let fields = violations.into_errors();
+                let message = fields
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                ApiError {
+                    code: code.into(),
+                    message,
+                    field: fields.first().map(|e| e.field.clone()),
+                    fields,
+                }
+            }
+            AppError::BadRequest { field, message } => ApiError {
+                code: code.into(),
+                message,
+                field,
+                fields: vec![],
+            },
+            AppError::Store(_) | AppError::Runtime(_) => {
+                // Details stay in the server log; the client learns only that it was not its fault.
+                tracing::error!(error = %self, "request failed");
+                ApiError {
+                    code: code.into(),
+                    message: "internal error; see the server log".into(),
+                    field: None,
+                    fields: vec![],
+                }
+            }
+            other => ApiError {
+                code: code.into(),
+                message: other.to_string(),
+                field: None,
+                fields: vec![],
+            },
+        };
+        (status, Json(ErrorBody { error })).into_response()
+    }
+}

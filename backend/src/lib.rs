@@ -1,0 +1,21 @@
+//! The agentfarm server: stores agent configs, launches runs of them through a runtime, and streams their
+//! state and output live over a WebSocket.
+//!
+//! # Layout
+//! - [`settings`]: flags and environment.
+//! - [`server`]: wiring and serving.
+//! - [`api`]: routes, the request guard, extractors, the WebSocket session.
+//! - [`service`]: the one place that decides: validates, stores, then publishes.
+//! - [`store`]: SQLite (configs, versions, runs, logs) on one thread.
+//! - [`runtime`]: where agents run; [`runtime::local`] runs them as child processes.
+//! - [`hub`]: fan-out of stored changes to sockets.
+//! - [`error`]: the one error type and its HTTP form.
+
+pub mod api;
+pub mod error;
+pub mod hub;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,73 @@
+//! The `agentfarm` command.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use agentfarm::settings::Settings;
+
+/// A self-hosted control plane for a fleet of Claude Code agents.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the live stream and the web app.
+    Serve(Settings),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(settings) => serve(settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let app = agentfarm::server::start(&settings).await?;
+    let url = match &settings.public_url {
+        Some(public) => format!("{public} (listening on http://{addr})"),
+        None => format!("http://{addr}"),
+    };
+    // Ignore a closed stdout (e.g. piped into `head`): the server keeps serving.
+    let _ = writeln!(
+        std::io::stdout(),
+        "agentfarm is serving at {url}\ndata dir: {}; runtime: local (agents run as processes of this user: not isolated)",
+        settings.data_dir.display()
+    );
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

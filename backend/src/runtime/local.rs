@@ -1,0 +1,478 @@
+//! The local runtime: each run is a child process of the server, in its own process group and its own work
+//! dir under the data dir. Not isolated: agents run as the server's user.
+//!
+//! One supervisor task per run owns the child: it relays stdout/stderr lines, writes follow-ups to stdin as
+//! stream-json user messages, notices when a turn ends (a `result` for every message sent), closes stdin after
+//! the idle timeout so Claude exits, enforces the config's timeout, and stops gracefully: interrupt, then
+//! SIGTERM, then SIGKILL to the whole process group, each after the grace period.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use agentfarm_shared::api::RuntimeInfo;
+use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
+use agentfarm_shared::log::{LogStream, MAX_LINE_BYTES};
+use chrono::Utc;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+use super::agent_command::claude_args;
+use super::{ExitOutcome, RunEvent, RunEvents, RunSpec, Runtime, RuntimeError};
+
+/// How the local runtime starts and treats agents.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Where each run gets its directory (`<runs_dir>/<run id>/{work,home}`).
+    pub runs_dir: PathBuf,
+    /// The program to run (Claude Code).
+    pub agent_command: PathBuf,
+    /// Variables copied from the server's environment when set (e.g. `CLAUDE_CODE_OAUTH_TOKEN`).
+    pub env_passthrough: Vec<String>,
+    /// Variables set for every agent.
+    pub agent_env: Vec<(String, String)>,
+    /// How long an agent that finished its turn waits for a follow-up before its stdin is closed.
+    pub idle_timeout: Duration,
+    /// How long each stop step (interrupt, SIGTERM) gets before the next.
+    pub stop_grace: Duration,
+}
+
+enum Control {
+    Input(String, oneshot::Sender<Result<(), RuntimeError>>),
+    Stop,
+}
+
+/// Runs agents as child processes.
+pub struct LocalRuntime {
+    settings: LocalSettings,
+    agents: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+}
+
+impl LocalRuntime {
+    /// A runtime with these settings.
+    pub fn new(settings: LocalSettings) -> Self {
+        Self {
+            settings,
+            agents: Arc::default(),
+        }
+    }
+
+    fn agent(&self, run_id: &str) -> Result<mpsc::Sender<Control>, RuntimeError> {
+        let agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        agents
+            .get(run_id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::NotRunning(run_id.to_owned()))
+    }
+
+    fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.settings.runs_dir.join(run_id)
+    }
+
+    async fn start(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
+        let dir = self.run_dir(&spec.run_id);
+        let (work, home) = (dir.join("work"), dir.join("home"));
+        let tmp = home.join("tmp");
+        for path in [&dir, &work, &home, &tmp] {
+            private_dir(path).await?;
+        }
+        let mut command = Command::new(&self.settings.agent_command);
+        command
+            .args(claude_args(&spec))
+            .current_dir(&work)
+            .env_clear()
+            .envs(
+                self.settings
+                    .env_passthrough
+                    .iter()
+                    .filter_map(|name| Some((name, std::env::var_os(name)?))),
+            )
+            .env("HOME", &home)
+            .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+            .env("CLAUDE_CODE_TMPDIR", &tmp)
+            .env("TMPDIR", &tmp)
+            .env("DISABLE_UPDATES", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .envs(self.settings.agent_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let mut child = command.spawn().map_err(|err| {
+            RuntimeError::Failed(format!(
+                "cannot start the agent command {}: {err}",
+                self.settings.agent_command.display()
+            ))
+        })?;
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(RuntimeError::Failed("the agent's pipes were not set up".into()));
+        };
+        let first = format!("{}\n", user_message_line(&spec.prompt));
+        if let Err(err) = stdin.write_all(first.as_bytes()).await {
+            tracing::warn!(run_id = spec.run_id, %err, "could not write the task prompt; the agent's exit will tell");
+        }
+
+        let (events_tx, events) = mpsc::channel(1024);
+        let (control_tx, control) = mpsc::channel(16);
+        self.agents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(spec.run_id.clone(), control_tx);
+        let supervisor = Supervisor {
+            run_id: spec.run_id.clone(),
+            events: events_tx,
+            control,
+            stdin: Some(stdin),
+            sent: 1,
+            finished_turns: 0,
+            idle_timeout: self.settings.idle_timeout,
+            stop_grace: self.settings.stop_grace,
+        };
+        let agents = Arc::clone(&self.agents);
+        let deadline = Instant::now() + Duration::from_secs(u64::from(spec.config.timeout_minutes) * 60);
+        tokio::spawn(async move {
+            let run_id = supervisor.run_id.clone();
+            supervisor.run(child, stdout, stderr, deadline).await;
+            agents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&run_id);
+        });
+        Ok(events)
+    }
+}
+
+impl Runtime for LocalRuntime {
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            kind: "local".into(),
+            isolated: false,
+            description: "Agents run as processes of the server's user on this machine: not isolated.".into(),
+        }
+    }
+
+    fn launch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunEvents, RuntimeError>> {
+        self.start(spec).boxed()
+    }
+
+    fn stop(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let agent = self.agent(run_id);
+        async move {
+            // A supervisor that already ended has nothing left to stop.
+            let _ = agent?.send(Control::Stop).await;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn send_input(&self, run_id: &str, text: String) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let agent = self.agent(run_id);
+        let run_id = run_id.to_owned();
+        async move {
+            let (reply, answer) = oneshot::channel();
+            agent?
+                .send(Control::Input(text, reply))
+                .await
+                .map_err(|_| RuntimeError::NotRunning(run_id.clone()))?;
+            answer.await.map_err(|_| RuntimeError::NotRunning(run_id))?
+        }
+        .boxed()
+    }
+
+    fn remove(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let dir = self.run_dir(run_id);
+        async move {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::Failed(format!(
+                    "cannot remove {}: {err}",
+                    dir.display()
+                ))),
+                _ => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
+    fn adopt(&self, _run_ids: Vec<String>) -> BoxFuture<'_, Vec<(String, RunEvents)>> {
+        // Local agents die with the server (see `die_with_parent`): there is never anything to re-attach to.
+        async { Vec::new() }.boxed()
+    }
+}
+
+async fn private_dir(path: &Path) -> Result<(), RuntimeError> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+        .create(path)
+        .await
+        .map_err(|err| RuntimeError::Failed(format!("cannot create {}: {err}", path.display())))
+}
+
+/// Asks Linux to SIGKILL the agent when the server dies, so no agent outlives a crashed server unseen.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
+    // async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+/// Where a stop is: the next step and when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopStep {
+    Terminate,
+    Kill,
+}
+
+struct Supervisor {
+    run_id: String,
+    events: mpsc::Sender<RunEvent>,
+    control: mpsc::Receiver<Control>,
+    stdin: Option<ChildStdin>,
+    /// User messages written to stdin.
+    sent: u32,
+    /// `result` events seen: when it reaches `sent`, the agent is waiting for input.
+    finished_turns: u32,
+    idle_timeout: Duration,
+    stop_grace: Duration,
+}
+
+impl Supervisor {
+    async fn emit(&self, event: RunEvent) {
+        // The service dropped the stream: it no longer cares (shutting down); keep supervising anyway.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn run(
+        mut self,
+        mut child: Child,
+        stdout: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        deadline: Instant,
+    ) {
+        let (lines_tx, mut lines) = mpsc::channel(256);
+        tokio::spawn(read_lines(
+            BufReader::new(stdout),
+            LogStream::Stdout,
+            lines_tx.clone(),
+        ));
+        tokio::spawn(read_lines(BufReader::new(stderr), LogStream::Stderr, lines_tx));
+        self.emit(RunEvent::Working).await;
+
+        let pgid = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(Pid::from_raw);
+        let mut idle_until: Option<Instant> = None;
+        let mut stop: Option<(StopStep, Instant)> = None;
+        let mut timed_out = false;
+        let status = loop {
+            tokio::select! {
+                Some((stream, text)) = lines.recv() => {
+                    let turn_ended = stream == LogStream::Stdout && matches!(ClaudeEvent::parse(&text), Some(ClaudeEvent::Result(_)));
+                    self.emit(RunEvent::Line { ts: Utc::now(), stream, text }).await;
+                    if turn_ended {
+                        self.finished_turns += 1;
+                        if self.finished_turns >= self.sent && stop.is_none() {
+                            if self.idle_timeout.is_zero() {
+                                // No one may follow up: end the conversation now.
+                                self.stdin = None;
+                            } else {
+                                self.emit(RunEvent::WaitingForInput).await;
+                                idle_until = Some(Instant::now() + self.idle_timeout);
+                            }
+                        }
+                    }
+                }
+                Some(control) = self.control.recv() => match control {
+                    Control::Input(text, reply) => {
+                        let accepted = self.write_input(&text, stop.is_some()).await;
+                        if accepted.is_ok() && idle_until.take().is_some() {
+                            self.emit(RunEvent::Working).await;
+                        }
+                        let _ = reply.send(accepted);
+                    }
+                    Control::Stop => {
+                        if stop.is_none() {
+                            self.interrupt().await;
+                            stop = Some((StopStep::Terminate, Instant::now() + self.stop_grace));
+                        }
+                    }
+                },
+                status = child.wait() => break status,
+                () = sleep_until(idle_until.unwrap_or(deadline)), if idle_until.is_some() => {
+                    // Nobody followed up: closing stdin tells Claude the conversation is over.
+                    idle_until = None;
+                    self.stdin = None;
+                }
+                () = sleep_until(deadline), if stop.is_none() => {
+                    timed_out = true;
+                    self.interrupt().await;
+                    stop = Some((StopStep::Terminate, Instant::now() + self.stop_grace));
+                }
+                () = sleep_until(stop.map_or(deadline, |(_, at)| at)), if stop.is_some() => {
+                    stop = match stop {
+                        Some((StopStep::Terminate, _)) => {
+                            signal_group(pgid, Signal::SIGTERM);
+                            Some((StopStep::Kill, Instant::now() + self.stop_grace))
+                        }
+                        _ => {
+                            signal_group(pgid, Signal::SIGKILL);
+                            None
+                        }
+                    };
+                }
+            }
+        };
+        // Whatever the agent left behind in its process group goes with it; that also closes the pipes.
+        signal_group(pgid, Signal::SIGKILL);
+        self.control.close();
+        while let Some((stream, text)) = lines.recv().await {
+            self.emit(RunEvent::Line {
+                ts: Utc::now(),
+                stream,
+                text,
+            })
+            .await;
+        }
+        self.emit(RunEvent::Exited(outcome(status, timed_out))).await;
+    }
+
+    async fn write_input(&mut self, text: &str, stopping: bool) -> Result<(), RuntimeError> {
+        let not_accepting = || RuntimeError::NotAccepting(self.run_id.clone());
+        if stopping {
+            return Err(not_accepting());
+        }
+        let stdin = self.stdin.as_mut().ok_or_else(not_accepting)?;
+        let line = format!("{}\n", user_message_line(text));
+        match stdin.write_all(line.as_bytes()).await {
+            Ok(()) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Err(_) => {
+                self.stdin = None;
+                Err(not_accepting())
+            }
+        }
+    }
+
+    /// Asks Claude to stop its turn, then closes stdin so it exits.
+    async fn interrupt(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let line = format!("{}\n", interrupt_line(&format!("stop-{}", self.run_id)));
+            // A closed pipe means the agent is already exiting, which is what we want.
+            let _ = stdin.write_all(line.as_bytes()).await;
+        }
+    }
+}
+
+fn signal_group(pgid: Option<Pid>, signal: Signal) {
+    if let Some(pgid) = pgid {
+        // ESRCH: the group is already gone.
+        let _ = killpg(pgid, signal);
+    }
+}
+
+fn outcome(status: std::io::Result<ExitStatus>, timed_out: bool) -> ExitOutcome {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(status) => ExitOutcome {
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+            error: None,
+        },
+        Err(err) => ExitOutcome {
+            timed_out,
+            error: Some(format!("lost track of the agent process: {err}")),
+            ..ExitOutcome::default()
+        },
+    }
+}
+
+/// Relays lines (at most [`MAX_LINE_BYTES`] each; the rest of a longer line is dropped) until EOF.
+async fn read_lines(
+    mut reader: impl AsyncBufRead + Unpin,
+    stream: LogStream,
+    lines: mpsc::Sender<(LogStream, String)>,
+) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_bounded_line(&mut reader, &mut line).await {
+            Ok(true) => {
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned();
+                if lines.send((stream, text)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(false) | Err(_) => return,
+        }
+    }
+}
+
+/// Reads one line into `line`, keeping at most [`MAX_LINE_BYTES`] (+ the newline). False at EOF.
+async fn read_bounded_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let mut read_any = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(read_any);
+        }
+        read_any = true;
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        reader.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_bounded_and_the_rest_is_dropped() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES * 2];
+        input.extend_from_slice(b"\nshort\n");
+        let mut reader = BufReader::new(&input[..]);
+        let mut line = Vec::new();
+        assert!(read_bounded_line(&mut reader, &mut line).await.unwrap());
+        assert!(line.len() <= MAX_LINE_BYTES + 1);
+        line.clear();
+        assert!(read_bounded_line(&mut reader, &mut line).await.unwrap());
+        assert_eq!(line, b"short\n");
+        line.clear();
+        assert!(!read_bounded_line(&mut reader, &mut line).await.unwrap());
+    }
+}

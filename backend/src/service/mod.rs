@@ -1,0 +1,95 @@
+//! The service: the one place that decides. Requests and runtime events come in; it validates them, stores
+//! the result, then publishes it on the hub. Sockets read from the hub and the store, never from the runtime.
+//!
+//! - [`configs`]: create, edit (a new version each time), delete.
+//! - [`runs`]: launch, stop, follow-ups, delete, and the scheduler that keeps at most `max_running` agents.
+//! - [`pump`]: turns one agent's events into stored log lines and state transitions.
+//! - [`meta`]: what Claude's output says about a run (session, turns, cost, errors).
+
+mod configs;
+mod meta;
+mod pump;
+mod runs;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::hub::Hub;
+use crate::runtime::SharedRuntime;
+use crate::store::Store;
+
+/// Limits the service enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct FarmLimits {
+    /// Most runs with an agent at once; more wait as `queued`.
+    pub max_running: u32,
+    /// Log lines kept per run.
+    pub log_retention: u64,
+}
+
+/// The service. Shared as `Arc<Farm>`.
+pub struct Farm {
+    store: Store,
+    runtime: SharedRuntime,
+    hub: Hub,
+    limits: FarmLimits,
+    /// Wakes the scheduler: a run was queued or ended.
+    wake: Notify,
+    /// Runs the owner asked to stop whose agent has not exited yet.
+    stopping: Mutex<HashSet<String>>,
+    /// Run ids: ULIDs, monotonic so that runs queued in the same millisecond keep their order.
+    ids: Mutex<ulid::Generator>,
+}
+
+impl Farm {
+    /// A service over this store, runtime and hub. Call [`Farm::start`] before serving.
+    pub fn new(store: Store, runtime: SharedRuntime, hub: Hub, limits: FarmLimits) -> Arc<Farm> {
+        Arc::new(Farm {
+            store,
+            runtime,
+            hub,
+            limits,
+            wake: Notify::new(),
+            stopping: Mutex::default(),
+            ids: Mutex::new(ulid::Generator::new()),
+        })
+    }
+
+    /// The store (read-only uses: sockets catching up, health checks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &SharedRuntime {
+        &self.runtime
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> FarmLimits {
+        self.limits
+    }
+
+    fn stop_requested(&self, run_id: &str) -> bool {
+        self.stopping
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(run_id)
+    }
+
+    fn set_stop_requested(&self, run_id: &str, requested: bool) {
+        let mut stopping = self.stopping.lock().unwrap_or_else(PoisonError::into_inner);
+        if requested {
+            stopping.insert(run_id.to_owned());
+        } else {
+            stopping.remove(run_id);
+        }
+    }
+}

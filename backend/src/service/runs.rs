@@ -1,0 +1,265 @@
+//! Run commands (launch, stop, follow-up, delete), queries, start-up reconciliation and the scheduler.
+
+use std::sync::{Arc, PoisonError};
+
+use agentfarm_shared::api::{LogQuery, RunQuery};
+use agentfarm_shared::config::limits;
+use agentfarm_shared::log::LogPage;
+use agentfarm_shared::run::{LaunchRequest, Run, RunState};
+use agentfarm_shared::validate::{self, Violations};
+use chrono::Utc;
+
+use super::Farm;
+use super::configs::path_id;
+use crate::error::AppError;
+use crate::runtime::{RunSpec, RuntimeError};
+use crate::store::{NewRun, RunPatch, StoreError};
+
+/// Newest runs a list returns by default, and at most.
+const RUN_LIST: (u32, u32) = (100, 500);
+/// Log lines a page returns by default, and at most.
+const LOG_PAGE: (u32, u32) = (500, 5_000);
+
+impl Farm {
+    /// Queues a run of config `config_id`'s current version; it starts when a slot is free.
+    pub async fn launch(&self, request: LaunchRequest) -> Result<Run, AppError> {
+        let mut v = Violations::default();
+        v.check("config_id", validate::rfc1123_label(&request.config_id));
+        if let Some(prompt) = &request.prompt {
+            v.check("prompt", validate::required_text(prompt, limits::PROMPT, false));
+        }
+        v.finish()?;
+        let config = self
+            .store
+            .config(request.config_id.clone())
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound(_) => {
+                    AppError::bad_field("config_id", format!("no config {:?}", request.config_id))
+                }
+                other => other.into(),
+            })?;
+        let id = self.next_run_id()?;
+        let run = NewRun {
+            id,
+            config_id: config.id,
+            config_version: config.version,
+            prompt: request.prompt.unwrap_or(config.spec.task_prompt),
+        };
+        let run = self.store.insert_run(run, Utc::now()).await?;
+        self.hub.run_changed(run.clone());
+        self.wake.notify_one();
+        Ok(run)
+    }
+
+    fn next_run_id(&self) -> Result<String, AppError> {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = ids
+            .generate()
+            .map_err(|err| AppError::Conflict(format!("cannot make a run id now: {err}")))?;
+        Ok(id.to_string().to_ascii_lowercase())
+    }
+
+    /// Stops run `id`: a queued run ends at once; an agent is interrupted, then terminated. Stopping an ended
+    /// run changes nothing.
+    pub async fn stop(&self, id: String) -> Result<Run, AppError> {
+        path_id("run", &id)?;
+        let run = self.store.run(id.clone()).await?;
+        if run.state.is_terminal() {
+            return Ok(run);
+        }
+        self.set_stop_requested(&id, true);
+        if run.state == RunState::Queued {
+            let patch = RunPatch {
+                reason: Some("stopped before it started".into()),
+                ..RunPatch::default()
+            };
+            match self
+                .store
+                .transition(id.clone(), RunState::Stopped, patch, Utc::now())
+                .await
+            {
+                Ok(run) => {
+                    self.set_stop_requested(&id, false);
+                    self.hub.run_changed(run.clone());
+                    return Ok(run);
+                }
+                // The scheduler started it meanwhile: stop the agent instead.
+                Err(StoreError::InvalidTransition { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        match self.runtime.stop(&id).await {
+            // Not launched yet: the scheduler sees the stop request right after launching.
+            Ok(()) | Err(RuntimeError::NotRunning(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        Ok(self.store.run(id).await?)
+    }
+
+    /// Sends a follow-up message to the agent of run `id`.
+    pub async fn send_input(&self, id: String, text: String) -> Result<Run, AppError> {
+        path_id("run", &id)?;
+        let mut v = Violations::default();
+        v.check("text", validate::required_text(&text, limits::PROMPT, false));
+        v.finish()?;
+        let run = self.store.run(id.clone()).await?;
+        if !matches!(run.state, RunState::Running | RunState::WaitingForInput) {
+            return Err(AppError::Conflict(format!(
+                "run {id} is {}; only a working agent takes messages",
+                run.state
+            )));
+        }
+        self.runtime.send_input(&id, text).await?;
+        Ok(run)
+    }
+
+    /// Deletes ended run `id`, its log and its work dir.
+    pub async fn delete_run(&self, id: String) -> Result<(), AppError> {
+        path_id("run", &id)?;
+        let run = self.store.run(id.clone()).await?;
+        if !run.state.is_terminal() {
+            return Err(AppError::Conflict(format!(
+                "run {id} is {}; stop it before deleting it",
+                run.state
+            )));
+        }
+        self.runtime.remove(&id).await?;
+        self.store.delete_run(id.clone()).await?;
+        self.hub.publish(crate::hub::HubEvent::RunRemoved(id.into()));
+        Ok(())
+    }
+
+    /// Run `id`.
+    pub async fn run(&self, id: String) -> Result<Run, AppError> {
+        path_id("run", &id)?;
+        Ok(self.store.run(id).await?)
+    }
+
+    /// Runs matching `query`, newest first.
+    pub async fn runs(&self, query: RunQuery) -> Result<Vec<Run>, AppError> {
+        let limit = bounded_limit("limit", query.limit, RUN_LIST)?;
+        Ok(self.store.runs(query.state, query.config_id, limit).await?)
+    }
+
+    /// A page of run `id`'s log.
+    pub async fn logs(&self, id: String, query: LogQuery) -> Result<LogPage, AppError> {
+        path_id("run", &id)?;
+        let limit = bounded_limit("limit", query.limit, LOG_PAGE)?;
+        Ok(self.store.logs(id, query.after_seq, limit).await?)
+    }
+
+    /// Reconciles the store with the runtime, then starts the scheduler. Call once, before serving.
+    pub async fn start(self: &Arc<Self>) -> Result<(), AppError> {
+        let active = self.store.active_runs().await?;
+        let adopted = self
+            .runtime
+            .adopt(active.iter().map(|run| run.id.clone()).collect())
+            .await;
+        let adopted_ids: std::collections::HashSet<String> =
+            adopted.iter().map(|(id, _)| id.clone()).collect();
+        for run in active.into_iter().filter(|run| !adopted_ids.contains(&run.id)) {
+            let reason = format!(
+                "lost when the server restarted: the {} runtime no longer had its agent",
+                self.runtime.info().kind
+            );
+            tracing::warn!(run_id = run.id, "{reason}");
+            let patch = RunPatch {
+                reason: Some(reason),
+                ..RunPatch::default()
+            };
+            let lost = self
+                .store
+                .transition(run.id, RunState::Lost, patch, Utc::now())
+                .await?;
+            self.hub.run_changed(lost);
+        }
+        for (run_id, events) in adopted {
+            tokio::spawn(Arc::clone(self).pump(run_id, events));
+        }
+        let farm = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = farm.schedule().await {
+                    tracing::error!(%err, "scheduling queued runs failed; retrying on the next change");
+                }
+                farm.wake.notified().await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts queued runs, oldest first, while fewer than `max_running` are active.
+    async fn schedule(self: &Arc<Self>) -> Result<(), AppError> {
+        let active = u32::try_from(self.store.active_runs().await?.len()).unwrap_or(u32::MAX);
+        let free = self.limits.max_running.saturating_sub(active);
+        if free == 0 {
+            return Ok(());
+        }
+        for run in self.store.queued_runs(free).await? {
+            self.start_run(run).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_run(self: &Arc<Self>, run: Run) -> Result<(), AppError> {
+        let starting = match self
+            .store
+            .transition(
+                run.id.clone(),
+                RunState::Starting,
+                RunPatch::default(),
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(run) => run,
+            // Stopped while queued.
+            Err(StoreError::InvalidTransition { .. }) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        self.hub.run_changed(starting);
+        let spec = RunSpec {
+            config: self
+                .store
+                .config_version(run.config_id.clone(), run.config_version)
+                .await?,
+            run_id: run.id.clone(),
+            config_id: run.config_id,
+            config_version: run.config_version,
+            prompt: run.prompt,
+            session_id: uuid::Uuid::new_v4().to_string(),
+        };
+        match self.runtime.launch(spec).await {
+            Ok(events) => {
+                tokio::spawn(Arc::clone(self).pump(run.id.clone(), events));
+                if self.stop_requested(&run.id) {
+                    self.runtime.stop(&run.id).await.ok();
+                }
+            }
+            Err(err) => {
+                let patch = RunPatch {
+                    reason: Some(err.to_string()),
+                    last_error: Some(err.to_string()),
+                    ..RunPatch::default()
+                };
+                let failed = self
+                    .store
+                    .transition(run.id.clone(), RunState::Failed, patch, Utc::now())
+                    .await?;
+                self.set_stop_requested(&run.id, false);
+                self.hub.run_changed(failed);
+                self.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bounded_limit(field: &str, limit: Option<u32>, (default, max): (u32, u32)) -> Result<u32, AppError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(AppError::bad_field(field, format!("must be between 1 and {max}"))),
+    }
+}

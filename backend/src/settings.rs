@@ -1,0 +1,148 @@
+//! The server's settings: command-line flags, each also readable from an `AGENTFARM_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings of `agentfarm serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Directory for the database and the runs' work dirs (created if missing, mode 0700).
+    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = "agentfarm-data")]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on. Keep the default loopback address unless a proxy in front needs otherwise;
+    /// port 0 picks a free port.
+    #[arg(long, env = "AGENTFARM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The URL users reach the server at through a proxy, e.g. https://agentfarm.tailnet.ts.net; its origin
+    /// is the one browsers may send requests from, and its host is allowed.
+    #[arg(long, env = "AGENTFARM_PUBLIC_URL", value_parser = parse_origin)]
+    pub public_url: Option<String>,
+
+    /// Extra host names accepted in the Host header (IP literals and localhost always are). Comma-separated.
+    #[arg(long = "allowed-host", env = "AGENTFARM_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Most runs with an agent at once; more launches wait as `queued` and start in order.
+    #[arg(long, env = "AGENTFARM_MAX_RUNNING", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_running: u32,
+
+    /// Log lines kept per run (older ones are dropped; clients resuming from them get a `gap`).
+    #[arg(long, env = "AGENTFARM_LOG_RETENTION", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub log_retention: u64,
+
+    /// The agent program the local runtime starts: Claude Code.
+    #[arg(long, env = "AGENTFARM_AGENT_COMMAND", default_value = "claude")]
+    pub agent_command: PathBuf,
+
+    /// Environment variables copied from the server's environment to every agent when set. Comma-separated.
+    /// Put secrets such as CLAUDE_CODE_OAUTH_TOKEN in the server's environment, never on the command line.
+    #[arg(
+        long = "agent-env-passthrough",
+        env = "AGENTFARM_AGENT_ENV_PASSTHROUGH",
+        value_delimiter = ',',
+        default_value = "PATH,LANG,LC_ALL,TZ,CLAUDE_CODE_OAUTH_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
+    )]
+    pub env_passthrough: Vec<String>,
+
+    /// A variable to set for every agent, KEY=VALUE (repeatable). Visible in the process list: no secrets.
+    #[arg(long = "agent-env", value_parser = parse_key_value)]
+    pub agent_env: Vec<(String, String)>,
+
+    /// Seconds an agent that finished its turn waits for a follow-up before it is told the conversation is
+    /// over (0: end as soon as the turn ends).
+    #[arg(long, env = "AGENTFARM_IDLE_TIMEOUT", default_value_t = 300)]
+    pub idle_timeout: u64,
+
+    /// Seconds each step of a stop (interrupt, then SIGTERM) gets before the next (then SIGKILL).
+    #[arg(long, env = "AGENTFARM_STOP_GRACE", default_value_t = 10)]
+    pub stop_grace: u64,
+}
+
+impl Settings {
+    /// Settings with every default and this data dir.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Settings {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let mut settings = <Wrapper as clap::Parser>::parse_from(["agentfarm"]).settings;
+        settings.data_dir = data_dir.into();
+        settings
+    }
+
+    /// [`Settings::idle_timeout`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout)
+    }
+
+    /// [`Settings::stop_grace`] as a duration.
+    pub fn stop_grace(&self) -> Duration {
+        Duration::from_secs(self.stop_grace)
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or("expected KEY=VALUE")?;
+    let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(format!("{key:?} is not an environment variable name"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Accepts `http(s)://host[:port][/]` and returns the origin (`scheme://host[:port]`).
+fn parse_origin(text: &str) -> Result<String, String> {
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or("expected a URL such as https://agentfarm.example.ts.net")?;
+    if scheme != "https" && scheme != "http" {
+        return Err("the public URL must be http:// or https://".into());
+    }
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err("the public URL must be just scheme://host[:port]".into());
+    }
+    Ok(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let settings = Settings::with_data_dir("/tmp/x");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.max_running, 3);
+        assert_eq!(settings.log_retention, 5_000);
+        assert!(
+            settings
+                .env_passthrough
+                .contains(&"CLAUDE_CODE_OAUTH_TOKEN".to_owned())
+        );
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            parse_origin("https://Farm.tail1.ts.net/").as_deref(),
+            Ok("https://farm.tail1.ts.net")
+        );
+        assert!(parse_origin("ftp://x").is_err());
+        assert!(parse_origin("https://x/path").is_err());
+        assert!(parse_origin("https://user@x").is_err());
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(parse_key_value("A_B=c=d"), Ok(("A_B".into(), "c=d".into())));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("A-B=x").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! The SQLite store: configs and their versions, runs, and each run's bounded log.
+//!
+//! One thread owns the connection and runs every query (callers `await` [`Store::call`]), so no blocking call
+//! ever runs on the async runtime and writes never contend. State transitions commit with
+//! `synchronous=FULL`; log batches with `NORMAL` (WAL keeps them crash-safe, and FULL on the next transition
+//! makes them durable too).
+
+mod configs;
+mod logs;
+mod migrations;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+pub use logs::NewLine;
+pub use runs::{NewRun, RunPatch};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Stored JSON did not parse.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer agentfarm.
+    #[error(
+        "the database schema is version {found}, but this agentfarm knows only up to {known}; upgrade agentfarm"
+    )]
+    NewerSchema {
+        /// Schema version in the file.
+        found: u32,
+        /// Newest version this binary knows.
+        known: u32,
+    },
+    /// A migration that was applied differs from the one this binary carries.
+    #[error("migration {version} ({name}) differs from the one applied to this database; refusing to start")]
+    MigrationDrift {
+        /// The migration's number.
+        version: u32,
+        /// The migration's name.
+        name: String,
+    },
+    /// No such config or run.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// A run may not move from `from` to `to`.
+    #[error("run {run_id} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The run.
+        run_id: String,
+        /// Its current state.
+        from: agentfarm_shared::run::RunState,
+        /// The refused state.
+        to: agentfarm_shared::run::RunState,
+    },
+    /// The store's thread is gone (the server is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+/// How hard a write insists on reaching the disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Durability {
+    /// fsync on every commit: state transitions, configs.
+    Full,
+    /// WAL without fsync on commit: log lines.
+    Normal,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies migrations, and starts the store thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // busy_timeout first, so that even switching the journal mode waits for a lock instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrations::apply(&mut conn)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("agentfarm-store".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&mut conn);
+                }
+                // Every handle is gone: fold the WAL back into the main file before closing.
+                if let Err(err) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+                    tracing::warn!(%err, "WAL checkpoint at close failed");
+                }
+            })
+            .map_err(|err| StoreError::Corrupt(format!("cannot start the store thread: {err}")))?;
+        Ok(Store {
+            jobs,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the store thread and returns its result.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have gone away (request cancelled); then nobody needs the answer.
+            let _ = reply.send(f(conn));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// `PRAGMA integrity_check`: `"ok"` when the file is sound.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        self.call(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
+            .await
+    }
+}
+
+/// Runs `f` in an immediate (write-locking) transaction committed with the given durability.
+pub(crate) fn write<T>(
+    conn: &mut Connection,
+    durability: Durability,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let level = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", level)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// A stored timestamp back as a date.
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}

@@ -1,0 +1,251 @@
+//! Runs: insert, validated state transitions, metadata, queries and deletion.
+
+use agentfarm_shared::run::{Run, RunState};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::{Durability, Store, StoreError, from_millis, to_millis, write};
+
+/// A run about to be stored as `queued`.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its id (lowercase ULID).
+    pub id: String,
+    /// The config it launches.
+    pub config_id: String,
+    /// The config version it launches.
+    pub config_version: u32,
+    /// Its task prompt.
+    pub prompt: String,
+}
+
+/// What a transition (or a metadata update) changes besides the state. `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPatch {
+    /// Why the run is in its new state (replaces the previous reason on a transition).
+    pub reason: Option<String>,
+    /// The agent's exit code.
+    pub exit_code: Option<i32>,
+    /// Claude's session id.
+    pub session_id: Option<String>,
+    /// Turns so far.
+    pub turns: Option<u32>,
+    /// Cost so far.
+    pub cost_usd: Option<f64>,
+    /// The agent's branch.
+    pub branch: Option<String>,
+    /// The agent's pull request.
+    pub pr_url: Option<String>,
+    /// The latest error.
+    pub last_error: Option<String>,
+}
+
+impl RunPatch {
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == RunPatch::default()
+    }
+}
+
+const SELECT_RUN: &str = "SELECT id, config_id, config_version, prompt, state, created_at, started_at, finished_at,
+    updated_at, exit_code, reason, session_id, turns, cost_usd, branch, pr_url, last_error, last_seq FROM runs";
+
+const ACTIVE: &str = "('starting', 'running', 'waiting_for_input')";
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let state: String = row.get(4)?;
+    let state = state.parse::<RunState>().map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, err.into())
+    })?;
+    Ok(Run {
+        id: row.get(0)?,
+        config_id: row.get(1)?,
+        config_version: row.get(2)?,
+        prompt: row.get(3)?,
+        state,
+        created_at: from_millis(row.get(5)?),
+        started_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+        finished_at: row.get::<_, Option<i64>>(7)?.map(from_millis),
+        updated_at: from_millis(row.get(8)?),
+        exit_code: row.get(9)?,
+        reason: row.get(10)?,
+        session_id: row.get(11)?,
+        turns: row.get(12)?,
+        cost_usd: row.get(13)?,
+        branch: row.get(14)?,
+        pr_url: row.get(15)?,
+        last_error: row.get(16)?,
+        last_seq: row.get(17)?,
+    })
+}
+
+pub(super) fn load(conn: &Connection, id: &str) -> Result<Run, StoreError> {
+    conn.query_row(&format!("{SELECT_RUN} WHERE id = ?1"), [id], run_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
+}
+
+/// Writes the metadata fields of `patch` that are set; `reason` only when `with_reason`.
+pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE runs SET updated_at = ?2,
+            exit_code = COALESCE(?3, exit_code), session_id = COALESCE(?4, session_id),
+            turns = COALESCE(?5, turns), cost_usd = COALESCE(?6, cost_usd), branch = COALESCE(?7, branch),
+            pr_url = COALESCE(?8, pr_url), last_error = COALESCE(?9, last_error)
+         WHERE id = ?1",
+        params![
+            id,
+            now,
+            patch.exit_code,
+            patch.session_id,
+            patch.turns,
+            patch.cost_usd,
+            patch.branch,
+            patch.pr_url,
+            patch.last_error
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new run as `queued`.
+    pub async fn insert_run(&self, run: NewRun, now: DateTime<Utc>) -> Result<Run, StoreError> {
+        self.call(move |conn| {
+            write(conn, Durability::Full, |tx| {
+                let now = to_millis(now);
+                tx.execute(
+                    "INSERT INTO runs (id, config_id, config_version, prompt, state, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)",
+                    params![run.id, run.config_id, run.config_version, run.prompt, now],
+                )?;
+                load(tx, &run.id)
+            })
+        })
+        .await
+    }
+
+    /// Moves run `id` to `to` if its state machine allows it, applying `patch`; durable when it returns.
+    pub async fn transition(
+        &self,
+        id: String,
+        to: RunState,
+        patch: RunPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError> {
+        self.call(move |conn| {
+            write(conn, Durability::Full, |tx| {
+                let run = load(tx, &id)?;
+                if !run.state.can_become(to) {
+                    return Err(StoreError::InvalidTransition {
+                        run_id: id,
+                        from: run.state,
+                        to,
+                    });
+                }
+                let now = to_millis(now);
+                apply_patch(tx, &id, &patch, now)?;
+                tx.execute(
+                    "UPDATE runs SET state = ?2, reason = ?3,
+                        started_at = CASE WHEN ?2 IN ('running', 'waiting_for_input')
+                                     THEN COALESCE(started_at, ?4) ELSE started_at END,
+                        finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END
+                     WHERE id = ?1",
+                    params![id, to.as_str(), patch.reason, now, to.is_terminal()],
+                )?;
+                load(tx, &id)
+            })
+        })
+        .await
+    }
+
+    /// Run `id`.
+    pub async fn run(&self, id: String) -> Result<Run, StoreError> {
+        self.call(move |conn| load(conn, &id)).await
+    }
+
+    /// Runs, newest first, optionally only those in `state` or of `config_id`.
+    pub async fn runs(
+        &self,
+        state: Option<RunState>,
+        config_id: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Run>, StoreError> {
+        self.call(move |conn| {
+            let mut filters = Vec::new();
+            let mut args: Vec<String> = Vec::new();
+            if let Some(state) = state {
+                args.push(state.as_str().into());
+                filters.push(format!("state = ?{}", args.len()));
+            }
+            if let Some(config_id) = config_id {
+                args.push(config_id);
+                filters.push(format!("config_id = ?{}", args.len()));
+            }
+            let filter = if filters.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", filters.join(" AND "))
+            };
+            let mut stmt = conn.prepare(&format!("{SELECT_RUN}{filter} ORDER BY id DESC LIMIT {limit}"))?;
+            Ok(stmt
+                .query_map(params_from_iter(args), run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Runs that have an agent (starting, running or waiting for input), oldest first.
+    pub async fn active_runs(&self) -> Result<Vec<Run>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(&format!("{SELECT_RUN} WHERE state IN {ACTIVE} ORDER BY id"))?;
+            Ok(stmt.query_map([], run_from_row)?.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// The oldest `limit` queued runs.
+    pub async fn queued_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "{SELECT_RUN} WHERE state = 'queued' ORDER BY id LIMIT ?1"
+            ))?;
+            Ok(stmt
+                .query_map([limit], run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every active run plus the newest `recent` others, newest first: what a new client is shown.
+    pub async fn snapshot_runs(&self, recent: u32) -> Result<Vec<Run>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "{SELECT_RUN} WHERE state IN {ACTIVE} OR state = 'queued'
+                 OR id IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1) ORDER BY id DESC"
+            ))?;
+            Ok(stmt
+                .query_map([recent], run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Deletes run `id` and its log. Refused unless the run has ended.
+    pub async fn delete_run(&self, id: String) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            write(conn, Durability::Full, |tx| {
+                let run = load(tx, &id)?;
+                if !run.state.is_terminal() {
+                    return Err(StoreError::Conflict(format!(
+                        "run {id} is {}; stop it before deleting it",
+                        run.state
+                    )));
+                }
+                tx.execute("DELETE FROM runs WHERE id = ?1", [&id])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,167 @@
+//! Crash safety: SIGKILL the real server binary mid-run, start it again on the same data dir.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use agentfarm_fake_model::{FakeModel, claude_bin};
+use agentfarm_shared::run::{Run, RunState};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::{PATIENCE, client, respond};
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl ServerProcess {
+    async fn start(data_dir: &Path, model: &FakeModel) -> ServerProcess {
+        let env = model.model_env();
+        let passthrough: Vec<&str> = std::iter::once("PATH")
+            .chain(env.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentfarm"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--idle-timeout",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .arg("--agent-command")
+            .arg(claude_bin())
+            .arg("--agent-env-passthrough")
+            .arg(passthrough.join(","))
+            .envs(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = stdout.next_line().await.unwrap() {
+                if let Some(at) = line.find("http://") {
+                    return line[at..].split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("the server exited without printing its URL");
+        })
+        .await
+        .unwrap();
+        // Keep reading, so the server never writes into a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        ServerProcess {
+            http: client(&url),
+            child,
+            url,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        respond(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+        respond(
+            self.http
+                .request(method, format!("{}{path}", self.url))
+                .json(&body),
+        )
+        .await
+    }
+
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
+
+fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
+    db.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_loses_nothing_but_the_run() {
+    let model = FakeModel::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let server = ServerProcess::start(&data, &model).await;
+    let (status, _) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/configs",
+            json!({"name": "Crash", "task_prompt": "v1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = server
+        .send(
+            reqwest::Method::PUT,
+            "/api/configs/crash",
+            json!({"name": "Crash", "task_prompt": "v2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, run) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/runs",
+            json!({"config_id": "crash", "prompt": "[[wait:crash]] go"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let run: Run = serde_json::from_value(run).unwrap();
+    tokio::time::timeout(PATIENCE, model.parked("crash"))
+        .await
+        .unwrap();
+    server.kill().await;
+
+    let server = ServerProcess::start(&data, &model).await;
+    let (status, after) = server.get(&format!("/api/runs/{}", run.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let after: Run = serde_json::from_value(after).unwrap();
+    assert_eq!(after.state, RunState::Lost, "{after:?}");
+    assert!(
+        after.reason.as_deref().is_some_and(|r| r.contains("restarted")),
+        "{after:?}"
+    );
+    assert_eq!(after.config_version, 2);
+
+    let (_, versions) = server.get("/api/configs/crash/versions").await;
+    let prompts: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["spec"]["task_prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["v2", "v1"]);
+
+    let db = rusqlite::Connection::open(data.join("agentfarm.db")).unwrap();
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM configs"), 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM config_versions"), 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM runs"), 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM schema_migrations"),
+        1,
+        "migrations ran once"
+    );
+    let stored_lines = count(&db, "SELECT COUNT(*) FROM log_lines");
+    assert_eq!(
+        stored_lines,
+        count(&db, "SELECT COALESCE(MAX(seq), 0) FROM log_lines"),
+        "no holes, no duplicates"
+    );
+    server.kill().await;
+}

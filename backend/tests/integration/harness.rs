@@ -1,0 +1,208 @@
+//! Starting a server for a test and talking to it.
+
+use std::time::Duration;
+
+use agentfarm::settings::Settings;
+use agentfarm_fake_model::{FakeModel, claude_bin};
+use agentfarm_shared::run::{Run, RunState};
+use agentfarm_shared::ws::{ClientFrame, ServerFrame};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Safety net for anything a test awaits: far longer than any step takes, so it only ends hung tests.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Settings for a test server in `dir`, running the real CLI against `model`.
+pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
+    let mut settings = Settings::with_data_dir(dir.join("data"));
+    settings.agent_command = claude_bin();
+    settings.env_passthrough = vec!["PATH".into()];
+    settings.agent_env = model.model_env();
+    settings.idle_timeout = 0;
+    settings.stop_grace = 5;
+    settings
+}
+
+/// A server in this process, with its own data dir and fake model.
+pub struct TestServer {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub model: FakeModel,
+    pub dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let model = FakeModel::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(dir.path(), &model);
+        configure(&mut settings);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        // Start before returning, so that start-up errors fail the test here.
+        let app = agentfarm::server::start(&settings).await.unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app.router)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+            drop(app.farm);
+        });
+        TestServer {
+            url: url.clone(),
+            http: client(&url),
+            model,
+            dir,
+            _shutdown: shutdown,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        respond(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        respond(self.http.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    pub async fn create_config(&self, name: &str, task: &str) -> String {
+        let (status, body) = self
+            .post("/api/configs", json!({"name": name, "task_prompt": task}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn launch(&self, config_id: &str, prompt: &str) -> Run {
+        let (status, body) = self
+            .post("/api/runs", json!({"config_id": config_id, "prompt": prompt}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn run(&self, id: &str) -> Run {
+        let (status, body) = self.get(&format!("/api/runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn socket(&self) -> Socket {
+        Socket::connect(&self.url).await
+    }
+}
+
+/// An HTTP client that sends our own origin, as the web app would.
+pub fn client(url: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", url.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+pub async fn respond(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        },
+    )
+}
+
+/// A WebSocket client of `/api/ws`.
+pub struct Socket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Socket {
+    pub async fn connect(url: &str) -> Socket {
+        let mut request = format!("{}/api/ws", url.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert("origin", url.parse().unwrap());
+        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        Socket { ws }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.ws
+            .send(Message::text(serde_json::to_string(frame).unwrap()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn subscribe(&mut self, run_id: &str, after_seq: u64) {
+        self.send(&ClientFrame::Subscribe {
+            run_id: run_id.into(),
+            after_seq,
+        })
+        .await;
+    }
+
+    /// The next frame other than a heartbeat.
+    pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("no frame in time");
+            match message.expect("socket closed").expect("socket error") {
+                Message::Text(text) => match serde_json::from_str(text.as_str()).unwrap() {
+                    ServerFrame::Heartbeat => {}
+                    frame => return frame,
+                },
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+    }
+
+    /// Reads frames, handing each to `seen`, until it returns `Some`.
+    pub async fn until<T>(&mut self, mut seen: impl FnMut(&ServerFrame) -> Option<T>) -> T {
+        loop {
+            let frame = self.next().await;
+            if let Some(value) = seen(&frame) {
+                return value;
+            }
+        }
+    }
+
+    /// Reads frames until run `id` is in `state`; returns the run and every state it passed through, in order.
+    pub async fn until_state(&mut self, id: &str, state: RunState) -> (Run, Vec<RunState>) {
+        let mut states = Vec::new();
+        let run = self
+            .until(|frame| match frame {
+                ServerFrame::Run { run } if run.id == id => {
+                    if states.last() != Some(&run.state) {
+                        states.push(run.state);
+                    }
+                    (run.state == state).then(|| Run::clone(run))
+                }
+                _ => None,
+            })
+            .await;
+        (run, states)
+    }
+}

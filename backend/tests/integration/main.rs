@@ -1,0 +1,12 @@
+//! agentfarm's integration tests: real servers on port 0, real SQLite files, real child processes (the real
+//! Claude Code CLI against the scripted fake model), real HTTP and WebSocket clients. One test binary; one
+//! module per area.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod crash;
+mod harness;
+mod lifecycle;
+mod queue;
+mod slow_client;
