@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use agentfarm_shared::log::LogLine;
 use agentfarm_shared::run::Run;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// One published change. Cheap to clone: every socket gets the same allocation.
 #[derive(Debug, Clone)]
@@ -29,6 +29,7 @@ pub enum HubEvent {
 #[derive(Clone)]
 pub struct Hub {
     sender: broadcast::Sender<HubEvent>,
+    closing: watch::Sender<bool>,
 }
 
 impl Hub {
@@ -36,6 +37,21 @@ impl Hub {
     pub fn new(capacity: usize) -> Self {
         Self {
             sender: broadcast::channel(capacity).0,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Tells every socket that the server is going away.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves when [`Hub::close`] has been called (at once if it already was).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            // An error means the hub is gone, which is a close too.
+            let _ = closing.wait_for(|closing| *closing).await;
         }
     }
 

@@ -50,9 +50,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "agentfarm is serving at {url}\ndata dir: {}; runtime: local (agents run as processes of this user: not isolated)",
         settings.data_dir.display()
     );
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    agentfarm::server::serve(app, listener, shutdown_signal()).await?;
     Ok(())
 }
 

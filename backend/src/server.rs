@@ -90,16 +90,23 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
     })
 }
 
-/// Serves on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),
+/// waits for requests in flight, and folds the WAL into the database. Agents are not touched: local ones end
+/// with the process.
 pub async fn serve(
-    settings: &Settings,
+    app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let app = start(settings).await?;
+    let hub = app.farm.hub().clone();
+    let closing = async move {
+        shutdown.await;
+        hub.close();
+    };
     axum::serve(listener, app.router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(closing)
         .await?;
+    app.farm.store().checkpoint().await?;
     Ok(())
 }
 

@@ -139,9 +139,9 @@ pub struct Run {
     pub reason: Option<String>,
     /// Claude Code's session id.
     pub session_id: Option<String>,
-    /// Agentic turns Claude reported so far.
+    /// Agentic turns Claude reported so far, over every message of the run.
     pub turns: Option<u32>,
-    /// Cost Claude reported so far, in US dollars.
+    /// Cost Claude reported so far, in US dollars (its session total).
     pub cost_usd: Option<f64>,
     /// The git branch the agent works on.
     pub branch: Option<String>,

@@ -7,10 +7,11 @@
 //! Pinned npm tools (the Claude Code CLI) are declared in `package.json`/`package-lock.json` and installed into
 //! `node_modules/` with `npm ci`, only when missing or at another version.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -132,15 +133,63 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         "linting (cargo clippy)",
     )?;
     eprintln!("==> running every test (cargo test --workspace)");
-    let status = Command::new("cargo")
+    let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .args(extra)
         .env("AGENTFARM_CLAUDE_BIN", &claude)
         .current_dir(root)
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("cannot run cargo")?;
+    let mut totals = Totals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child.wait()?;
+    // One closing line for every test binary together.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     if !status.success() {
         bail!("tests failed ({status})");
     }
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
     Ok(())
+}
+
+/// Sums of the `test result:` lines of every test binary.
+#[derive(Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Reads `test result: ok. 15 passed; 0 failed; 0 ignored; …`.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(count), Some(kind)) =
+                (words.next().and_then(|n| n.parse::<u64>().ok()), words.next())
+            {
+                match kind {
+                    "passed" => self.passed += count,
+                    "failed" => self.failed += count,
+                    "ignored" => self.ignored += count,
+                    _ => {}
+                }
+            }
+        }
+    }
 }

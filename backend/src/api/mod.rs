@@ -4,12 +4,14 @@
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
 //! - [`configs`], [`runs`], [`health`]: one module per resource, handlers named by verb.
+//! - [`home`]: the page at `/` until the web app is served.
 //! - [`ws`]: the live stream.
 
 pub mod configs;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod home;
 pub mod runs;
 pub mod ws;
 
@@ -40,6 +42,7 @@ pub struct AppState {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(home::page))
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::INFO, get(health::info))

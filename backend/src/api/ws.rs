@@ -14,7 +14,7 @@ use agentfarm_shared::log::LogLine;
 use agentfarm_shared::run::Run;
 use agentfarm_shared::ws::{ClientFrame, HEARTBEAT_SECS, MAX_CLIENT_FRAME_BYTES, ServerFrame};
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -75,9 +75,16 @@ where
         tokio::time::Instant::now() + Duration::from_secs(HEARTBEAT_SECS),
         Duration::from_secs(HEARTBEAT_SECS),
     );
+    let closed = farm.hub().closed();
+    tokio::pin!(closed);
     let mut result = client.snapshot().await;
     while result.is_ok() {
         result = tokio::select! {
+            () = &mut closed => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+                let _ = client.sink.send(Message::Close(Some(frame))).await;
+                Err(Closed::Server)
+            },
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => client.on_frame(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => client.error("invalid", "frames must be JSON text").await,

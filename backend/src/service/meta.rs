@@ -11,7 +11,9 @@ pub fn observe(event: &ClaudeEvent, patch: &mut RunPatch) {
     }
     match event {
         ClaudeEvent::Result(result) => {
-            patch.turns = result.num_turns.or(patch.turns);
+            if let Some(turns) = result.num_turns {
+                patch.add_turns = Some(patch.add_turns.unwrap_or(0) + turns);
+            }
             patch.cost_usd = result.total_cost_usd.or(patch.cost_usd);
             if let Some(error) = result.error_text() {
                 patch.last_error = Some(error);
@@ -68,11 +70,12 @@ mod tests {
         let patch = patch_of(&[
             r#"{"type":"system","subtype":"init","session_id":"s-1"}"#,
             r#"{"type":"result","subtype":"success","is_error":false,"num_turns":3,"total_cost_usd":0.25,"session_id":"s-1"}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"num_turns":1,"total_cost_usd":0.5,"session_id":"s-1"}"#,
         ]);
         assert_eq!(patch.session_id.as_deref(), Some("s-1"));
         assert_eq!(
-            (patch.turns, patch.cost_usd, patch.last_error),
-            (Some(3), Some(0.25), None)
+            (patch.add_turns, patch.cost_usd, patch.last_error),
+            (Some(4), Some(0.5), None)
         );
     }
 

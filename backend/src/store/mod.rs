@@ -140,6 +140,12 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Folds the write-ahead log back into the database file (at shutdown).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.call(|conn| Ok(conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?))
+            .await
+    }
+
     /// `PRAGMA integrity_check`: `"ok"` when the file is sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.call(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))

@@ -28,8 +28,8 @@ pub struct RunPatch {
     pub exit_code: Option<i32>,
     /// Claude's session id.
     pub session_id: Option<String>,
-    /// Turns so far.
-    pub turns: Option<u32>,
+    /// Turns to add to the run's count (Claude reports them per turn of the conversation).
+    pub add_turns: Option<u32>,
     /// Cost so far.
     pub cost_usd: Option<f64>,
     /// The agent's branch.
@@ -90,7 +90,7 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
     conn.execute(
         "UPDATE runs SET updated_at = ?2,
             exit_code = COALESCE(?3, exit_code), session_id = COALESCE(?4, session_id),
-            turns = COALESCE(?5, turns), cost_usd = COALESCE(?6, cost_usd), branch = COALESCE(?7, branch),
+            turns = CASE WHEN ?5 IS NULL THEN turns ELSE COALESCE(turns, 0) + ?5 END, cost_usd = COALESCE(?6, cost_usd), branch = COALESCE(?7, branch),
             pr_url = COALESCE(?8, pr_url), last_error = COALESCE(?9, last_error)
          WHERE id = ?1",
         params![
@@ -98,7 +98,7 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
             now,
             patch.exit_code,
             patch.session_id,
-            patch.turns,
+            patch.add_turns,
             patch.cost_usd,
             patch.branch,
             patch.pr_url,

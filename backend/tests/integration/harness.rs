@@ -1,6 +1,18 @@
 //! Starting a server for a test and talking to it.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use agentfarm::api::ws::session;
+use agentfarm::hub::Hub;
+use agentfarm::runtime::local::{LocalRuntime, LocalSettings};
+use agentfarm::service::{Farm, FarmLimits};
+use agentfarm::store::{NewRun, Store};
+use agentfarm_shared::config::ConfigSpec;
+use axum::extract::ws::Message as AxumMessage;
+use chrono::Utc;
+use futures_util::{sink, stream};
+use tokio::sync::mpsc;
 
 use agentfarm::settings::Settings;
 use agentfarm_fake_model::{FakeModel, claude_bin};
@@ -54,15 +66,9 @@ impl TestServer {
         let (shutdown, stop) = oneshot::channel::<()>();
         // Start before returning, so that start-up errors fail the test here.
         let app = agentfarm::server::start(&settings).await.unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, app.router)
-                .with_graceful_shutdown(async {
-                    let _ = stop.await;
-                })
-                .await
-                .unwrap();
-            drop(app.farm);
-        });
+        tokio::spawn(agentfarm::server::serve(app, listener, async {
+            let _ = stop.await;
+        }));
         TestServer {
             url: url.clone(),
             http: client(&url),
@@ -104,6 +110,18 @@ impl TestServer {
 
     pub async fn socket(&self) -> Socket {
         Socket::connect(&self.url).await
+    }
+
+    /// Stops the server and returns the close code `socket` received.
+    pub async fn shutdown_and_read_close(self, mut socket: Socket) -> u16 {
+        drop(self._shutdown);
+        loop {
+            let message = tokio::time::timeout(PATIENCE, socket.ws.next()).await.unwrap();
+            if let Some(Ok(Message::Close(frame))) = message {
+                return frame.map_or(1005, |f| f.code.into());
+            }
+            assert!(message.is_some(), "the socket ended without a close frame");
+        }
     }
 }
 
@@ -204,5 +222,77 @@ impl Socket {
             })
             .await;
         (run, states)
+    }
+}
+
+/// A service over a real store with config `c` and run `r1`, and no scheduler: for driving sessions directly.
+pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("farm.db")).unwrap();
+    store
+        .create_config("c".into(), ConfigSpec::new("c", "task"), Utc::now())
+        .await
+        .unwrap();
+    let run = NewRun {
+        id: "r1".into(),
+        config_id: "c".into(),
+        config_version: 1,
+        prompt: "task".into(),
+    };
+    store.insert_run(run, Utc::now()).await.unwrap();
+    let runtime = Arc::new(LocalRuntime::new(LocalSettings {
+        runs_dir: dir.path().join("runs"),
+        agent_command: "true".into(),
+        env_passthrough: vec![],
+        agent_env: vec![],
+        idle_timeout: Duration::ZERO,
+        stop_grace: Duration::ZERO,
+    }));
+    let limits = FarmLimits {
+        max_running: 1,
+        log_retention,
+    };
+    (Farm::new(store, runtime, Hub::new(hub_capacity), limits), dir)
+}
+
+/// A socket session served over channels: frames from the server wait in a queue of one.
+pub struct ChannelClient {
+    frames: mpsc::Receiver<AxumMessage>,
+    say: mpsc::Sender<Result<AxumMessage, axum::Error>>,
+}
+
+impl ChannelClient {
+    pub fn connect(farm: &Arc<Farm>) -> ChannelClient {
+        let (frames_tx, frames) = mpsc::channel::<AxumMessage>(1);
+        let (say, heard) = mpsc::channel(4);
+        let to_client = sink::unfold(frames_tx, |tx, message: AxumMessage| async move {
+            tx.send(message)
+                .await
+                .map(|()| tx)
+                .map_err(|_| axum::Error::new("client gone"))
+        });
+        let from_client = stream::unfold(heard, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+        tokio::spawn(session(
+            Box::pin(to_client),
+            Box::pin(from_client),
+            Arc::clone(farm),
+        ));
+        ChannelClient { frames, say }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        let text = serde_json::to_string(frame).unwrap();
+        self.say.send(Ok(AxumMessage::Text(text.into()))).await.unwrap();
+    }
+
+    pub async fn next(&mut self) -> ServerFrame {
+        let message = tokio::time::timeout(PATIENCE, self.frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let AxumMessage::Text(text) = message else {
+            panic!("{message:?}")
+        };
+        serde_json::from_str(text.as_str()).unwrap()
     }
 }

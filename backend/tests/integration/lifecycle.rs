@@ -148,7 +148,7 @@ async fn launch_stream_resume_follow_up_stop() {
         .find_map(|e| e.session_id().map(str::to_owned));
     assert_eq!(stored.session_id, session);
     assert!(stored.session_id.is_some());
-    assert!(stored.turns.is_some_and(|t| t >= 1), "{stored:?}");
+    assert_eq!(stored.turns, Some(2), "one agentic turn per message: {stored:?}");
     assert!(stored.cost_usd.is_some(), "{stored:?}");
     assert_eq!(stored.exit_code, Some(0));
     assert!(stored.finished_at.is_some());
@@ -238,4 +238,48 @@ async fn a_usage_limit_fails_the_run_with_the_reason() {
     assert_eq!(ended.state, RunState::Failed, "{ended:?}");
     let error = ended.last_error.unwrap_or_default();
     assert!(error.contains("limit"), "{error}");
+}
+
+/// With an idle timeout, a finished turn waits for input; a follow-up makes the agent work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_input_and_back() {
+    let server = TestServer::start_with(|s| s.idle_timeout = 3_600).await;
+    let config = server.create_config("Chat", "unused").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "first question").await;
+    let (_, states) = socket.until_state(&run.id, RunState::WaitingForInput).await;
+    assert_eq!(
+        states,
+        [
+            RunState::Queued,
+            RunState::Starting,
+            RunState::Running,
+            RunState::WaitingForInput
+        ]
+    );
+
+    let (status, _) = server
+        .post(
+            &format!("/api/runs/{}/messages", run.id),
+            json!({"text": "second question"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, states) = socket.until_state(&run.id, RunState::WaitingForInput).await;
+    assert_eq!(states, [RunState::Running, RunState::WaitingForInput]);
+
+    let (_, page) = server.get(&format!("/api/runs/{}/logs", run.id)).await;
+    let page: LogPage = serde_json::from_value(page).unwrap();
+    assert!(
+        assistant_texts(&page.lines)
+            .iter()
+            .any(|t| t == "Fake answer to: second question")
+    );
+
+    let (status, _) = server
+        .post(&format!("/api/runs/{}/stop", run.id), json!(null))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (stopped, _) = socket.until_state(&run.id, RunState::Stopped).await;
+    assert_eq!(stopped.turns, Some(2), "one agentic turn per question");
 }

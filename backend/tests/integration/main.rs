@@ -5,8 +5,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
-mod crash;
+mod configs;
 mod harness;
 mod lifecycle;
 mod queue;
-mod slow_client;
+mod restart;
+mod socket_session;

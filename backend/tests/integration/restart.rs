@@ -1,4 +1,5 @@
-//! Crash safety: SIGKILL the real server binary mid-run, start it again on the same data dir.
+//! Restarts: SIGKILL the real server binary mid-run and start it again on the same data dir; shut down
+//! gracefully.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::{PATIENCE, client, respond};
+use crate::harness::{PATIENCE, TestServer, client, respond};
 
 struct ServerProcess {
     child: Child,
@@ -164,4 +165,14 @@ async fn sigkill_mid_run_loses_nothing_but_the_run() {
         "no holes, no duplicates"
     );
     server.kill().await;
+}
+
+/// Shutting down closes every socket with 1001 ("going away").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sockets_with_going_away() {
+    let server = TestServer::start().await;
+    let mut socket = server.socket().await;
+    socket.next().await;
+    let close = server.shutdown_and_read_close(socket).await;
+    assert_eq!(close, 1001);
 }
