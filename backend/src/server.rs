@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, RequestPolicy};
 use crate::hub::Hub;
-use crate::runtime::local::{LocalRuntime, LocalSettings};
+use crate::runtime::local::{LocalRuntime, LocalSettings, RunnerSite};
 use crate::service::{Farm, FarmLimits};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -58,6 +58,11 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
     let runtime = Arc::new(LocalRuntime::new(LocalSettings {
         runs_dir: data_dir.join("runs"),
         agent_command: settings.agent_command.clone(),
+        runner: RunnerSite {
+            claude_command: settings.claude_command.clone(),
+            git_url: settings.github_url.clone(),
+            api_url: settings.github_api_url.clone(),
+        },
         env_passthrough: settings.env_passthrough.clone(),
         agent_env: settings.agent_env.clone(),
         idle_timeout: settings.idle_timeout(),

@@ -35,17 +35,34 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_LOG_RETENTION", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub log_retention: u64,
 
-    /// The agent program the local runtime starts: Claude Code.
-    #[arg(long, env = "AGENTFARM_AGENT_COMMAND", default_value = "claude")]
+    /// The agent program the local runtime starts: the agent runner, which runs Claude Code.
+    #[arg(long, env = "AGENTFARM_AGENT_COMMAND", default_value = "agentfarm-runner")]
     pub agent_command: PathBuf,
 
+    /// The Claude Code program the runner starts.
+    #[arg(long, env = "AGENTFARM_CLAUDE_COMMAND", default_value = "claude")]
+    pub claude_command: String,
+
+    /// Base URL of git remotes: a repo owner/name is cloned from <URL>/owner/name.git.
+    #[arg(long, env = "AGENTFARM_GITHUB_URL", default_value = "https://github.com")]
+    pub github_url: String,
+
+    /// Base URL of the GitHub REST API, for pull requests.
+    #[arg(
+        long,
+        env = "AGENTFARM_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+
     /// Environment variables copied from the server's environment to every agent when set. Comma-separated.
-    /// Put secrets such as CLAUDE_CODE_OAUTH_TOKEN in the server's environment, never on the command line.
+    /// Put secrets such as CLAUDE_CODE_OAUTH_TOKEN and GITHUB_TOKEN in the server's environment, never on the
+    /// command line.
     #[arg(
         long = "agent-env-passthrough",
         env = "AGENTFARM_AGENT_ENV_PASSTHROUGH",
         value_delimiter = ',',
-        default_value = "PATH,LANG,LC_ALL,TZ,CLAUDE_CODE_OAUTH_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
+        default_value = "PATH,LANG,LC_ALL,TZ,CLAUDE_CODE_OAUTH_TOKEN,GITHUB_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
     )]
     pub env_passthrough: Vec<String>,
 

@@ -6,6 +6,7 @@
 //! - [`validate`]: field-by-field validation with errors that name the field.
 //! - [`log`]: one line of a run's output, with its per-run sequence number.
 //! - [`claude`]: typed reading of Claude Code's `stream-json` events (unknown ones pass through).
+//! - [`runner`]: the in-pod runner's spec and its own events.
 //! - [`ws`]: the WebSocket protocol, one tagged enum per direction.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
 //!
@@ -17,5 +18,6 @@ pub mod claude;
 pub mod config;
 pub mod log;
 pub mod run;
+pub mod runner;
 pub mod validate;
 pub mod ws;

@@ -149,8 +149,23 @@ pub struct Run {
     pub pr_url: Option<String>,
     /// The last error Claude or the agent reported.
     pub last_error: Option<String>,
+    /// The size of the agent's changes against the base branch (summed over its repositories).
+    pub diff: Option<DiffSummary>,
+    /// When the subscription's usage limit that stopped the agent resets.
+    pub limit_resets_at: Option<DateTime<Utc>>,
     /// Sequence number of the newest stored log line (0 when none).
     pub last_seq: u64,
+}
+
+/// How much a run's branch changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffSummary {
+    /// Files changed.
+    pub files: u64,
+    /// Lines added.
+    pub added: u64,
+    /// Lines removed.
+    pub removed: u64,
 }
 
 /// Body of `POST /api/runs`: launch a run of a config's current version.
@@ -162,6 +177,9 @@ pub struct LaunchRequest {
     /// Replaces the config's task prompt for this run.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Continue the branch (and so the pull request) of this earlier run of the same config.
+    #[serde(default)]
+    pub continue_run: Option<String>,
 }
 
 /// Body of `POST /api/runs/{id}/messages`: a follow-up message to a working agent.

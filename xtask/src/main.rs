@@ -1,7 +1,7 @@
 //! Project tasks, so that a fresh clone needs only cargo (and Node.js for the pinned npm tools):
 //!
-//! - `cargo xtask run [-- SERVE FLAGS]`: installs the pinned tools, builds the server (release), and serves
-//!   agentfarm on the local runtime with a data dir in `.agentfarm/`, printing its URL.
+//! - `cargo xtask run [-- SERVE FLAGS]`: installs the pinned tools, builds the server and the agent runner
+//!   (release), and serves agentfarm on the local runtime with a data dir in `.agentfarm/`, printing its URL.
 //! - `cargo xtask test`: installs the pinned tools, then checks formatting, lints, and runs every test.
 //!
 //! Pinned npm tools (the Claude Code CLI) are declared in `package.json`/`package-lock.json` and installed into
@@ -81,8 +81,8 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     step(
         root,
         "cargo",
-        &["build", "--release", "--package", "agentfarm"],
-        "building agentfarm (release)",
+        &["build", "--release", "--package", "agentfarm", "--package", "agentfarm-runner"],
+        "building agentfarm and its agent runner (release)",
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let mut command = Command::new(target.join("release/agentfarm"));
@@ -91,6 +91,8 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
         .arg("--data-dir")
         .arg(root.join(".agentfarm/data"))
         .arg("--agent-command")
+        .arg(target.join("release/agentfarm-runner"))
+        .arg("--claude-command")
         .arg(&claude);
     if std::env::var_os("AGENTFARM_LISTEN").is_none() && !extra.iter().any(|a| a.starts_with("--listen")) {
         let listen = if TcpListener::bind("127.0.0.1:8080").is_ok() {

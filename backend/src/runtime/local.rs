@@ -15,6 +15,7 @@ use std::time::Duration;
 use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::log::{LogStream, MAX_LINE_BYTES};
+use agentfarm_shared::runner::RunnerSpec;
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -25,7 +26,6 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use super::agent_command::claude_args;
 use super::{ExitOutcome, RunEvent, RunEvents, RunSpec, Runtime, RuntimeError};
 
 /// How the local runtime starts and treats agents.
@@ -33,8 +33,10 @@ use super::{ExitOutcome, RunEvent, RunEvents, RunSpec, Runtime, RuntimeError};
 pub struct LocalSettings {
     /// Where each run gets its directory (`<runs_dir>/<run id>/{work,home}`).
     pub runs_dir: PathBuf,
-    /// The program to run (Claude Code).
+    /// The program to run: the agent runner.
     pub agent_command: PathBuf,
+    /// What the runner should know about where it runs: the Claude Code program and the GitHub URLs.
+    pub runner: RunnerSite,
     /// Variables copied from the server's environment when set (e.g. `CLAUDE_CODE_OAUTH_TOKEN`).
     pub env_passthrough: Vec<String>,
     /// Variables set for every agent.
@@ -43,6 +45,38 @@ pub struct LocalSettings {
     pub idle_timeout: Duration,
     /// How long each stop step (interrupt, SIGTERM) gets before the next.
     pub stop_grace: Duration,
+}
+
+/// Deployment facts every runner spec carries.
+#[derive(Debug, Clone)]
+pub struct RunnerSite {
+    /// The Claude Code program the runner starts.
+    pub claude_command: String,
+    /// Base URL of git remotes.
+    pub git_url: String,
+    /// Base URL of the GitHub REST API.
+    pub api_url: String,
+}
+
+impl RunnerSite {
+    /// The runner's spec for `spec`.
+    pub fn spec(&self, spec: &RunSpec) -> RunnerSpec {
+        RunnerSpec {
+            run_id: spec.run_id.clone(),
+            title: spec.config.name.clone(),
+            session_id: spec.session_id.clone(),
+            prompt: spec.prompt.clone(),
+            system_prompt: spec.config.system_prompt.clone(),
+            model: spec.config.model.clone(),
+            max_turns: spec.config.max_turns,
+            budget_usd: spec.config.budget_usd,
+            repos: spec.config.repos.clone(),
+            branch: spec.branch.clone(),
+            git_url: self.git_url.clone(),
+            api_url: self.api_url.clone(),
+            claude_command: self.claude_command.clone(),
+        }
+    }
 }
 
 enum Control {
@@ -84,9 +118,12 @@ impl LocalRuntime {
         for path in [&dir, &work, &home, &tmp] {
             private_dir(path).await?;
         }
+        let spec_file = dir.join("spec.json");
+        write_private(&spec_file, &self.settings.runner.spec(&spec)).await?;
         let mut command = Command::new(&self.settings.agent_command);
         command
-            .args(claude_args(&spec))
+            .arg("--spec")
+            .arg(&spec_file)
             .current_dir(&work)
             .env_clear()
             .envs(
@@ -114,15 +151,11 @@ impl LocalRuntime {
                 self.settings.agent_command.display()
             ))
         })?;
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+        let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(RuntimeError::Failed("the agent's pipes were not set up".into()));
         };
-        let first = format!("{}\n", user_message_line(&spec.prompt));
-        if let Err(err) = stdin.write_all(first.as_bytes()).await {
-            tracing::warn!(run_id = spec.run_id, %err, "could not write the task prompt; the agent's exit will tell");
-        }
 
         let (events_tx, events) = mpsc::channel(1024);
         let (control_tx, control) = mpsc::channel(16);
@@ -209,6 +242,25 @@ impl Runtime for LocalRuntime {
         // Local agents die with the server (see `die_with_parent`): there is never anything to re-attach to.
         async { Vec::new() }.boxed()
     }
+}
+
+/// Writes `value` as JSON to a new file only the server's user can read.
+async fn write_private(path: &Path, value: &impl serde::Serialize) -> Result<(), RuntimeError> {
+    let failed = |err: String| RuntimeError::Failed(format!("cannot write {}: {err}", path.display()));
+    let json = serde_json::to_vec_pretty(value).map_err(|err| failed(err.to_string()))?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await
+        .map_err(|err| failed(err.to_string()))?;
+    file.write_all(&json)
+        .await
+        .map_err(|err| failed(err.to_string()))?;
+    // tokio writes in the background: only a flush says the bytes reached the file.
+    file.flush().await.map_err(|err| failed(err.to_string()))
 }
 
 async fn private_dir(path: &Path) -> Result<(), RuntimeError> {

@@ -4,7 +4,6 @@
 //!
 //! [`local::LocalRuntime`] runs each agent as a child process (the embedded default, not isolated).
 
-pub mod agent_command;
 pub mod local;
 
 use std::sync::Arc;
@@ -31,6 +30,8 @@ pub struct RunSpec {
     pub prompt: String,
     /// The Claude Code session id to use (a UUID).
     pub session_id: String,
+    /// The git branch the agent works on.
+    pub branch: String,
 }
 
 /// How an agent's process ended.

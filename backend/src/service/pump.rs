@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use agentfarm_shared::claude::ClaudeEvent;
 use agentfarm_shared::log::{LogStream, truncate_line};
 use agentfarm_shared::run::RunState;
 use chrono::{SubsecRound, Utc};
 
 use super::Farm;
-use super::meta::observe;
+use super::meta::Observer;
 use crate::error::AppError;
 use crate::hub::HubEvent;
 use crate::runtime::{ExitOutcome, RunEvent, RunEvents};
@@ -23,8 +22,8 @@ const BATCH: usize = 512;
 struct Pending {
     lines: Vec<NewLine>,
     patch: RunPatch,
-    /// The error of the newest finished turn (`None` once a turn succeeds).
-    turn_error: Option<String>,
+    /// What the output said so far.
+    observer: Observer,
     /// The newest line on stderr: the likeliest explanation when an agent fails without saying why.
     last_stderr: Option<String>,
 }
@@ -65,13 +64,8 @@ impl Farm {
     async fn handle(&self, run_id: &str, event: RunEvent, pending: &mut Pending) -> Result<(), AppError> {
         match event {
             RunEvent::Line { ts, stream, mut text } => {
-                if stream == LogStream::Stdout
-                    && let Some(event) = ClaudeEvent::parse(&text)
-                {
-                    observe(&event, &mut pending.patch);
-                    if let ClaudeEvent::Result(result) = &event {
-                        pending.turn_error = result.error_text();
-                    }
+                if stream == LogStream::Stdout {
+                    pending.observer.observe(&text, &mut pending.patch);
                 }
                 if stream == LogStream::Stderr && !text.trim().is_empty() {
                     pending.last_stderr = Some(text.clone());
@@ -147,14 +141,18 @@ impl Farm {
     ) -> Result<(), AppError> {
         let flushed = self.flush(run_id, pending).await;
         let stopped = self.stop_requested(run_id);
-        let (state, reason) = final_state(outcome, stopped, pending.turn_error.as_deref());
+        let (state, reason) = final_state(outcome, stopped, pending.observer.turn_error.as_deref());
         let mut patch = RunPatch {
             reason: Some(reason),
             exit_code: outcome.code,
             ..RunPatch::default()
         };
         if state == RunState::Failed {
-            patch.last_error = pending.turn_error.clone().or_else(|| pending.last_stderr.clone());
+            patch.last_error = pending
+                .observer
+                .turn_error
+                .clone()
+                .or_else(|| pending.last_stderr.clone());
         }
         let result = self
             .store

@@ -15,6 +15,8 @@ use crate::error::AppError;
 use crate::runtime::{RunSpec, RuntimeError};
 use crate::store::{NewRun, RunPatch, StoreError};
 
+/// A new run works on `agentfarm/<run id>`.
+const BRANCH_PREFIX: &str = "agentfarm/";
 /// Newest runs a list returns by default, and at most.
 const RUN_LIST: (u32, u32) = (100, 500);
 /// Log lines a page returns by default, and at most.
@@ -28,6 +30,9 @@ impl Farm {
         if let Some(prompt) = &request.prompt {
             v.check("prompt", validate::required_text(prompt, limits::PROMPT, false));
         }
+        if let Some(earlier) = &request.continue_run {
+            v.check("continue_run", validate::rfc1123_label(earlier));
+        }
         v.finish()?;
         let config = self
             .store
@@ -40,16 +45,41 @@ impl Farm {
                 other => other.into(),
             })?;
         let id = self.next_run_id()?;
+        let branch = match &request.continue_run {
+            Some(earlier) => self.branch_to_continue(earlier, &config.id).await?,
+            None => format!("{BRANCH_PREFIX}{id}"),
+        };
         let run = NewRun {
             id,
             config_id: config.id,
             config_version: config.version,
             prompt: request.prompt.unwrap_or(config.spec.task_prompt),
+            branch,
         };
         let run = self.store.insert_run(run, Utc::now()).await?;
         self.hub.run_changed(run.clone());
         self.wake.notify_one();
         Ok(run)
+    }
+
+    /// The branch of `earlier`, which must be a run of the same config.
+    async fn branch_to_continue(&self, earlier: &str, config_id: &str) -> Result<String, AppError> {
+        let run = self
+            .store
+            .run(earlier.to_owned())
+            .await
+            .map_err(|err| match err {
+                StoreError::NotFound(_) => AppError::bad_field("continue_run", format!("no run {earlier:?}")),
+                other => other.into(),
+            })?;
+        if run.config_id != config_id {
+            return Err(AppError::bad_field(
+                "continue_run",
+                format!("run {earlier} is of another config ({})", run.config_id),
+            ));
+        }
+        run.branch
+            .ok_or_else(|| AppError::bad_field("continue_run", format!("run {earlier} has no branch")))
     }
 
     fn next_run_id(&self) -> Result<String, AppError> {
@@ -229,6 +259,7 @@ impl Farm {
             config_version: run.config_version,
             prompt: run.prompt,
             session_id: uuid::Uuid::new_v4().to_string(),
+            branch: run.branch.unwrap_or_else(|| format!("{BRANCH_PREFIX}{}", run.id)),
         };
         match self.runtime.launch(spec).await {
             Ok(events) => {

@@ -1,6 +1,6 @@
 //! Runs: insert, validated state transitions, metadata, queries and deletion.
 
-use agentfarm_shared::run::{Run, RunState};
+use agentfarm_shared::run::{DiffSummary, Run, RunState};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -17,6 +17,8 @@ pub struct NewRun {
     pub config_version: u32,
     /// Its task prompt.
     pub prompt: String,
+    /// The git branch it works on.
+    pub branch: String,
 }
 
 /// What a transition (or a metadata update) changes besides the state. `None` keeps the stored value.
@@ -38,6 +40,10 @@ pub struct RunPatch {
     pub pr_url: Option<String>,
     /// The latest error.
     pub last_error: Option<String>,
+    /// The size of the branch's changes (replaces the stored one).
+    pub diff: Option<DiffSummary>,
+    /// When a usage limit that stopped the agent resets.
+    pub limit_resets_at: Option<DateTime<Utc>>,
 }
 
 impl RunPatch {
@@ -47,8 +53,10 @@ impl RunPatch {
     }
 }
 
-const SELECT_RUN: &str = "SELECT id, config_id, config_version, prompt, state, created_at, started_at, finished_at,
-    updated_at, exit_code, reason, session_id, turns, cost_usd, branch, pr_url, last_error, last_seq FROM runs";
+const SELECT_RUN: &str =
+    "SELECT id, config_id, config_version, prompt, state, created_at, started_at, finished_at,
+    updated_at, exit_code, reason, session_id, turns, cost_usd, branch, pr_url, last_error, last_seq,
+    diff_files, diff_added, diff_removed, limit_resets_at FROM runs";
 
 const ACTIVE: &str = "('starting', 'running', 'waiting_for_input')";
 
@@ -76,6 +84,15 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         pr_url: row.get(15)?,
         last_error: row.get(16)?,
         last_seq: row.get(17)?,
+        diff: match (row.get(18)?, row.get(19)?, row.get(20)?) {
+            (Some(files), Some(added), Some(removed)) => Some(DiffSummary {
+                files,
+                added,
+                removed,
+            }),
+            _ => None,
+        },
+        limit_resets_at: row.get::<_, Option<i64>>(21)?.map(from_millis),
     })
 }
 
@@ -85,13 +102,22 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Run, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
 }
 
-/// Writes the metadata fields of `patch` that are set; `reason` only when `with_reason`.
+/// Writes the metadata fields of `patch` that are set (not `reason`: that belongs to transitions).
 pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i64) -> Result<(), StoreError> {
+    let diff = patch.diff;
     conn.execute(
         "UPDATE runs SET updated_at = ?2,
-            exit_code = COALESCE(?3, exit_code), session_id = COALESCE(?4, session_id),
-            turns = CASE WHEN ?5 IS NULL THEN turns ELSE COALESCE(turns, 0) + ?5 END, cost_usd = COALESCE(?6, cost_usd), branch = COALESCE(?7, branch),
-            pr_url = COALESCE(?8, pr_url), last_error = COALESCE(?9, last_error)
+            exit_code = COALESCE(?3, exit_code),
+            session_id = COALESCE(?4, session_id),
+            turns = CASE WHEN ?5 IS NULL THEN turns ELSE COALESCE(turns, 0) + ?5 END,
+            cost_usd = COALESCE(?6, cost_usd),
+            branch = COALESCE(?7, branch),
+            pr_url = COALESCE(?8, pr_url),
+            last_error = COALESCE(?9, last_error),
+            diff_files = COALESCE(?10, diff_files),
+            diff_added = COALESCE(?11, diff_added),
+            diff_removed = COALESCE(?12, diff_removed),
+            limit_resets_at = COALESCE(?13, limit_resets_at)
          WHERE id = ?1",
         params![
             id,
@@ -102,7 +128,11 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
             patch.cost_usd,
             patch.branch,
             patch.pr_url,
-            patch.last_error
+            patch.last_error,
+            diff.map(|d| d.files),
+            diff.map(|d| d.added),
+            diff.map(|d| d.removed),
+            patch.limit_resets_at.map(to_millis),
         ],
     )?;
     Ok(())
@@ -115,9 +145,9 @@ impl Store {
             write(conn, Durability::Full, |tx| {
                 let now = to_millis(now);
                 tx.execute(
-                    "INSERT INTO runs (id, config_id, config_version, prompt, state, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)",
-                    params![run.id, run.config_id, run.config_version, run.prompt, now],
+                    "INSERT INTO runs (id, config_id, config_version, prompt, branch, state, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+                    params![run.id, run.config_id, run.config_version, run.prompt, run.branch, now],
                 )?;
                 load(tx, &run.id)
             })

@@ -89,7 +89,7 @@ async fn transport_level_refusals() {
     let server = TestServer::start().await;
     let url = format!("{}/api/configs", server.url);
     let valid = config(&json!({})).to_string();
-    let plain = reqwest::Client::new();
+    let plain = crate::harness::client_builder().build().unwrap();
 
     let (status, error) = respond(
         plain

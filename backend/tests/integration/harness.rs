@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agentfarm::api::ws::session;
 use agentfarm::hub::Hub;
-use agentfarm::runtime::local::{LocalRuntime, LocalSettings};
+use agentfarm::runtime::local::{LocalRuntime, LocalSettings, RunnerSite};
 use agentfarm::service::{Farm, FarmLimits};
 use agentfarm::store::{NewRun, Store};
 use agentfarm_shared::config::ConfigSpec;
@@ -31,10 +31,31 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Safety net for anything a test awaits: far longer than any step takes, so it only ends hung tests.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The agent runner built with this workspace: `$AGENTFARM_RUNNER_BIN`, else next to this test binary's
+/// directory (`target/<profile>/agentfarm-runner`, which `cargo test --workspace` builds).
+pub fn runner_bin() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("AGENTFARM_RUNNER_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("agentfarm-runner");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test` (or `cargo build -p agentfarm-runner`) first",
+        path.display()
+    );
+    path
+}
+
 /// Settings for a test server in `dir`, running the real CLI against `model`.
 pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
     let mut settings = Settings::with_data_dir(dir.join("data"));
-    settings.agent_command = claude_bin();
+    settings.agent_command = runner_bin();
+    settings.claude_command = claude_bin().display().to_string();
     settings.env_passthrough = vec!["PATH".into()];
     settings.agent_env = model.model_env();
     settings.idle_timeout = 0;
@@ -129,10 +150,13 @@ impl TestServer {
 pub fn client(url: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("origin", url.parse().unwrap());
+    client_builder().default_headers(headers).build().unwrap()
+}
+
+/// A client builder; TLS is compiled in for the runner's HTTPS calls, so a crypto provider must be chosen.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
 }
 
 pub async fn respond(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -238,11 +262,17 @@ pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, T
         config_id: "c".into(),
         config_version: 1,
         prompt: "task".into(),
+        branch: "agentfarm/r1".into(),
     };
     store.insert_run(run, Utc::now()).await.unwrap();
     let runtime = Arc::new(LocalRuntime::new(LocalSettings {
         runs_dir: dir.path().join("runs"),
         agent_command: "true".into(),
+        runner: RunnerSite {
+            claude_command: "claude".into(),
+            git_url: String::new(),
+            api_url: String::new(),
+        },
         env_passthrough: vec![],
         agent_env: vec![],
         idle_timeout: Duration::ZERO,

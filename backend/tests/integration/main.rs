@@ -7,6 +7,7 @@
 mod bad_input;
 mod configs;
 mod harness;
+mod images;
 mod lifecycle;
 mod queue;
 mod restart;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::harness::{PATIENCE, TestServer, client, respond};
+use crate::harness::{PATIENCE, TestServer, client, respond, runner_bin};
 
 struct ServerProcess {
     child: Child,
@@ -36,6 +36,8 @@ impl ServerProcess {
             ])
             .arg(data_dir)
             .arg("--agent-command")
+            .arg(runner_bin())
+            .arg("--claude-command")
             .arg(claude_bin())
             .arg("--agent-env-passthrough")
             .arg(passthrough.join(","))
@@ -155,8 +157,8 @@ async fn sigkill_mid_run_loses_nothing_but_the_run() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM runs"), 1);
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM schema_migrations"),
-        1,
-        "migrations ran once"
+        count(&db, "SELECT MAX(version) FROM schema_migrations"),
+        "each migration ran once"
     );
     let stored_lines = count(&db, "SELECT COUNT(*) FROM log_lines");
     assert_eq!(

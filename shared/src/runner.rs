@@ -1,0 +1,189 @@
+//! The agent runner's contract with the backend: the spec it is started with, and the events it prints.
+//!
+//! The runner prints every Claude stream-json event unchanged, one per line, and its own events in one
+//! envelope, `{"type":"agentfarm","event":"<name>",…}`, so a reader tells them apart by `type` alone.
+
+use serde::{Deserialize, Serialize};
+
+/// What the runner needs to do one run. The backend writes it as JSON (a file, or `AGENTFARM_RUN_SPEC`).
+/// Secrets are not in it: the GitHub token comes from `GITHUB_TOKEN` or a file, Claude's from
+/// `CLAUDE_CODE_OAUTH_TOKEN`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerSpec {
+    /// The run's id.
+    pub run_id: String,
+    /// Display name of the config (commit messages and the pull request title fall back to it).
+    pub title: String,
+    /// The Claude Code session id to use (a UUID).
+    pub session_id: String,
+    /// The task prompt: the first user message.
+    pub prompt: String,
+    /// Appended to Claude Code's system prompt (empty: none).
+    #[serde(default)]
+    pub system_prompt: String,
+    /// Model name or alias.
+    pub model: String,
+    /// `--max-turns`.
+    pub max_turns: u32,
+    /// `--max-budget-usd`, if any.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Repositories to clone, `owner/repo` or `owner/repo@base-branch`.
+    #[serde(default)]
+    pub repos: Vec<String>,
+    /// The branch to work on: created from the base, or continued when it already exists on the remote.
+    pub branch: String,
+    /// Base URL of git remotes (`https://github.com`).
+    pub git_url: String,
+    /// Base URL of the GitHub REST API (`https://api.github.com`).
+    pub api_url: String,
+    /// The Claude Code program.
+    pub claude_command: String,
+}
+
+/// The runner's own events (the `event` field of the envelope).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunnerEvent {
+    /// Cloning a repository.
+    Cloning {
+        /// `owner/repo`.
+        repo: String,
+    },
+    /// A repository is cloned and on the run's branch.
+    Cloned {
+        /// `owner/repo`.
+        repo: String,
+        /// The branch checked out.
+        branch: String,
+        /// The branch the pull request goes into.
+        base: String,
+        /// True when the branch already existed (a continued run).
+        continued: bool,
+        /// The commit checked out.
+        commit: String,
+    },
+    /// Work was committed.
+    Committed {
+        /// `owner/repo`.
+        repo: String,
+        /// The new commit.
+        commit: String,
+        /// Its message's first line.
+        message: String,
+    },
+    /// The branch was pushed.
+    Pushed {
+        /// `owner/repo`.
+        repo: String,
+        /// The branch.
+        branch: String,
+        /// The commit pushed.
+        commit: String,
+    },
+    /// A pull request was opened, or the existing one updated.
+    PrOpened {
+        /// `owner/repo`.
+        repo: String,
+        /// Its number.
+        number: u64,
+        /// Its web address.
+        url: String,
+        /// True when an existing pull request was updated instead of a new one opened.
+        updated: bool,
+    },
+    /// What the branch changes against its base.
+    Diff {
+        /// `owner/repo`.
+        repo: String,
+        /// Per file.
+        files: Vec<FileDiff>,
+        /// The unified diff, cut at a bound.
+        patch: String,
+        /// True when `patch` was cut.
+        truncated: bool,
+    },
+    /// The subscription's usage limit stopped the agent.
+    LimitHit {
+        /// When the limit resets, seconds since the Unix epoch, when known.
+        resets_at: Option<i64>,
+        /// What Claude said.
+        message: String,
+    },
+    /// Something failed.
+    Error {
+        /// What the runner was doing (`clone`, `claude`, `commit`, `push`, `pull_request`).
+        stage: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Lines added and removed in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    /// The file's path in the repository.
+    pub path: String,
+    /// Lines added (`None` for a binary file).
+    pub added: Option<u64>,
+    /// Lines removed (`None` for a binary file).
+    pub removed: Option<u64>,
+}
+
+/// The envelope's `type`.
+pub const ENVELOPE_TYPE: &str = "agentfarm";
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    r#type: String,
+    #[serde(flatten)]
+    event: T,
+}
+
+impl RunnerEvent {
+    /// The event as one line of JSON in its envelope.
+    pub fn to_line(&self) -> String {
+        let envelope = Envelope {
+            r#type: ENVELOPE_TYPE.to_owned(),
+            event: self,
+        };
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+
+    /// Reads a line printed by the runner; `None` for anything else (Claude's events, plain text).
+    pub fn parse(line: &str) -> Option<RunnerEvent> {
+        if !line.contains(ENVELOPE_TYPE) {
+            return None;
+        }
+        let envelope: Envelope<RunnerEvent> = serde_json::from_str(line).ok()?;
+        (envelope.r#type == ENVELOPE_TYPE).then_some(envelope.event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trip() {
+        let event = RunnerEvent::PrOpened {
+            repo: "o/r".into(),
+            number: 7,
+            url: "https://x/7".into(),
+            updated: true,
+        };
+        let line = event.to_line();
+        assert!(
+            line.starts_with(r#"{"type":"agentfarm","event":"pr_opened""#),
+            "{line}"
+        );
+        assert_eq!(RunnerEvent::parse(&line), Some(event));
+        assert_eq!(
+            RunnerEvent::parse(r#"{"type":"result","subtype":"success"}"#),
+            None
+        );
+        assert_eq!(RunnerEvent::parse("agentfarm is great"), None);
+    }
+}
