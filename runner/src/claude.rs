@@ -10,7 +10,8 @@ use tokio::process::{Child, Command};
 pub const HIDDEN_FROM_CLAUDE: [&str; 3] = ["GITHUB_TOKEN", "GITHUB_TOKEN_FILE", crate::git::TOKEN_ENV];
 
 /// Claude Code's arguments for `spec` (after the program name). The prompt is not among them: it goes to
-/// stdin as the first stream-json user message.
+/// stdin as the first stream-json user message. Nor is the turn limit: the CLI's `--max-turns` is not a
+/// documented flag (absent from `claude --help`), so the session enforces `max_turns` itself.
 pub fn args(spec: &RunnerSpec) -> Vec<String> {
     let mut args: Vec<String> = [
         "-p",
@@ -32,7 +33,6 @@ pub fn args(spec: &RunnerSpec) -> Vec<String> {
     };
     flag("--session-id", spec.session_id.clone());
     flag("--model", spec.model.clone());
-    flag("--max-turns", spec.max_turns.to_string());
     if let Some(budget) = spec.budget_usd {
         flag("--max-budget-usd", budget.to_string());
     }
@@ -84,7 +84,7 @@ mod tests {
     fn flags_follow_the_spec_and_the_prompt_stays_off_the_command_line() {
         let args = args(&spec()).join(" ");
         assert!(args.starts_with("-p --output-format stream-json --input-format stream-json --verbose"));
-        assert!(args.contains("--model sonnet --max-turns 10 --max-budget-usd 1.5"));
+        assert!(args.contains("--model sonnet --max-budget-usd 1.5"));
         assert!(args.ends_with("--append-system-prompt Be brief."));
         assert!(!args.contains("the task"));
     }

@@ -60,7 +60,7 @@ pub struct Checkout {
     pub base: String,
     /// The run's branch.
     pub branch: String,
-    /// The commit last pushed (or found on the remote).
+    /// The commit last pushed (or found on the remote): a checkpoint at the same commit publishes nothing.
     pub pushed: Option<String>,
 }
 
@@ -151,13 +151,13 @@ pub async fn clone(
 pub struct Checkpoint {
     /// Events to print, in order.
     pub events: Vec<RunnerEvent>,
-    /// True when the branch has commits the base lacks (so a pull request makes sense).
-    pub ahead: bool,
+    /// True when the branch moved and has commits the base lacks: the pull request should say so.
+    pub publish: bool,
 }
 
 impl Checkout {
-    /// Commits everything that changed (with `message`), pushes the branch if it moved, and describes the
-    /// diff against the base.
+    /// Commits everything that changed (with `message`); if the branch moved since the last push and is
+    /// ahead of the base, pushes it and describes the diff against the base.
     pub async fn checkpoint(&mut self, git: &Git, message: &str) -> Result<Checkpoint, GitError> {
         let dir = self.dir.clone();
         let mut done = Checkpoint::default();
@@ -180,45 +180,44 @@ impl Checkout {
             .await?
             .parse()
             .unwrap_or(0);
-        done.ahead = ahead > 0;
         let head = git.run(&dir, &["rev-parse", "HEAD"]).await?;
-        if done.ahead && self.pushed.as_deref() != Some(head.as_str()) {
-            git.run(
-                &dir,
-                &[
-                    "push",
-                    "--quiet",
-                    "--no-verify",
-                    "origin",
-                    &format!("HEAD:refs/heads/{}", self.branch),
-                ],
-            )
-            .await?;
-            self.pushed = Some(head.clone());
-            done.events.push(RunnerEvent::Pushed {
-                repo: self.repo.full_name(),
-                branch: self.branch.clone(),
-                commit: head,
-            });
+        if ahead == 0 || self.pushed.as_deref() == Some(head.as_str()) {
+            return Ok(done);
         }
-        if done.ahead {
-            let numstat = git.run(&dir, &["diff", "--numstat", &range]).await?;
-            let mut patch = git.run(&dir, &["diff", &range]).await?;
-            let truncated = patch.len() > MAX_PATCH_BYTES;
-            if truncated {
-                let mut end = MAX_PATCH_BYTES;
-                while !patch.is_char_boundary(end) {
-                    end -= 1;
-                }
-                patch.truncate(end);
+        git.run(
+            &dir,
+            &[
+                "push",
+                "--quiet",
+                "--no-verify",
+                "origin",
+                &format!("HEAD:refs/heads/{}", self.branch),
+            ],
+        )
+        .await?;
+        self.pushed = Some(head.clone());
+        done.events.push(RunnerEvent::Pushed {
+            repo: self.repo.full_name(),
+            branch: self.branch.clone(),
+            commit: head,
+        });
+        let numstat = git.run(&dir, &["diff", "--numstat", &range]).await?;
+        let mut patch = git.run(&dir, &["diff", &range]).await?;
+        let truncated = patch.len() > MAX_PATCH_BYTES;
+        if truncated {
+            let mut end = MAX_PATCH_BYTES;
+            while !patch.is_char_boundary(end) {
+                end -= 1;
             }
-            done.events.push(RunnerEvent::Diff {
-                repo: self.repo.full_name(),
-                files: parse_numstat(&numstat),
-                patch,
-                truncated,
-            });
+            patch.truncate(end);
         }
+        done.events.push(RunnerEvent::Diff {
+            repo: self.repo.full_name(),
+            files: parse_numstat(&numstat),
+            patch,
+            truncated,
+        });
+        done.publish = true;
         Ok(done)
     }
 }

@@ -2,11 +2,13 @@
 //! repositories whenever Claude finishes a turn and once more at the end, then exit with a code that says
 //! how it went.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::runner::{RunnerEvent, RunnerSpec};
+use agentfarm_shared::turns::{Activity, TurnTracker};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
 use tokio::signal::unix::{SignalKind, signal};
@@ -87,11 +89,18 @@ impl Session {
         };
         let mut relay = Relay {
             claude_in: Some(stdin),
-            sent: 0,
-            finished_turns: 0,
+            turns: TurnTracker::default(),
+            model_turns: BTreeSet::new(),
             last_result: None,
+            closing: false,
+            stopping: false,
         };
-        relay.send(&user_message_line(&self.spec.prompt)).await;
+        relay
+            .send(&user_message_line(
+                &self.spec.prompt,
+                &uuid::Uuid::new_v4().to_string(),
+            ))
+            .await;
 
         let mut claude_out = BufReader::new(stdout).lines();
         let mut claude_err = BufReader::new(stderr).lines();
@@ -111,10 +120,14 @@ impl Session {
                 },
                 line = ours.next_line(), if ours_open => match line {
                     Ok(Some(line)) => relay.forward(&line).await,
-                    // The backend has nothing more to say: Claude finishes its turn and exits.
+                    // The backend has nothing more to say: once Claude is idle, its stdin closes and it exits.
+                    // (Until then it stays open, so the runner can still interrupt.)
                     _ => {
                         ours_open = false;
-                        relay.claude_in = None;
+                        relay.closing = true;
+                        if relay.turns.is_idle() {
+                            relay.claude_in = None;
+                        }
                     }
                 },
                 Some(()) = recv(&mut terminate) => relay.stop(&self.spec.run_id).await,
@@ -186,16 +199,28 @@ impl Session {
 
     async fn on_claude_line(&mut self, line: &str, relay: &mut Relay) {
         self.out.claude(line);
-        match ClaudeEvent::parse(line) {
-            Some(ClaudeEvent::Result(result)) => {
-                relay.finished_turns += 1;
-                relay.last_result = result.result.clone();
-                if relay.finished_turns >= relay.sent && relay.claude_in.is_some() {
-                    // Claude is idle: publish what it did so far while it waits for a follow-up.
-                    self.checkpoint(relay.last_result.as_deref()).await;
+        let Some(event) = ClaudeEvent::parse(line) else {
+            return;
+        };
+        match &event {
+            ClaudeEvent::Result(result) => relay.last_result = result.result.clone(),
+            ClaudeEvent::Assistant(message) => {
+                // Every content block is its own event; one model turn is one message id.
+                if let Some(id) = message.message.id.clone() {
+                    relay.model_turns.insert(id);
+                }
+                if relay.model_turns.len() > self.spec.max_turns as usize && !relay.stopping {
+                    self.error(
+                        "claude",
+                        format!(
+                            "stopped after {} turns (the config's max_turns)",
+                            self.spec.max_turns
+                        ),
+                    );
+                    relay.stop(&self.spec.run_id).await;
                 }
             }
-            Some(ClaudeEvent::RateLimit(limit)) if limit.is_rejected() => {
+            ClaudeEvent::RateLimit(limit) if limit.is_rejected() => {
                 // A usage window (with its reset time), not a passing server throttle.
                 if let Some(resets_at) = limit.rate_limit_info.as_ref().and_then(|i| i.resets_at) {
                     let message = "the subscription's usage limit was reached".to_owned();
@@ -206,6 +231,16 @@ impl Session {
                 }
             }
             _ => {}
+        }
+        if relay.turns.observe(&event) == Some(Activity::Idle) {
+            relay.model_turns.clear();
+            if relay.closing {
+                // Nothing more will come: Claude exits, and the final checkpoint publishes.
+                relay.claude_in = None;
+            } else if relay.claude_in.is_some() {
+                // Claude is idle: publish what it did so far while it waits for a follow-up.
+                self.checkpoint(relay.last_result.as_deref()).await;
+            }
         }
     }
 
@@ -227,7 +262,7 @@ impl Session {
             for event in &checkpoint.events {
                 self.out.event(event);
             }
-            if checkpoint.ahead {
+            if checkpoint.publish {
                 self.open_pull_request(index, &title, &body).await;
             }
         }
@@ -269,28 +304,50 @@ impl Session {
     }
 }
 
-/// Claude's stdin, and the count of messages against finished turns.
+/// Claude's stdin, what Claude has in hand, and how many model turns the current message took.
 struct Relay {
     claude_in: Option<ChildStdin>,
-    sent: u32,
-    finished_turns: u32,
+    turns: TurnTracker,
+    /// Assistant messages since Claude last went idle (one per model turn).
+    model_turns: BTreeSet<String>,
     last_result: Option<String>,
+    /// The backend closed the runner's stdin: end the conversation when Claude is idle.
+    closing: bool,
+    /// An interrupt was sent.
+    stopping: bool,
 }
 
 impl Relay {
+    /// Writes a line to Claude; a user message gets a `uuid` (if it has none) so its lifecycle can be
+    /// followed. Control requests pass as they are.
     async fn send(&mut self, line: &str) {
+        let mut line = line.to_owned();
+        let mut uuid = None;
+        if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&line)
+            && value["type"] == "user"
+        {
+            let id = match value["uuid"].as_str() {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    value["uuid"] = id.clone().into();
+                    line = value.to_string();
+                    id
+                }
+            };
+            uuid = Some(id);
+        }
         let Some(stdin) = self.claude_in.as_mut() else {
             return;
         };
-        let written = stdin.write_all(format!("{line}\n").as_bytes()).await;
-        if written.is_err() {
+        if stdin.write_all(format!("{line}\n").as_bytes()).await.is_err() {
             self.claude_in = None;
-        } else if serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == "user") {
-            self.sent += 1;
+        } else if let Some(uuid) = uuid {
+            self.turns.sent(&uuid);
         }
     }
 
-    /// Passes a line from the backend to Claude: user messages and control requests, as they are.
+    /// Passes a line from the backend to Claude.
     async fn forward(&mut self, line: &str) {
         if !line.trim().is_empty() {
             self.send(line).await;
@@ -299,6 +356,7 @@ impl Relay {
 
     /// Interrupts Claude's turn and ends the conversation: Claude exits, then the runner publishes.
     async fn stop(&mut self, run_id: &str) {
+        self.stopping = true;
         self.send(&interrupt_line(&format!("stop-{run_id}"))).await;
         self.claude_in = None;
     }

@@ -21,6 +21,8 @@ pub enum ClaudeEvent {
     Result(ResultEvent),
     /// The subscription's usage window status.
     RateLimit(RateLimitEvent),
+    /// Where a user message sent with a `uuid` is: `queued`, `started`, `completed`, `cancelled`.
+    CommandLifecycle(LifecycleEvent),
     /// Any other object with a `type` (kept whole).
     Other(Value),
 }
@@ -40,6 +42,7 @@ impl ClaudeEvent {
             "user" => typed(value, ClaudeEvent::User),
             "result" => typed(value, ClaudeEvent::Result),
             "rate_limit_event" => typed(value, ClaudeEvent::RateLimit),
+            "command_lifecycle" => typed(value, ClaudeEvent::CommandLifecycle),
             _ => ClaudeEvent::Other(value),
         })
     }
@@ -50,7 +53,7 @@ impl ClaudeEvent {
             ClaudeEvent::System(e) => e.session_id.as_deref(),
             ClaudeEvent::Assistant(e) | ClaudeEvent::User(e) => e.session_id.as_deref(),
             ClaudeEvent::Result(e) => e.session_id.as_deref(),
-            ClaudeEvent::RateLimit(_) | ClaudeEvent::Other(_) => None,
+            ClaudeEvent::RateLimit(_) | ClaudeEvent::CommandLifecycle(_) | ClaudeEvent::Other(_) => None,
         }
     }
 }
@@ -104,6 +107,9 @@ pub struct MessageEvent {
 /// A message's role and content.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// The model's message id (assistant messages; one per model turn, shared by its content blocks).
+    #[serde(default)]
+    pub id: Option<String>,
     /// `assistant` or `user`.
     #[serde(default)]
     pub role: Option<String>,
@@ -209,6 +215,24 @@ impl ResultEvent {
                     )
                 })
         })
+    }
+}
+
+/// `{"type":"command_lifecycle", …}`: what became of a user message sent with a `uuid`. A message that
+/// arrives while Claude works is folded into the running turn or queued for the next; either way it ends
+/// `completed` (or `cancelled` by an interrupt), which makes this the reliable signal that Claude is idle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleEvent {
+    /// The `uuid` the message was sent with.
+    pub command_uuid: String,
+    /// `queued`, `started`, `completed` or `cancelled`.
+    pub state: String,
+}
+
+impl LifecycleEvent {
+    /// True once the message is done with (`completed` or `cancelled`).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state.as_str(), "completed" | "cancelled")
     }
 }
 
@@ -318,9 +342,11 @@ mod tests {
     }
 }
 
-/// The stream-json line (without newline) that gives Claude a user message on stdin.
-pub fn user_message_line(text: &str) -> String {
-    serde_json::json!({"type": "user", "message": {"role": "user", "content": text}}).to_string()
+/// The stream-json line (without newline) that gives Claude a user message on stdin. The `uuid` comes back
+/// in the message's [`LifecycleEvent`]s.
+pub fn user_message_line(text: &str, uuid: &str) -> String {
+    serde_json::json!({"type": "user", "uuid": uuid, "message": {"role": "user", "content": text}})
+        .to_string()
 }
 
 /// The stream-json line (without newline) that asks Claude to interrupt its current turn and drop any
@@ -340,10 +366,11 @@ mod input_tests {
 
     #[test]
     fn input_lines_are_single_json_lines() {
-        let line = user_message_line("line one\nline \"two\"");
+        let line = user_message_line("line one\nline \"two\"", "u-1");
         assert!(!line.contains('\n'));
         let value: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["message"]["content"], "line one\nline \"two\"");
+        assert_eq!(value["uuid"], "u-1");
         assert_eq!(
             serde_json::from_str::<Value>(&interrupt_line("r1")).unwrap()["request"]["subtype"],
             "interrupt"

@@ -7,6 +7,7 @@
 //! - [`log`]: one line of a run's output, with its per-run sequence number.
 //! - [`claude`]: typed reading of Claude Code's `stream-json` events (unknown ones pass through).
 //! - [`runner`]: the in-pod runner's spec and its own events.
+//! - [`turns`]: whether Claude is working or waiting, from its message lifecycle events.
 //! - [`ws`]: the WebSocket protocol, one tagged enum per direction.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
 //!
@@ -19,5 +20,6 @@ pub mod config;
 pub mod log;
 pub mod run;
 pub mod runner;
+pub mod turns;
 pub mod validate;
 pub mod ws;

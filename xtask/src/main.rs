@@ -81,7 +81,14 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     step(
         root,
         "cargo",
-        &["build", "--release", "--package", "agentfarm", "--package", "agentfarm-runner"],
+        &[
+            "build",
+            "--release",
+            "--package",
+            "agentfarm",
+            "--package",
+            "agentfarm-runner",
+        ],
         "building agentfarm and its agent runner (release)",
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);

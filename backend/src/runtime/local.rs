@@ -2,7 +2,8 @@
 //! dir under the data dir. Not isolated: agents run as the server's user.
 //!
 //! One supervisor task per run owns the child: it relays stdout/stderr lines, writes follow-ups to stdin as
-//! stream-json user messages, notices when a turn ends (a `result` for every message sent), closes stdin after
+//! stream-json user messages, notices when the agent is idle (every message it got is done, see
+//! [`TurnTracker`]), closes stdin after
 //! the idle timeout so Claude exits, enforces the config's timeout, and stops gracefully: interrupt, then
 //! SIGTERM, then SIGKILL to the whole process group, each after the grace period.
 
@@ -16,6 +17,7 @@ use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::log::{LogStream, MAX_LINE_BYTES};
 use agentfarm_shared::runner::RunnerSpec;
+use agentfarm_shared::turns::{Activity, TurnTracker};
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -168,8 +170,7 @@ impl LocalRuntime {
             events: events_tx,
             control,
             stdin: Some(stdin),
-            sent: 1,
-            finished_turns: 0,
+            turns: TurnTracker::default(),
             idle_timeout: self.settings.idle_timeout,
             stop_grace: self.settings.stop_grace,
         };
@@ -298,10 +299,8 @@ struct Supervisor {
     events: mpsc::Sender<RunEvent>,
     control: mpsc::Receiver<Control>,
     stdin: Option<ChildStdin>,
-    /// User messages written to stdin.
-    sent: u32,
-    /// `result` events seen: when it reaches `sent`, the agent is waiting for input.
-    finished_turns: u32,
+    /// Which messages Claude has not finished: when none, the agent is waiting for input.
+    turns: TurnTracker,
     idle_timeout: Duration,
     stop_grace: Duration,
 }
@@ -338,18 +337,18 @@ impl Supervisor {
         let status = loop {
             tokio::select! {
                 Some((stream, text)) = lines.recv() => {
-                    let turn_ended = stream == LogStream::Stdout && matches!(ClaudeEvent::parse(&text), Some(ClaudeEvent::Result(_)));
+                    let activity = match ClaudeEvent::parse(&text) {
+                        Some(event) if stream == LogStream::Stdout => self.turns.observe(&event),
+                        _ => None,
+                    };
                     self.emit(RunEvent::Line { ts: Utc::now(), stream, text }).await;
-                    if turn_ended {
-                        self.finished_turns += 1;
-                        if self.finished_turns >= self.sent && stop.is_none() {
-                            if self.idle_timeout.is_zero() {
-                                // No one may follow up: end the conversation now.
-                                self.stdin = None;
-                            } else {
-                                self.emit(RunEvent::WaitingForInput).await;
-                                idle_until = Some(Instant::now() + self.idle_timeout);
-                            }
+                    if activity == Some(Activity::Idle) && stop.is_none() {
+                        if self.idle_timeout.is_zero() {
+                            // No one may follow up: end the conversation now.
+                            self.stdin = None;
+                        } else {
+                            self.emit(RunEvent::WaitingForInput).await;
+                            idle_until = Some(Instant::now() + self.idle_timeout);
                         }
                     }
                 }
@@ -413,10 +412,11 @@ impl Supervisor {
             return Err(not_accepting());
         }
         let stdin = self.stdin.as_mut().ok_or_else(not_accepting)?;
-        let line = format!("{}\n", user_message_line(text));
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let line = format!("{}\n", user_message_line(text, &uuid));
         match stdin.write_all(line.as_bytes()).await {
             Ok(()) => {
-                self.sent += 1;
+                self.turns.sent(&uuid);
                 Ok(())
             }
             Err(_) => {

@@ -9,6 +9,7 @@ mod configs;
 mod harness;
 mod images;
 mod lifecycle;
+mod pull_requests;
 mod queue;
 mod restart;
 mod socket_session;

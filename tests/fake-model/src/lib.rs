@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | none | `Fake answer to: <user text, first 200 chars>`, `end_turn` |
 //! | `[[write:/abs/path]]` | `Write` tool call, then `Bash` `cat` of the file, then `Done: wrote /abs/path` |
+//! | `[[bash:COMMAND]]` | a `Bash` tool call running COMMAND in the agent's working directory, then `Ran: COMMAND` |
 //! | `[[long:N]]` | a text streamed as N `text_delta` events (`word0 word1 …`) |
 //! | `[[status:CODE]]` | HTTP CODE with an Anthropic error body (429 adds `retry-after: 0`) |
 //! | `[[usage-limit]]` | 429 with the subscription's 5-hour-limit `anthropic-ratelimit-unified-*` headers |

@@ -1,6 +1,6 @@
 //! Reads a `/v1/messages` request body and decides what the fake model answers.
 //!
-//! The scenario is chosen by markers (`[[write:/abs]]`, `[[long:N]]`, `[[status:CODE]]`, `[[usage-limit]]`,
+//! The scenario is chosen by markers (`[[write:/abs]]`, `[[bash:COMMAND]]`, `[[long:N]]`, `[[status:CODE]]`, `[[usage-limit]]`,
 //! `[[rate-headers]]`, `[[wait:NAME]]`) in the text of the most recent user message that has text; the
 //! number of `tool_result` blocks sent since then tells how far a multi-step scenario has got.
 
@@ -78,6 +78,7 @@ pub(crate) struct Plan {
 struct Markers {
     wait: Option<String>,
     write: Option<String>,
+    bash: Option<String>,
     long: Option<usize>,
     status: Option<u16>,
     usage_limit: bool,
@@ -97,6 +98,7 @@ impl Markers {
             match name.trim() {
                 "wait" if !arg.is_empty() => markers.wait = Some(arg.to_owned()),
                 "write" if !arg.is_empty() => markers.write = Some(arg.to_owned()),
+                "bash" if !arg.is_empty() => markers.bash = Some(arg.to_owned()),
                 "long" => markers.long = arg.parse().ok(),
                 "status" => markers.status = arg.parse().ok(),
                 "usage-limit" => markers.usage_limit = true,
@@ -119,6 +121,8 @@ pub(crate) fn plan(body: &Value, now: u64) -> Plan {
         usage_limit(now)
     } else if let Some(path) = &markers.write {
         write_step(path, step)
+    } else if let Some(command) = &markers.bash {
+        bash_step(command, step)
     } else if let Some(words) = markers.long {
         let chunks = (0..words).map(|i| format!("word{i} ")).collect();
         Reply::Message {
@@ -232,6 +236,21 @@ fn write_step(path: &str, step: usize) -> Reply {
             json!({"command": format!("cat {path} && echo bash-ran"), "description": "check"}),
         ),
         _ => Reply::text(format!("Done: wrote {path}")),
+    }
+}
+
+/// One `Bash` call running `command` (in the agent's working directory), then a text answer.
+fn bash_step(command: &str, step: usize) -> Reply {
+    match step {
+        0 => Reply::Message {
+            blocks: vec![Block::ToolUse {
+                name: "Bash",
+                input: json!({"command": command, "description": "run"}),
+            }],
+            stop_reason: "tool_use",
+            headers: Vec::new(),
+        },
+        _ => Reply::text(format!("Ran: {command}")),
     }
 }
 
