@@ -67,6 +67,7 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
         agent_env: settings.agent_env.clone(),
         idle_timeout: settings.idle_timeout(),
         stop_grace: settings.stop_grace(),
+        shared_claude_dir: settings.shared_claude_dir.clone(),
     }));
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),

@@ -70,6 +70,12 @@ pub struct Settings {
     #[arg(long = "agent-env", value_parser = parse_key_value)]
     pub agent_env: Vec<(String, String)>,
 
+    /// Claude's config dir shared by configs in the opt-in `shared-volume` credential mode (e.g. a `~/.claude`
+    /// you logged in with `claude /login`). Risky: agents sharing it can log each other out (rotating refresh
+    /// tokens) and plant hooks that run in the others. Without it, such configs are refused at launch.
+    #[arg(long, env = "AGENTFARM_SHARED_CLAUDE_DIR")]
+    pub shared_claude_dir: Option<PathBuf>,
+
     /// Seconds an agent that finished its turn waits for a follow-up before it is told the conversation is
     /// over (0: end as soon as the turn ends).
     #[arg(long, env = "AGENTFARM_IDLE_TIMEOUT", default_value_t = 300)]

@@ -8,6 +8,7 @@
 //! SIGTERM, then SIGKILL to the whole process group, each after the grace period.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
+use agentfarm_shared::config::CredentialMode;
 use agentfarm_shared::log::{LogStream, MAX_LINE_BYTES};
 use agentfarm_shared::runner::RunnerSpec;
 use agentfarm_shared::turns::{Activity, TurnTracker};
@@ -47,6 +49,8 @@ pub struct LocalSettings {
     pub idle_timeout: Duration,
     /// How long each stop step (interrupt, SIGTERM) gets before the next.
     pub stop_grace: Duration,
+    /// Claude's config dir for configs in the opt-in `shared-volume` credential mode (none: refused).
+    pub shared_claude_dir: Option<PathBuf>,
 }
 
 /// Deployment facts every runner spec carries.
@@ -113,6 +117,33 @@ impl LocalRuntime {
         self.settings.runs_dir.join(run_id)
     }
 
+    /// The agent's whole environment: the passthrough variables that are set, a private home and temp dir,
+    /// Claude's config dir (private in `token` mode, the shared one in `shared-volume` mode), no updates or
+    /// telemetry, then `--agent-env`.
+    fn environment(&self, mode: CredentialMode, home: &Path) -> Result<Vec<(OsString, OsString)>, RuntimeError> {
+        let claude_dir = match mode {
+            CredentialMode::Token => home.join(".claude"),
+            CredentialMode::SharedVolume => self.settings.shared_claude_dir.clone().ok_or_else(|| {
+                RuntimeError::Failed(
+                    "this config uses the shared-volume credential mode, but the server has no --shared-claude-dir".into(),
+                )
+            })?,
+        };
+        let tmp = home.join("tmp");
+        let passthrough = self.settings.env_passthrough.iter().filter_map(|name| Some((name.into(), std::env::var_os(name)?)));
+        let fixed = [
+            ("HOME", home.as_os_str()),
+            ("CLAUDE_CONFIG_DIR", claude_dir.as_os_str()),
+            ("CLAUDE_CODE_TMPDIR", tmp.as_os_str()),
+            ("TMPDIR", tmp.as_os_str()),
+            ("DISABLE_UPDATES", "1".as_ref()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".as_ref()),
+        ]
+        .map(|(k, v)| (OsString::from(k), v.to_owned()));
+        let extra = self.settings.agent_env.iter().map(|(k, v)| (k.into(), v.into()));
+        Ok(passthrough.chain(fixed).chain(extra).collect())
+    }
+
     async fn start(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
         let dir = self.run_dir(&spec.run_id);
         let (work, home) = (dir.join("work"), dir.join("home"));
@@ -128,19 +159,7 @@ impl LocalRuntime {
             .arg(&spec_file)
             .current_dir(&work)
             .env_clear()
-            .envs(
-                self.settings
-                    .env_passthrough
-                    .iter()
-                    .filter_map(|name| Some((name, std::env::var_os(name)?))),
-            )
-            .env("HOME", &home)
-            .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
-            .env("CLAUDE_CODE_TMPDIR", &tmp)
-            .env("TMPDIR", &tmp)
-            .env("DISABLE_UPDATES", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .envs(self.settings.agent_env.iter().map(|(k, v)| (k, v)))
+            .envs(self.environment(spec.config.credential_mode, &home)?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -512,6 +531,40 @@ async fn read_bounded_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn runtime(shared: Option<&str>) -> LocalRuntime {
+        LocalRuntime::new(LocalSettings {
+            runs_dir: "/data/runs".into(),
+            agent_command: "agentfarm-runner".into(),
+            runner: RunnerSite { claude_command: "claude".into(), git_url: String::new(), api_url: String::new() },
+            env_passthrough: vec!["AGENTFARM_SURELY_UNSET_VARIABLE".into()],
+            agent_env: vec![("EXTRA".into(), "1".into())],
+            idle_timeout: Duration::ZERO,
+            stop_grace: Duration::ZERO,
+            shared_claude_dir: shared.map(PathBuf::from),
+        })
+    }
+
+    fn value(env: &[(OsString, OsString)], key: &str) -> Option<String> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn token_mode_gets_a_private_claude_dir() {
+        let env = runtime(Some("/shared")).environment(CredentialMode::Token, Path::new("/data/runs/r/home")).unwrap();
+        assert_eq!(value(&env, "CLAUDE_CONFIG_DIR").as_deref(), Some("/data/runs/r/home/.claude"));
+        assert_eq!(value(&env, "HOME").as_deref(), Some("/data/runs/r/home"));
+        assert_eq!(value(&env, "EXTRA").as_deref(), Some("1"));
+        assert_eq!(value(&env, "AGENTFARM_SURELY_UNSET_VARIABLE"), None);
+    }
+
+    #[test]
+    fn shared_volume_mode_is_opt_in_on_the_server_too() {
+        let home = Path::new("/data/runs/r/home");
+        let env = runtime(Some("/shared")).environment(CredentialMode::SharedVolume, home).unwrap();
+        assert_eq!(value(&env, "CLAUDE_CONFIG_DIR").as_deref(), Some("/shared"));
+        assert!(runtime(None).environment(CredentialMode::SharedVolume, home).is_err());
+    }
 
     #[tokio::test]
     async fn long_lines_are_bounded_and_the_rest_is_dropped() {

@@ -277,6 +277,7 @@ pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, T
         agent_env: vec![],
         idle_timeout: Duration::ZERO,
         stop_grace: Duration::ZERO,
+        shared_claude_dir: None,
     }));
     let limits = FarmLimits {
         max_running: 1,
