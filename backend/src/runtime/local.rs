@@ -120,7 +120,11 @@ impl LocalRuntime {
     /// The agent's whole environment: the passthrough variables that are set, a private home and temp dir,
     /// Claude's config dir (private in `token` mode, the shared one in `shared-volume` mode), no updates or
     /// telemetry, then `--agent-env`.
-    fn environment(&self, mode: CredentialMode, home: &Path) -> Result<Vec<(OsString, OsString)>, RuntimeError> {
+    fn environment(
+        &self,
+        mode: CredentialMode,
+        home: &Path,
+    ) -> Result<Vec<(OsString, OsString)>, RuntimeError> {
         let claude_dir = match mode {
             CredentialMode::Token => home.join(".claude"),
             CredentialMode::SharedVolume => self.settings.shared_claude_dir.clone().ok_or_else(|| {
@@ -130,7 +134,11 @@ impl LocalRuntime {
             })?,
         };
         let tmp = home.join("tmp");
-        let passthrough = self.settings.env_passthrough.iter().filter_map(|name| Some((name.into(), std::env::var_os(name)?)));
+        let passthrough = self
+            .settings
+            .env_passthrough
+            .iter()
+            .filter_map(|name| Some((name.into(), std::env::var_os(name)?)));
         let fixed = [
             ("HOME", home.as_os_str()),
             ("CLAUDE_CONFIG_DIR", claude_dir.as_os_str()),
@@ -536,7 +544,11 @@ mod tests {
         LocalRuntime::new(LocalSettings {
             runs_dir: "/data/runs".into(),
             agent_command: "agentfarm-runner".into(),
-            runner: RunnerSite { claude_command: "claude".into(), git_url: String::new(), api_url: String::new() },
+            runner: RunnerSite {
+                claude_command: "claude".into(),
+                git_url: String::new(),
+                api_url: String::new(),
+            },
             env_passthrough: vec!["AGENTFARM_SURELY_UNSET_VARIABLE".into()],
             agent_env: vec![("EXTRA".into(), "1".into())],
             idle_timeout: Duration::ZERO,
@@ -546,13 +558,20 @@ mod tests {
     }
 
     fn value(env: &[(OsString, OsString)], key: &str) -> Option<String> {
-        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.to_string_lossy().into_owned())
+        env.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
     }
 
     #[test]
     fn token_mode_gets_a_private_claude_dir() {
-        let env = runtime(Some("/shared")).environment(CredentialMode::Token, Path::new("/data/runs/r/home")).unwrap();
-        assert_eq!(value(&env, "CLAUDE_CONFIG_DIR").as_deref(), Some("/data/runs/r/home/.claude"));
+        let env = runtime(Some("/shared"))
+            .environment(CredentialMode::Token, Path::new("/data/runs/r/home"))
+            .unwrap();
+        assert_eq!(
+            value(&env, "CLAUDE_CONFIG_DIR").as_deref(),
+            Some("/data/runs/r/home/.claude")
+        );
         assert_eq!(value(&env, "HOME").as_deref(), Some("/data/runs/r/home"));
         assert_eq!(value(&env, "EXTRA").as_deref(), Some("1"));
         assert_eq!(value(&env, "AGENTFARM_SURELY_UNSET_VARIABLE"), None);
@@ -561,9 +580,15 @@ mod tests {
     #[test]
     fn shared_volume_mode_is_opt_in_on_the_server_too() {
         let home = Path::new("/data/runs/r/home");
-        let env = runtime(Some("/shared")).environment(CredentialMode::SharedVolume, home).unwrap();
+        let env = runtime(Some("/shared"))
+            .environment(CredentialMode::SharedVolume, home)
+            .unwrap();
         assert_eq!(value(&env, "CLAUDE_CONFIG_DIR").as_deref(), Some("/shared"));
-        assert!(runtime(None).environment(CredentialMode::SharedVolume, home).is_err());
+        assert!(
+            runtime(None)
+                .environment(CredentialMode::SharedVolume, home)
+                .is_err()
+        );
     }
 
     #[tokio::test]

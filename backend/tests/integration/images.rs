@@ -413,7 +413,10 @@ fn entrypoints_ports_and_data_dir() {
         serde_json::from_str(args).expect("ENTRYPOINT in exec (JSON) form")
     };
     let [agent, control_plane] = both();
-    assert_eq!(entrypoint(&agent), ["/usr/bin/tini", "--", "/usr/local/bin/agentfarm-runner"]);
+    assert_eq!(
+        entrypoint(&agent),
+        ["/usr/bin/tini", "--", "/usr/local/bin/agentfarm-runner"]
+    );
     assert_eq!(entrypoint(&control_plane), ["/usr/local/bin/agentfarm", "serve"]);
 
     let stage = control_plane.final_stage();
