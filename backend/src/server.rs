@@ -84,10 +84,24 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
         public_origin: settings.public_url.clone(),
         allowed_hosts: settings.allowed_hosts.clone(),
     };
+    let web = match settings.web_app_dir() {
+        Some(dir) => match api::web::WebApp::open(&dir).await {
+            Ok(web) => {
+                tracing::info!(dir = %dir.display(), csp = %web.content_security_policy(), "serving the web app");
+                Some(Arc::new(web))
+            }
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), error = %err, "no web app there (index.html); / shows the placeholder page");
+                None
+            }
+        },
+        None => None,
+    };
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
         policy: Arc::new(policy),
         info: Arc::new(info),
+        web,
     });
     Ok(App {
         router,

@@ -84,6 +84,12 @@ pub struct Settings {
     /// Seconds each step of a stop (interrupt, then SIGTERM) gets before the next (then SIGKILL).
     #[arg(long, env = "AGENTFARM_STOP_GRACE", default_value_t = 10)]
     pub stop_grace: u64,
+
+    /// The built web app (trunk's dist: index.html, wasm, js, css, icons) to serve at / and every path the
+    /// API does not route. Default: frontend/dist when it exists in the current directory; without an
+    /// index.html there, / shows a placeholder page.
+    #[arg(long, env = "AGENTFARM_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -102,6 +108,14 @@ impl Settings {
     /// [`Settings::idle_timeout`] as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout)
+    }
+
+    /// The web app's directory: [`Settings::web_dir`], else `frontend/dist` when it exists here.
+    pub fn web_app_dir(&self) -> Option<PathBuf> {
+        self.web_dir.clone().or_else(|| {
+            let default = PathBuf::from("frontend/dist");
+            default.is_dir().then_some(default)
+        })
     }
 
     /// [`Settings::stop_grace`] as a duration.

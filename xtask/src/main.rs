@@ -1,12 +1,23 @@
 //! Project tasks, so that a fresh clone needs only cargo (and Node.js for the pinned npm tools):
 //!
-//! - `cargo xtask run [-- SERVE FLAGS]`: installs the pinned tools, builds the server and the agent runner
-//!   (release), and serves agentfarm on the local runtime with a data dir in `.agentfarm/`, printing its URL.
-//! - `cargo xtask test`: installs the pinned tools, then checks formatting, lints, and runs every test.
+//! - `cargo xtask run [-- SERVE FLAGS]`: installs the pinned tools, builds the web app, the server and the agent
+//!   runner (release), and serves agentfarm on the local runtime with a data dir in `.agentfarm/` and the web
+//!   app from `frontend/dist`, printing its URL.
+//! - `cargo xtask test`: installs the pinned tools, checks formatting and lints, builds the web app, then runs
+//!   every test (with `AGENTFARM_WEB_DIR` pointing at the build).
+//! - `cargo xtask web`: builds the web app into `frontend/dist` (`trunk build --release`), with `.br`/`.gz`
+//!   siblings of its text and wasm files for the server to send precompressed.
+//! - `cargo xtask size`: the first-load bytes of the built web app (wasm + js + css that `index.html` names):
+//!   raw, `gzip -9` and `brotli -q 11`, against the 200 KB brotli target. Informational: exits 0.
+//! - `cargo xtask icons`: renders `icons/agentfarm.svg` into the PNG icons (needs `rsvg-convert`, Debian
+//!   `librsvg2-bin`; the PNGs are committed, so only whoever changes the drawing needs it).
 //!
-//! Pinned npm tools (the Claude Code CLI) are declared in `package.json`/`package-lock.json` and installed into
-//! `node_modules/` with `npm ci`, only when missing or at another version.
+//! Pinned npm tools (the Claude Code CLI, binaryen's `wasm-opt`) are declared in `package.json`/`package-lock.json`
+//! and installed into `node_modules/` with `npm ci`, only when missing or at another version. The web build's
+//! cargo tools (trunk, wasm-bindgen-cli) are `cargo install`ed only when `--version` differs; the first time
+//! takes about ten minutes.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -14,6 +25,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+
+/// The npm package of the Claude Code CLI.
+const CLAUDE_CODE: &str = "@anthropic-ai/claude-code";
+/// trunk 0.22 needs rustc >= 1.96.1; the toolchain is 1.95 (rust-toolchain.toml).
+const TRUNK_VERSION: &str = "0.21.14";
+/// The target trunk builds the app for.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// First-load budget of the web app, brotli-compressed.
+const FIRST_LOAD_TARGET_BYTES: u64 = 200_000;
+/// The icons rendered from `icons/agentfarm.svg`: file name and edge in pixels. The drawing keeps its art in
+/// the central 80 % circle on an opaque background, so the maskable icon is the same rendering.
+const ICONS: [(&str, u32); 5] = [
+    ("icon-192.png", 192),
+    ("icon-512.png", 512),
+    ("maskable-512.png", 512),
+    ("apple-touch-icon-180.png", 180),
+    ("favicon-32.png", 32),
+];
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -23,9 +52,13 @@ fn main() -> Result<()> {
     match task.as_str() {
         "run" => run(&root, &rest),
         "test" => test(&root, &rest),
+        "web" => build_web(&root).map(|_| ()),
+        "size" => size(&root),
+        "icons" => icons(&root),
         _ => {
             eprintln!(
-                "usage: cargo xtask run [-- agentfarm serve flags]\n       cargo xtask test [-- cargo test args]"
+                "usage: cargo xtask run [-- agentfarm serve flags]\n       cargo xtask test [-- cargo test args]\n       \
+                 cargo xtask web | size | icons"
             );
             bail!("unknown task {task:?}")
         }
@@ -39,10 +72,16 @@ fn workspace_root() -> PathBuf {
 
 /// Runs a command in `dir`, its output going straight to the terminal; fails if it fails.
 fn step(dir: &Path, program: &str, args: &[&str], what: &str) -> Result<()> {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir);
+    run_step(&mut command, what)
+}
+
+/// Runs `command`, its output going straight to the terminal; fails if it fails.
+fn run_step(command: &mut Command, what: &str) -> Result<()> {
     eprintln!("==> {what}");
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(dir)
+    let program = command.get_program().to_string_lossy().into_owned();
+    let status = command
         .status()
         .with_context(|| format!("cannot run {program}; is it installed?"))?;
     if !status.success() {
@@ -51,33 +90,218 @@ fn step(dir: &Path, program: &str, args: &[&str], what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The pinned Claude Code CLI, installed with `npm ci` when missing or at another version.
+/// The first line `program --version` prints with `path` as `PATH`, or nothing when it cannot run.
+fn tool_version(program: &str, path: &OsString) -> String {
+    Command::new(program)
+        .arg("--version")
+        .env("PATH", path)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// The pinned npm tools of `package.json` (the Claude Code CLI, binaryen), installed with `npm ci` when any is
+/// missing or at another version. Returns the Claude Code CLI.
 fn ensure_npm_tools(root: &Path) -> Result<PathBuf> {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("package.json"))?)?;
-    let wanted = manifest["devDependencies"]["@anthropic-ai/claude-code"]
-        .as_str()
-        .context("package.json pins no CLI")?;
+    let pins = manifest["devDependencies"]
+        .as_object()
+        .context("package.json has no devDependencies")?;
+    if !pins.contains_key(CLAUDE_CODE) {
+        bail!("package.json pins no Claude Code CLI");
+    }
     let claude = root.join("node_modules/.bin/claude");
-    let installed = Command::new(&claude)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-        .unwrap_or_default();
-    if !installed.starts_with(wanted) {
+    let current = |name: &str, wanted: &str| {
+        if name == CLAUDE_CODE {
+            // Ask the CLI itself: its package can be present while its install step did not run.
+            Command::new(&claude)
+                .arg("--version")
+                .output()
+                .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).starts_with(wanted))
+        } else {
+            installed_npm_version(root, name).as_deref() == Some(wanted)
+        }
+    };
+    let stale: Vec<String> = pins
+        .iter()
+        .map(|(name, wanted)| (name, wanted.as_str().unwrap_or_default()))
+        .filter(|(name, wanted)| !current(name, wanted))
+        .map(|(name, wanted)| format!("{name}@{wanted}"))
+        .collect();
+    if !stale.is_empty() {
         step(
             root,
             "npm",
             &["ci", "--no-audit", "--no-fund"],
-            &format!("installing the pinned Claude Code CLI {wanted} (npm ci)"),
+            &format!("installing the pinned npm tools {} (npm ci)", stale.join(", ")),
         )?;
     }
     Ok(claude)
 }
 
+/// The version of an npm package installed in `node_modules/`.
+fn installed_npm_version(root: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join("node_modules").join(name).join("package.json")).ok()?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+    manifest["version"].as_str().map(str::to_owned)
+}
+
+/// `PATH` for the web build: `node_modules/.bin` first (binaryen's `wasm-opt`), then cargo's bin dir (trunk,
+/// wasm-bindgen), then the inherited one.
+fn web_tools_path(root: &Path) -> Result<OsString> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let mut dirs = vec![root.join("node_modules/.bin"), cargo_home.join("bin")];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    Ok(std::env::join_paths(dirs)?)
+}
+
+/// The pinned web build tools: the wasm target, trunk, wasm-bindgen-cli (equal to frontend/Trunk.toml, which
+/// equals Cargo.lock) and binaryen's `wasm-opt` (package.json). Installs what is missing or at another version
+/// and returns the `PATH` to build with.
+fn ensure_web_tools(root: &Path) -> Result<OsString> {
+    ensure_npm_tools(root)?;
+    let path = web_tools_path(root)?;
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .output()
+        .context("cannot run rustup")?;
+    if !String::from_utf8_lossy(&targets.stdout)
+        .lines()
+        .any(|t| t.trim() == WASM_TARGET)
+    {
+        step(
+            root,
+            "rustup",
+            &["target", "add", WASM_TARGET],
+            &format!("adding the {WASM_TARGET} target (rustup)"),
+        )?;
+    }
+    if tool_version("trunk", &path) != format!("trunk {TRUNK_VERSION}") {
+        let mut install = Command::new("cargo");
+        install
+            .args(["install", "--locked", &format!("trunk@{TRUNK_VERSION}")])
+            .current_dir(root);
+        run_step(
+            &mut install,
+            &format!("installing trunk {TRUNK_VERSION} (cargo install, about 7 minutes the first time)"),
+        )?;
+    }
+    let bindgen = wasm_bindgen_pin(root)?;
+    if tool_version("wasm-bindgen", &path) != format!("wasm-bindgen {bindgen}") {
+        // No --locked: its lockfile pins a webpki-roots release missing from the crates.io index.
+        let mut install = Command::new("cargo");
+        install
+            .args(["install", &format!("wasm-bindgen-cli@{bindgen}")])
+            .current_dir(root);
+        run_step(
+            &mut install,
+            &format!("installing wasm-bindgen-cli {bindgen} (cargo install, about 2 minutes the first time)"),
+        )?;
+    }
+    let wasm_opt = tool_version("wasm-opt", &path);
+    let binaryen = installed_npm_version(root, "binaryen").unwrap_or_default();
+    let major = binaryen.split('.').next().unwrap_or_default();
+    if major.is_empty() || !wasm_opt.contains(&format!("version {major}")) {
+        bail!("wasm-opt on PATH is {wasm_opt:?}, not binaryen {binaryen} from node_modules/.bin");
+    }
+    Ok(path)
+}
+
+/// `[tools] wasm_bindgen` of frontend/Trunk.toml: the wasm-bindgen CLI trunk must find.
+fn wasm_bindgen_pin(root: &Path) -> Result<String> {
+    let trunk_toml = std::fs::read_to_string(root.join("frontend/Trunk.toml"))?;
+    trunk_toml
+        .lines()
+        .find_map(|line| {
+            let value = line
+                .trim()
+                .strip_prefix("wasm_bindgen")?
+                .trim()
+                .strip_prefix('=')?;
+            Some(value.trim().trim_matches('"').to_owned())
+        })
+        .context("frontend/Trunk.toml pins no [tools] wasm_bindgen")
+}
+
+/// Builds the web app into `frontend/dist` and returns that directory.
+fn build_web(root: &Path) -> Result<PathBuf> {
+    let path = ensure_web_tools(root)?;
+    // Trunk.toml sets `offline = true`, which trunk passes on to cargo: every crate must be here first.
+    let mut fetch = Command::new("cargo");
+    fetch.arg("fetch").current_dir(root);
+    run_step(&mut fetch, "fetching crates for the web build (cargo fetch)")?;
+    let frontend = root.join("frontend");
+    let mut trunk = Command::new("trunk");
+    trunk
+        .args(["build", "--release"])
+        .env("PATH", &path)
+        .current_dir(&frontend);
+    run_step(&mut trunk, "building the web app (trunk build --release)")?;
+    let dist = frontend.join("dist");
+    precompress(&dist);
+    Ok(dist)
+}
+
+/// Files the server may send precompressed.
+fn compressible(name: &str) -> bool {
+    [".wasm", ".js", ".css", ".svg", ".webmanifest"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// Writes `.gz` (gzip -9) and `.br` (brotli -q 11) siblings of the compressible files in `dist`, for the
+/// server to send to clients that accept them. Skipped, with a note, when a compressor is not installed.
+fn precompress(dist: &Path) {
+    eprintln!("==> precompressing the web app (gzip -9, brotli -q 11)");
+    let Ok(entries) = std::fs::read_dir(dist) else {
+        return;
+    };
+    let files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.is_file() && compressible(&path.file_name().unwrap_or_default().to_string_lossy())
+        })
+        .collect();
+    for (program, args) in [
+        ("gzip", ["-9", "-n", "-k", "-f"]),
+        ("brotli", ["-q", "11", "-k", "-f"]),
+    ] {
+        for file in &files {
+            let done = Command::new(program)
+                .args(args)
+                .arg(file)
+                .status()
+                .is_ok_and(|status| status.success());
+            if !done {
+                eprintln!(
+                    "note: `{program}` failed or is missing (Debian: apt-get install {program}); no .{} files",
+                    if program == "gzip" { "gz" } else { "br" }
+                );
+                break;
+            }
+        }
+    }
+}
+
 fn run(root: &Path, extra: &[String]) -> Result<()> {
     let claude = ensure_npm_tools(root)?;
+    let dist = build_web(root)?;
     step(
         root,
         "cargo",
@@ -108,6 +332,9 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
             "127.0.0.1:0"
         };
         command.args(["--listen", listen]);
+    }
+    if std::env::var_os("AGENTFARM_WEB_DIR").is_none() && !extra.iter().any(|a| a.starts_with("--web-dir")) {
+        command.arg("--web-dir").arg(&dist);
     }
     if is_root() {
         eprintln!(
@@ -141,11 +368,13 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
         "linting (cargo clippy)",
     )?;
+    let dist = build_web(root)?;
     eprintln!("==> running every test (cargo test --workspace)");
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .args(extra)
         .env("AGENTFARM_CLAUDE_BIN", &claude)
+        .env("AGENTFARM_WEB_DIR", &dist)
         .current_dir(root)
         .stdout(Stdio::piped())
         .spawn()
@@ -169,6 +398,122 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     }
     if totals.passed == 0 {
         bail!("no test ran");
+    }
+    Ok(())
+}
+
+/// Prints the first-load bytes of the built web app: every wasm, js and css file of `frontend/dist` that
+/// `index.html` names, raw and compressed as a server would send them.
+fn size(root: &Path) -> Result<()> {
+    let dist = root.join("frontend/dist");
+    let index = std::fs::read_to_string(dist.join("index.html")).with_context(|| {
+        format!(
+            "no {}/index.html; build the web app first: cargo xtask web",
+            dist.display()
+        )
+    })?;
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dist)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            let first_load = [".wasm", ".js", ".css"].iter().any(|ext| name.ends_with(ext))
+                && index.contains(&format!("/{name}"));
+            (first_load && path.is_file()).then_some((name, path))
+        })
+        .collect();
+    files.sort();
+    let width = files
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
+    println!(
+        "{:<width$} {:>10} {:>10} {:>13}",
+        "first load (frontend/dist)", "raw", "gzip -9", "brotli -q 11"
+    );
+    let mut totals = [Some(0u64); 3];
+    for (name, path) in &files {
+        let sizes = [
+            std::fs::metadata(path).ok().map(|m| m.len()),
+            compressed_len(path, "gzip", &["-9", "-n", "-c"]),
+            compressed_len(path, "brotli", &["-q", "11", "-c"]),
+        ];
+        for (total, size) in totals.iter_mut().zip(sizes) {
+            *total = total.zip(size).map(|(a, b)| a + b);
+        }
+        println!(
+            "{name:<width$} {:>10} {:>10} {:>13}",
+            bytes(sizes[0]),
+            bytes(sizes[1]),
+            bytes(sizes[2])
+        );
+    }
+    println!(
+        "{:<width$} {:>10} {:>10} {:>13}",
+        "total",
+        bytes(totals[0]),
+        bytes(totals[1]),
+        bytes(totals[2])
+    );
+    match totals[2] {
+        Some(brotli) => println!(
+            "target: at most {} bytes brotli: {}",
+            bytes(Some(FIRST_LOAD_TARGET_BYTES)),
+            if brotli <= FIRST_LOAD_TARGET_BYTES {
+                format!("met ({}% of it)", brotli * 100 / FIRST_LOAD_TARGET_BYTES)
+            } else {
+                format!(
+                    "MISSED by {} bytes",
+                    bytes(Some(brotli - FIRST_LOAD_TARGET_BYTES))
+                )
+            }
+        ),
+        None => println!(
+            "target: at most {} bytes brotli: unknown, `brotli` is not installed (Debian: apt-get install brotli)",
+            bytes(Some(FIRST_LOAD_TARGET_BYTES))
+        ),
+    }
+    Ok(())
+}
+
+/// Bytes `program args… file` writes to stdout, or nothing when it cannot run.
+fn compressed_len(file: &Path, program: &str, args: &[&str]) -> Option<u64> {
+    let out = Command::new(program).args(args).arg(file).output().ok()?;
+    out.status.success().then_some(out.stdout.len() as u64)
+}
+
+/// `1234567` → `1,234,567`; nothing → `-`.
+fn bytes(size: Option<u64>) -> String {
+    let Some(size) = size else {
+        return "-".into();
+    };
+    let digits = size.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Renders `icons/agentfarm.svg` into every PNG icon the app names (manifest, index.html).
+fn icons(root: &Path) -> Result<()> {
+    let dir = root.join("icons");
+    let source = dir.join("agentfarm.svg");
+    for (name, edge) in ICONS {
+        let edge = edge.to_string();
+        let mut render = Command::new("rsvg-convert");
+        render
+            .args(["--width", &edge, "--height", &edge, "--output"])
+            .arg(dir.join(name))
+            .arg(&source);
+        run_step(
+            &mut render,
+            &format!("rendering icons/{name} (rsvg-convert; Debian: librsvg2-bin)"),
+        )?;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
 //! - [`configs`], [`runs`], [`health`]: one module per resource, handlers named by verb.
-//! - [`home`]: the page at `/` until the web app is served.
+//! - [`home`]: the page at `/` when no web app is built.
+//! - [`web`]: the web app (trunk's `dist`): files, SPA fallback, cache rules, Content-Security-Policy.
 //! - [`ws`]: the live stream.
 
 pub mod configs;
@@ -13,6 +14,7 @@ pub mod guard;
 pub mod health;
 pub mod home;
 pub mod runs;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -37,13 +39,20 @@ pub struct AppState {
     pub policy: Arc<RequestPolicy>,
     /// Facts for `/api/info`.
     pub info: Arc<ServerInfo>,
+    /// The web app served at `/` and every path the API does not route; `None`: the placeholder page.
+    #[from_ref(skip)]
+    pub web: Option<Arc<web::WebApp>>,
 }
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(home::page))
-        .route(routes::HEALTHZ, get(health::healthz))
+    let app = match &state.web {
+        Some(web) => Router::new().fallback_service(web::router(Arc::clone(web))),
+        None => Router::new()
+            .route("/", get(home::page))
+            .fallback(health::not_found),
+    };
+    app.route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::INFO, get(health::info))
         .route(routes::CONFIGS, get(configs::list).post(configs::create))
@@ -58,7 +67,6 @@ pub fn router(state: AppState) -> Router {
         .route(routes::RUN_MESSAGES, post(runs::send))
         .route(routes::RUN_LOGS, get(runs::logs))
         .route(routes::WS, get(ws::upgrade))
-        .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.policy),

@@ -70,6 +70,7 @@ pub struct TestServer {
     pub model: FakeModel,
     pub dir: TempDir,
     _shutdown: oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<Result<(), agentfarm::server::StartError>>,
 }
 
 impl TestServer {
@@ -87,7 +88,7 @@ impl TestServer {
         let (shutdown, stop) = oneshot::channel::<()>();
         // Start before returning, so that start-up errors fail the test here.
         let app = agentfarm::server::start(&settings).await.unwrap();
-        tokio::spawn(agentfarm::server::serve(app, listener, async {
+        let serving = tokio::spawn(agentfarm::server::serve(app, listener, async {
             let _ = stop.await;
         }));
         TestServer {
@@ -96,6 +97,7 @@ impl TestServer {
             model,
             dir,
             _shutdown: shutdown,
+            serving,
         }
     }
 
@@ -131,6 +133,17 @@ impl TestServer {
 
     pub async fn socket(&self) -> Socket {
         Socket::connect(&self.url).await
+    }
+
+    /// Stops the server and waits until it no longer listens; returns the fake model (agents may still use it).
+    pub async fn stop(self) -> FakeModel {
+        drop(self._shutdown);
+        tokio::time::timeout(PATIENCE, self.serving)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        self.model
     }
 
     /// Stops the server and returns the close code `socket` received.

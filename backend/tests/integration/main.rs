@@ -5,6 +5,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod browser;
 mod configs;
 mod harness;
 mod images;
@@ -13,3 +14,4 @@ mod pull_requests;
 mod queue;
 mod restart;
 mod socket_session;
+mod web_ui;

@@ -1,0 +1,242 @@
+//! The web app in headless Chromium against a real server, the local runtime and the real Claude Code CLI on
+//! the fake model: the whole journey through the UI, the phone viewport, installability and offline start.
+
+use std::path::PathBuf;
+
+use agentfarm_shared::run::RunState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::browser::{Browser, Viewport};
+use crate::harness::{PATIENCE, TestServer};
+
+/// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
+fn web_dir() -> PathBuf {
+    let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("index.html").exists(),
+        "{} has no index.html: run `cargo xtask web` first",
+        dir.display()
+    );
+    dir
+}
+
+async fn ui_server() -> TestServer {
+    TestServer::start_with(|s| {
+        s.web_dir = Some(web_dir());
+        s.idle_timeout = 3_600;
+    })
+    .await
+}
+
+impl Browser {
+    async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// Scrolls `css` to the middle of the screen (clear of the fixed bars) and clicks it.
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        let arg = serde_json::to_value(&element).unwrap();
+        self.client
+            .execute("arguments[0].scrollIntoView({block:'center'});", vec![arg])
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        element.clear().await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
+    /// True once an element matching `css` contains `text`.
+    async fn until_text(&self, css: &str, text: &str) {
+        let script = format!(
+            "Array.from(document.querySelectorAll({})).some(e => e.textContent.includes({}))",
+            json!(css),
+            json!(text)
+        );
+        self.until(&script).await;
+    }
+
+    /// The `data-seq` of every line of the raw log, in page order.
+    async fn raw_seqs(&self) -> Vec<u64> {
+        let script = "return Array.from(document.querySelectorAll('#raw-log .raw-line')).map(e => Number(e.dataset.seq));";
+        serde_json::from_value(self.client.execute(script, vec![]).await.unwrap()).unwrap()
+    }
+}
+
+/// Create a config through the form (a validation error first), launch it, watch the transcript stream,
+/// follow up, reload mid-run, stop, delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_journey_in_the_browser() {
+    let server = ui_server().await;
+    let browser = Browser::start(Viewport::Desktop).await;
+
+    browser.open(&format!("{}/configs/new", server.url)).await;
+    browser.type_into("#name", "Browser journey").await;
+    browser
+        .type_into("#task_prompt", "[[wait:ui]] hello from the browser")
+        .await;
+    browser.type_into("#repos", "../x\n").await;
+    browser.click("#save-config").await;
+    browser
+        .until_text(r#".field-error[data-field="repos[0]"]"#, "owner")
+        .await;
+    assert_eq!(server.get("/api/configs").await.1, json!([]), "nothing was saved");
+    browser.click("#repo-chips .chip-remove").await;
+    browser.click("#save-config").await;
+    browser
+        .until("location.pathname === '/configs/browser-journey'")
+        .await;
+
+    browser.open(&format!("{}/configs", server.url)).await;
+    browser
+        .click(r#"button.launch-button[data-config-id="browser-journey"]"#)
+        .await;
+    let run_id = browser
+        .until("location.pathname.startsWith('/runs/') && location.pathname.slice(6)")
+        .await;
+    let run_id = run_id.as_str().unwrap().to_owned();
+    tokio::time::timeout(PATIENCE, server.model.parked("ui"))
+        .await
+        .unwrap();
+    server.model.release("ui");
+    browser
+        .until_text(
+            r#"#transcript .tl[data-kind="assistant"]"#,
+            "Fake answer to: [[wait:ui]] hello from the browser",
+        )
+        .await;
+
+    // A follow-up, answered after a reload in the middle of it.
+    browser
+        .until(r#"document.querySelector('section.page.run').dataset.state === 'waiting_for_input'"#)
+        .await;
+    browser
+        .type_into("#follow-up", "[[wait:again]] and a follow-up")
+        .await;
+    browser.click("#send-follow-up").await;
+    tokio::time::timeout(PATIENCE, server.model.parked("again"))
+        .await
+        .unwrap();
+    browser.client.refresh().await.unwrap();
+    browser
+        .until_text(
+            r#"#transcript .tl[data-kind="assistant"]"#,
+            "hello from the browser",
+        )
+        .await;
+    server.model.release("again");
+    browser
+        .until_text(
+            r#"#transcript .tl[data-kind="assistant"]"#,
+            "Fake answer to: [[wait:again]] and a follow-up",
+        )
+        .await;
+    let shown: Vec<u64> = serde_json::from_value(
+        browser
+            .client
+            .execute("return Array.from(document.querySelectorAll('#transcript .tl[data-seq]')).map(e => Number(e.dataset.seq));", vec![])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        shown.windows(2).all(|w| w[0] < w[1]),
+        "transcript items in order, none twice: {shown:?}"
+    );
+    browser.click("#raw-toggle").await;
+    browser.find("#raw-log .raw-line").await;
+    let (_, run) = server.get(&format!("/api/runs/{run_id}")).await;
+    let last = run["last_seq"].as_u64().unwrap();
+    browser
+        .until(&format!(
+            "document.querySelectorAll('#raw-log .raw-line').length >= {last}"
+        ))
+        .await;
+    assert_eq!(
+        browser.raw_seqs().await,
+        (1..=last).collect::<Vec<_>>(),
+        "every line once, in order, after the reload"
+    );
+
+    browser.click("#stop-run").await;
+    browser
+        .until(r#"document.querySelector('section.page.run').dataset.state === 'stopped'"#)
+        .await;
+    browser
+        .client
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    browser.click("#delete-run").await;
+    browser.until("location.pathname === '/'").await;
+    assert_eq!(
+        server.get(&format!("/api/runs/{run_id}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// At an iPhone viewport nothing overflows; the app is installable; with the server gone, a reload still
+/// shows the shell and says it is offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_screens_install_and_offline() {
+    let server = ui_server().await;
+    let config = server.create_config("Phone check", "unused").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "Write a **short** answer with a long unbroken line: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
+    socket.until_state(&run.id, RunState::WaitingForInput).await;
+
+    let browser = Browser::start(Viewport::Phone).await;
+    for (path, ready, name) in [
+        ("/".to_owned(), "#runs li.run-item".to_owned(), "phone-agents"),
+        (
+            format!("/runs/{}", run.id),
+            r#"#transcript .tl[data-kind="assistant"]"#.to_owned(),
+            "phone-run",
+        ),
+        (
+            format!("/configs/{config}"),
+            "#task_prompt".to_owned(),
+            "phone-config-editor",
+        ),
+    ] {
+        browser.open(&format!("{}{path}", server.url)).await;
+        browser.find(&ready).await;
+        assert_eq!(
+            browser.until("window.innerWidth").await,
+            json!(390),
+            "the iPhone viewport"
+        );
+        browser.screenshot(name).await;
+        assert!(
+            !browser.overflows_horizontally().await,
+            "{path} scrolls sideways at 390 px"
+        );
+    }
+
+    let installability = browser.cdp("Page.getInstallabilityErrors", json!({})).await;
+    assert_eq!(
+        installability["installabilityErrors"],
+        json!([]),
+        "{installability}"
+    );
+
+    // The service worker takes over; then the server goes away and the shell still starts.
+    browser.until("navigator.serviceWorker.controller !== null").await;
+    browser.find(r#"#connection-state[data-state="live"]"#).await;
+    let _model = server.stop().await;
+    browser.client.refresh().await.unwrap();
+    browser.find("nav.tabbar").await;
+    browser.find(r#"#connection-state[data-state="offline"]"#).await;
+    let state: Value = browser
+        .until("document.querySelector('#connection-state').dataset.state")
+        .await;
+    assert_eq!(state, json!("offline"));
+}

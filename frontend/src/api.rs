@@ -1,0 +1,268 @@
+//! The typed REST client: same-origin `fetch` with JSON bodies (`Content-Type: application/json`), errors
+//! decoded from the API's one shape (`{"error": {code, message, field?, fields?}}`) so forms can put each
+//! message under its field.
+
+use agentfarm_shared::api::{ApiError, ErrorBody, ServerInfo, routes};
+use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion};
+use agentfarm_shared::run::{FollowUp, LaunchRequest, Run};
+use gloo_net::http::{Method, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A failed request: the HTTP status (0 when the server was not reached) and the API's error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The HTTP status, 0 for a network failure.
+    pub status: u16,
+    /// What went wrong.
+    pub error: ApiError,
+}
+
+impl Failure {
+    fn local(code: &str, message: String) -> Self {
+        Failure {
+            status: 0,
+            error: ApiError {
+                code: code.to_owned(),
+                message,
+                field: None,
+                fields: Vec::new(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error.message)
+    }
+}
+
+/// Reads an error response: the API's error shape, or a generic error naming the status.
+pub fn decode_error(status: u16, body: &str) -> ApiError {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(body) => body.error,
+        Err(_) => {
+            let text = body.trim();
+            let message = if text.is_empty() || text.len() > 300 || text.starts_with('<') {
+                format!("The server answered {status}")
+            } else {
+                format!("The server answered {status}: {text}")
+            };
+            ApiError {
+                code: format!("http_{status}"),
+                message,
+                field: None,
+                fields: Vec::new(),
+            }
+        }
+    }
+}
+
+async fn call(method: Method, url: &str, body: Option<String>) -> Result<String, Failure> {
+    let request = RequestBuilder::new(url)
+        .method(method)
+        .header("Accept", "application/json");
+    let request = match body {
+        Some(body) => request
+            .header("Content-Type", "application/json")
+            .body(body)
+            .map_err(|e| Failure::local("client", e.to_string()))?,
+        None => request
+            .build()
+            .map_err(|e| Failure::local("client", e.to_string()))?,
+    };
+    let response = request.send().await.map_err(|_| {
+        Failure::local(
+            "network",
+            "Could not reach the server. Check the connection and try again.".to_owned(),
+        )
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if response.ok() {
+        Ok(text)
+    } else {
+        Err(Failure {
+            status,
+            error: decode_error(status, &text),
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    serde_json::from_str(text)
+        .map_err(|e| Failure::local("decode", format!("Unexpected answer from the server: {e}")))
+}
+
+fn json<B: Serialize>(body: &B) -> Result<String, Failure> {
+    serde_json::to_string(body).map_err(|e| Failure::local("client", e.to_string()))
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> Result<T, Failure> {
+    parse(&call(Method::GET, url, None).await?)
+}
+
+async fn send<B: Serialize, T: DeserializeOwned>(method: Method, url: &str, body: &B) -> Result<T, Failure> {
+    parse(&call(method, url, Some(json(body)?)).await?)
+}
+
+/// `GET /api/info`.
+pub async fn info() -> Result<ServerInfo, Failure> {
+    get(routes::INFO).await
+}
+
+/// `GET /api/configs`.
+pub async fn configs() -> Result<Vec<AgentConfig>, Failure> {
+    get(routes::CONFIGS).await
+}
+
+/// `GET /api/configs/{id}`.
+pub async fn config(id: &str) -> Result<AgentConfig, Failure> {
+    get(&routes::with_id(routes::CONFIG, &encode(id))).await
+}
+
+/// `GET /api/configs/{id}/versions`, newest first.
+pub async fn config_versions(id: &str) -> Result<Vec<ConfigVersion>, Failure> {
+    get(&routes::with_id(routes::CONFIG_VERSIONS, &encode(id))).await
+}
+
+/// `POST /api/configs`.
+pub async fn create_config(spec: &ConfigSpec) -> Result<AgentConfig, Failure> {
+    send(Method::POST, routes::CONFIGS, spec).await
+}
+
+/// `PUT /api/configs/{id}`: a new version.
+pub async fn update_config(id: &str, spec: &ConfigSpec) -> Result<AgentConfig, Failure> {
+    send(Method::PUT, &routes::with_id(routes::CONFIG, &encode(id)), spec).await
+}
+
+/// `DELETE /api/configs/{id}`.
+pub async fn delete_config(id: &str) -> Result<(), Failure> {
+    call(
+        Method::DELETE,
+        &routes::with_id(routes::CONFIG, &encode(id)),
+        None,
+    )
+    .await
+    .map(drop)
+}
+
+/// `GET /api/runs?limit=`, newest first.
+pub async fn runs(limit: u32) -> Result<Vec<Run>, Failure> {
+    get(&format!("{}?limit={limit}", routes::RUNS)).await
+}
+
+/// `GET /api/runs/{id}`.
+pub async fn run(id: &str) -> Result<Run, Failure> {
+    get(&routes::with_id(routes::RUN, &encode(id))).await
+}
+
+/// `POST /api/runs`: launches a config's current version.
+pub async fn launch(config_id: &str) -> Result<Run, Failure> {
+    let request = LaunchRequest {
+        config_id: config_id.to_owned(),
+        prompt: None,
+        continue_run: None,
+    };
+    send(Method::POST, routes::RUNS, &LaunchBody(&request)).await
+}
+
+/// `POST /api/runs/{id}/stop`.
+pub async fn stop(id: &str) -> Result<Run, Failure> {
+    parse(
+        &call(
+            Method::POST,
+            &routes::with_id(routes::RUN_STOP, &encode(id)),
+            None,
+        )
+        .await?,
+    )
+}
+
+/// `POST /api/runs/{id}/messages`: a follow-up.
+pub async fn send_message(id: &str, text: &str) -> Result<Run, Failure> {
+    let body = FollowUp {
+        text: text.to_owned(),
+    };
+    send(
+        Method::POST,
+        &routes::with_id(routes::RUN_MESSAGES, &encode(id)),
+        &body,
+    )
+    .await
+}
+
+/// `DELETE /api/runs/{id}`.
+pub async fn delete_run(id: &str) -> Result<(), Failure> {
+    call(Method::DELETE, &routes::with_id(routes::RUN, &encode(id)), None)
+        .await
+        .map(drop)
+}
+
+/// A launch body with only the fields that are set (the server refuses nothing here, but stays terse).
+struct LaunchBody<'a>(&'a LaunchRequest);
+
+impl Serialize for LaunchBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("config_id", &self.0.config_id)?;
+        if let Some(prompt) = &self.0.prompt {
+            map.serialize_entry("prompt", prompt)?;
+        }
+        if let Some(run) = &self.0.continue_run {
+            map.serialize_entry("continue_run", run)?;
+        }
+        map.end()
+    }
+}
+
+/// Percent-encodes a path segment (ids are RFC 1123 labels or ULIDs, but a typed URL may hold anything).
+pub fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_keep_their_fields() {
+        let body = r#"{"error":{"code":"invalid","message":"2 fields are invalid","field":"cpu","fields":[{"field":"cpu","message":"bad"},{"field":"repos[1]","message":"worse"}]}}"#;
+        let error = decode_error(400, body);
+        assert_eq!(error.code, "invalid");
+        assert_eq!(error.field.as_deref(), Some("cpu"));
+        assert_eq!(error.fields[1].field, "repos[1]");
+    }
+
+    #[test]
+    fn other_errors_name_the_status() {
+        assert_eq!(decode_error(502, "").message, "The server answered 502");
+        assert_eq!(decode_error(502, "<html>…").code, "http_502");
+        assert_eq!(decode_error(500, "oops").message, "The server answered 500: oops");
+    }
+
+    #[test]
+    fn launch_body_is_terse_and_segments_are_encoded() {
+        let request = LaunchRequest {
+            config_id: "hello".into(),
+            prompt: None,
+            continue_run: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&LaunchBody(&request)).unwrap(),
+            r#"{"config_id":"hello"}"#
+        );
+        assert_eq!(encode("a b/../c"), "a%20b%2F..%2Fc");
+        assert_eq!(encode("01jabc-x"), "01jabc-x");
+    }
+}

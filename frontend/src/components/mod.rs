@@ -1,0 +1,8 @@
+//! Reusable pieces of the screens.
+
+pub mod conn_dot;
+pub mod countdown;
+pub mod run_item;
+pub mod state_badge;
+pub mod toasts;
+pub mod transcript;

@@ -1,0 +1,299 @@
+//! The live transcript of a run (`#transcript`, one `.tl[data-seq][data-kind]` per shown item) and its raw
+//! log (`#raw-log`, one `.raw-line[data-seq]` per line). Each line renders once: a line's component only
+//! re-renders when the line itself changes, which it never does.
+
+use std::rc::Rc;
+
+use agentfarm_shared::runner::RunnerEvent;
+use yew::prelude::*;
+
+use crate::components::countdown::Countdown;
+use crate::markdown;
+use crate::state::RunLog;
+use crate::time;
+use crate::transcript::{Item, ParsedLine, diff_totals, first_line, tool_label};
+
+/// Props of [`Transcript`].
+#[derive(Properties, Clone)]
+pub struct Props {
+    /// The run's log as the client holds it.
+    pub log: Rc<RunLog>,
+    /// Show every line verbatim instead.
+    pub raw: bool,
+}
+
+impl PartialEq for Props {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.log, &other.log) && self.raw == other.raw
+    }
+}
+
+/// The transcript or the raw log.
+#[component]
+pub fn Transcript(props: &Props) -> Html {
+    let log = &props.log;
+    if log.lines.is_empty() && log.gaps.is_empty() {
+        return html! { <p id="transcript" class="transcript-empty muted">{ "No output yet." }</p> };
+    }
+    if props.raw {
+        return html! {
+            <ol id="raw-log" class="raw-log">
+                { for log.lines.iter().map(|l| html! { <RawLine key={l.line.seq} line={Shared(l.clone())} /> }) }
+            </ol>
+        };
+    }
+    let mut gaps = log.gaps.clone();
+    gaps.sort_unstable();
+    let mut gaps = gaps.into_iter().peekable();
+    let mut nodes = Vec::with_capacity(log.lines.len());
+    for line in &log.lines {
+        while let Some(&(from, to)) = gaps.peek().filter(|(_, to)| *to < line.line.seq) {
+            nodes.push(gap(from, to));
+            gaps.next();
+        }
+        if !line.items.is_empty() {
+            nodes.push(html! { <LineView key={line.line.seq} line={Shared(line.clone())} /> });
+        }
+    }
+    nodes.extend(gaps.map(|(from, to)| gap(from, to)));
+    html! { <div id="transcript" class="transcript" aria-live="off">{ for nodes }</div> }
+}
+
+fn gap(from: u64, to: u64) -> Html {
+    html! {
+        <div key={format!("gap-{from}")} class="tl tl-gap" data-kind="gap">
+            { format!("Lines {from}–{to} are no longer kept.") }
+        </div>
+    }
+}
+
+/// A shared line, equal only to itself (lines never change, so pointer equality is enough).
+#[derive(Clone)]
+pub struct Shared(pub Rc<ParsedLine>);
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Props of one line.
+#[derive(Properties, PartialEq)]
+pub struct LineProps {
+    /// The line.
+    pub line: Shared,
+}
+
+/// A line's items.
+#[component]
+pub fn LineView(props: &LineProps) -> Html {
+    let parsed = &props.line.0;
+    let seq = parsed.line.seq;
+    html! {
+        <>
+            { for parsed.items.iter().map(|item| item_view(seq, item, parsed.line.truncated)) }
+        </>
+    }
+}
+
+/// A line verbatim.
+#[component]
+pub fn RawLine(props: &LineProps) -> Html {
+    let line = &props.line.0.line;
+    html! {
+        <li class={classes!("raw-line", format!("stream-{}", line.stream.as_str()))}
+            data-seq={line.seq.to_string()} data-stream={line.stream.as_str()}>
+            <span class="raw-seq">{ line.seq }</span>
+            <span class="raw-text">{ &line.text }</span>
+            if line.truncated { <span class="raw-cut">{ " [truncated]" }</span> }
+        </li>
+    }
+}
+
+fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
+    let seq_attr = seq.to_string();
+    let cut = truncated.then(|| html! { <span class="muted">{ " [line truncated]" }</span> });
+    match item {
+        Item::Text(text) => html! {
+            <div class="tl tl-assistant md" data-seq={seq_attr} data-kind="assistant">{ markdown::render(text) }</div>
+        },
+        Item::Thinking(text) => html! {
+            <details class="tl tl-thinking" data-seq={seq_attr} data-kind="thinking">
+                <summary>{ "Thinking" }</summary>
+                <div class="pre-wrap">{ text.clone() }</div>
+            </details>
+        },
+        Item::ToolCall { name, summary, input } => html! {
+            <details class="tl tl-tool" data-seq={seq_attr} data-kind="tool_call" data-tool={name.clone()}>
+                <summary><span class="tool-label">{ tool_label(name, summary) }</span></summary>
+                <pre>{ input.clone() }{ cut }</pre>
+            </details>
+        },
+        Item::ToolResult { text, is_error } => {
+            let classes = classes!("tl", "tl-tool-result", is_error.then_some("error"));
+            let first = first_line(text).to_owned();
+            let more = text.trim().lines().count() > 1 || first.chars().count() > 120;
+            let first = if first.is_empty() {
+                "(no output)".to_owned()
+            } else {
+                first
+            };
+            if more {
+                html! {
+                    <details class={classes} data-seq={seq_attr} data-kind="tool_result">
+                        <summary><span class="result-first">{ crate::transcript::shorten(&first, 120) }</span></summary>
+                        <pre>{ text.clone() }{ cut }</pre>
+                    </details>
+                }
+            } else {
+                html! { <div class={classes} data-seq={seq_attr} data-kind="tool_result">{ first }</div> }
+            }
+        }
+        Item::User(text) => html! {
+            <div class="tl tl-user" data-seq={seq_attr} data-kind="user">
+                <div class="bubble pre-wrap">{ text.clone() }</div>
+            </div>
+        },
+        Item::ApiError(message) => html! {
+            <div class="tl tl-error" data-seq={seq_attr} data-kind="api_error">{ format!("API error: {message}") }</div>
+        },
+        Item::SessionStarted { model } => html! {
+            <div class="tl tl-session muted" data-seq={seq_attr} data-kind="session">
+                { match model { Some(model) => format!("session started · {model}"), None => "session started".to_owned() } }
+            </div>
+        },
+        Item::TurnResult {
+            turns,
+            cost_usd,
+            duration_ms,
+            error,
+        } => {
+            let mut parts = vec!["Turn finished".to_owned()];
+            if let Some(turns) = turns {
+                parts.push(format!("{turns} turns"));
+            }
+            if let Some(cost) = cost_usd {
+                parts.push(time::usd(*cost));
+            }
+            if let Some(ms) = duration_ms {
+                parts.push(time::duration((*ms / 1_000) as i64));
+            }
+            html! {
+                <div class={classes!("tl", "tl-turn", error.is_some().then_some("error"))} data-seq={seq_attr} data-kind="result">
+                    <div>{ parts.join(" · ") }</div>
+                    if let Some(error) = error { <div class="pre-wrap">{ error.clone() }</div> }
+                </div>
+            }
+        }
+        Item::LimitNotice { resets_at, message } => limit(seq_attr, message, *resets_at),
+        Item::Runner(event) => runner_view(seq_attr, event),
+        Item::Stderr(text) => html! {
+            <div class="tl tl-stderr mono pre-wrap" data-seq={seq_attr} data-kind="stderr">{ text.clone() }{ cut }</div>
+        },
+        Item::Control(text) => html! {
+            <div class="tl tl-control muted" data-seq={seq_attr} data-kind="control">{ text.clone() }</div>
+        },
+        Item::Plain(text) => html! {
+            <div class="tl tl-plain mono pre-wrap" data-seq={seq_attr} data-kind="plain">{ text.clone() }{ cut }</div>
+        },
+    }
+}
+
+fn limit(seq_attr: String, message: &str, resets_at: Option<i64>) -> Html {
+    html! {
+        <div class="tl tl-limit" data-seq={seq_attr} data-kind="limit">
+            { format!("⏳ {message}") }
+            if let Some(at) = resets_at.and_then(time::from_unix) {
+                { " · resets " }<Countdown at={at} />
+            }
+        </div>
+    }
+}
+
+fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
+    let note = |kind: &'static str, text: String| {
+        html! { <div class="tl tl-runner" data-seq={seq_attr.clone()} data-kind={kind}>{ text }</div> }
+    };
+    match event {
+        RunnerEvent::Cloning { repo } => note("cloning", format!("Cloning {repo}…")),
+        RunnerEvent::Cloned {
+            repo,
+            branch,
+            continued,
+            ..
+        } => note(
+            "cloned",
+            format!(
+                "Cloned {repo} on {branch}{}",
+                if *continued { " (continued)" } else { "" }
+            ),
+        ),
+        RunnerEvent::Committed { commit, message, .. } => note(
+            "committed",
+            format!("Committed {}: {message}", short_commit(commit)),
+        ),
+        RunnerEvent::Pushed { branch, commit, .. } => {
+            note("pushed", format!("Pushed {branch} ({})", short_commit(commit)))
+        }
+        RunnerEvent::PrOpened {
+            repo,
+            number,
+            url,
+            updated,
+        } => html! {
+            <div class="tl tl-runner tl-pr" data-seq={seq_attr} data-kind="pr_opened">
+                { format!("Pull request {} · {repo} ", if *updated { "updated" } else { "opened" }) }
+                if markdown::is_web_url(url) {
+                    <a href={url.clone()} target="_blank" rel="noopener noreferrer">{ format!("#{number}") }</a>
+                } else {
+                    { format!("#{number}") }
+                }
+            </div>
+        },
+        RunnerEvent::Diff {
+            repo,
+            files,
+            patch,
+            truncated,
+        } => {
+            let (added, removed) = diff_totals(files);
+            html! {
+                <details class="tl tl-runner tl-diff" data-seq={seq_attr} data-kind="diff">
+                    <summary>
+                        { format!("{repo}: {} ", crate::transcript::files(files.len() as u64)) }
+                        <span class="added">{ format!("+{added}") }</span>{ " " }
+                        <span class="removed">{ format!("−{removed}") }</span>
+                    </summary>
+                    <ul class="diff-files">
+                        { for files.iter().map(|f| html! {
+                            <li>
+                                <span class="mono">{ &f.path }</span>{ " " }
+                                { match (f.added, f.removed) {
+                                    (Some(a), Some(r)) => html! { <>
+                                        <span class="added">{ format!("+{a}") }</span>{ " " }
+                                        <span class="removed">{ format!("−{r}") }</span>
+                                    </> },
+                                    _ => html! { <span class="muted">{ "binary" }</span> },
+                                } }
+                            </li>
+                        }) }
+                    </ul>
+                    if !patch.is_empty() {
+                        <details class="patch">
+                            <summary>{ if *truncated { "Patch (cut)" } else { "Patch" } }</summary>
+                            <pre class="diff-patch">{ patch.clone() }</pre>
+                        </details>
+                    }
+                </details>
+            }
+        }
+        RunnerEvent::LimitHit { resets_at, message } => limit(seq_attr, message, *resets_at),
+        RunnerEvent::Error { stage, message } => html! {
+            <div class="tl tl-error" data-seq={seq_attr} data-kind="runner_error">{ format!("{stage} failed: {message}") }</div>
+        },
+    }
+}
+
+fn short_commit(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}

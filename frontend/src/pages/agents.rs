@@ -1,0 +1,79 @@
+//! Agents (`/`): active runs first, then recent ones (`#runs > li.run-item`), or an empty state pointing to
+//! the configs (`#agents-empty`).
+
+use yew::platform::spawn_local;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::run_item::RunItem;
+use crate::hooks::use_now;
+use crate::router::{Link, Route};
+use crate::state::{Action, use_store};
+
+/// How many recent runs are fetched besides the live snapshot.
+const RECENT: u32 = 100;
+
+/// The agents screen.
+#[component]
+pub fn Agents() -> Html {
+    let store = use_store();
+    let now = use_now(1_000);
+    let error = use_state(|| None::<String>);
+    let loaded = use_state(|| false);
+    {
+        let store = store.clone();
+        let error = error.clone();
+        let loaded = loaded.clone();
+        use_effect_with((), move |_| {
+            spawn_local(async move {
+                match api::runs(RECENT).await {
+                    Ok(runs) => {
+                        store.dispatch.emit(Action::UpsertMany(runs));
+                        error.set(None);
+                    }
+                    Err(failure) => error.set(Some(format!("Could not load runs: {failure}"))),
+                }
+                loaded.set(true);
+                if store.state.configs.is_none()
+                    && let Ok(configs) = api::configs().await
+                {
+                    store.dispatch.emit(Action::Configs(configs));
+                }
+            });
+        });
+    }
+    let state = &store.state;
+    let runs = state.ordered_runs();
+    let active = runs.iter().filter(|r| !r.state.is_terminal()).count();
+    html! {
+        <section class="page agents">
+            if let Some(error) = &*error {
+                <p class="load-error" role="alert">{ error }</p>
+            }
+            if runs.is_empty() {
+                if *loaded {
+                    <div id="agents-empty" class="empty card">
+                        <p>{ "No agents yet. Launch one from a config." }</p>
+                        <Link to={Route::Configs} classes="btn btn-primary">{ "Go to configs" }</Link>
+                    </div>
+                } else {
+                    <p class="muted">{ "Loading…" }</p>
+                }
+            } else {
+                <p class="list-caption muted">
+                    { format!("{active} active · {} recent", runs.len() - active) }
+                </p>
+                <ul id="runs" class="run-list">
+                    { for runs.iter().map(|run| html! {
+                        <RunItem key={run.id.clone()}
+                            run={(*run).clone()}
+                            config_name={state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned()))}
+                            last_line={state.logs.get(&run.id).and_then(|l| l.summary()).map(AttrValue::from)}
+                            stopping={state.is_stopping(run)}
+                            now={now} />
+                    }) }
+                </ul>
+            }
+        </section>
+    }
+}

@@ -1,0 +1,402 @@
+//! Run (`/runs/:id`): the run's facts (`#run-state`, `#run-cost`, …), its live transcript with a raw-log
+//! toggle (`#raw-toggle`) and autoscroll (`#jump-latest`), the follow-up composer (`#follow-up`,
+//! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`).
+
+use std::rc::Rc;
+
+use agentfarm_shared::run::{Run, RunState};
+use gloo_events::EventListener;
+use yew::platform::spawn_local;
+use yew::prelude::*;
+
+use crate::actions;
+use crate::api;
+use crate::components::countdown::Countdown;
+use crate::components::state_badge::StateBadge;
+use crate::components::transcript::Transcript;
+use crate::hooks::use_now;
+use crate::markdown;
+use crate::router::{Link, Route, use_navigator};
+use crate::state::{Action, use_store};
+use crate::time;
+use crate::transcript::files;
+use crate::ws::use_live;
+
+/// Distance from the bottom, in pixels, that still counts as "at the bottom".
+const NEAR_BOTTOM_PX: f64 = 80.0;
+
+/// Props of [`RunPage`].
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    /// The run's id.
+    pub id: AttrValue,
+}
+
+/// The run screen.
+#[component]
+pub fn RunPage(props: &Props) -> Html {
+    let store = use_store();
+    let live = use_live();
+    let missing = use_state(|| None::<String>);
+    let raw = use_state(|| false);
+    let id = props.id.to_string();
+
+    // Fresh facts on open (the socket then keeps them current), and the log while the page is shown.
+    {
+        let store = store.clone();
+        let missing = missing.clone();
+        use_effect_with(id.clone(), move |id| {
+            let id = id.clone();
+            missing.set(None);
+            spawn_local(async move {
+                match api::run(&id).await {
+                    Ok(run) => store.dispatch.emit(Action::Upsert(run)),
+                    Err(failure) if failure.status == 404 => {
+                        missing.set(Some("This run does not exist (it may have been deleted).".into()));
+                    }
+                    Err(failure) => store.error(format!("Could not load the run: {failure}")),
+                }
+                if store.state.configs.is_none()
+                    && let Ok(configs) = api::configs().await
+                {
+                    store.dispatch.emit(Action::Configs(configs));
+                }
+            });
+        });
+    }
+    {
+        use_effect_with(id.clone(), move |id| {
+            let id = id.clone();
+            if let Some(live) = &live {
+                live.subscribe(&id);
+            }
+            move || {
+                if let Some(live) = live {
+                    live.unsubscribe(&id);
+                }
+            }
+        });
+    }
+
+    let log = store.state.logs.get(&id).cloned().unwrap_or_default();
+    let follow = use_follow(log.lines.len() + log.gaps.len());
+
+    let Some(run) = store.state.runs.get(&id).cloned() else {
+        return html! {
+            <section class="page run">
+                if let Some(message) = &*missing {
+                    <div class="empty card">
+                        <p id="run-missing">{ message }</p>
+                        <Link to={Route::Agents} classes="btn">{ "Back to agents" }</Link>
+                    </div>
+                } else {
+                    <p class="muted">{ "Loading…" }</p>
+                }
+            </section>
+        };
+    };
+
+    let toggle_raw = {
+        let raw = raw.clone();
+        Callback::from(move |_: MouseEvent| raw.set(!*raw))
+    };
+    html! {
+        <section class="page run" data-run-id={run.id.clone()} data-state={run.state.as_str()}>
+            <RunHeader run={run.clone()} stopping={store.state.is_stopping(&run)}
+                       config_name={store.state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned()))} />
+            <div class="transcript-bar">
+                <h2 class="section-title">{ if *raw { "Raw log" } else { "Transcript" } }</h2>
+                <button id="raw-toggle" class="btn btn-small" aria-pressed={(*raw).to_string()} onclick={toggle_raw}>
+                    { if *raw { "Show transcript" } else { "Show raw log" } }
+                </button>
+            </div>
+            <Transcript log={Rc::clone(&log)} raw={*raw} />
+            if !run.state.is_terminal() {
+                <Composer run_id={run.id.clone()} state={run.state} />
+            }
+            if follow.show_jump {
+                <button id="jump-latest" class="jump-latest btn btn-primary" onclick={follow.jump}>
+                    { "↓ Jump to latest" }
+                </button>
+            }
+        </section>
+    }
+}
+
+/// What the autoscroll hook gives the page.
+struct Follow {
+    show_jump: bool,
+    jump: Callback<MouseEvent>,
+}
+
+/// Follows new lines by scrolling to the bottom, unless the owner scrolled up; then offers a jump back.
+#[hook]
+fn use_follow(count: usize) -> Follow {
+    let following = use_mut_ref(|| true);
+    let show_jump = use_state(|| false);
+    {
+        let following = following.clone();
+        let show_jump = show_jump.clone();
+        use_effect_with((), move |_| {
+            let listener = web_sys::window().map(|window| {
+                // Passive by default: scrolling is never held up.
+                EventListener::new(&window, "scroll", move |_| {
+                    let at_bottom = near_bottom();
+                    let was = *following.borrow();
+                    if was != at_bottom {
+                        *following.borrow_mut() = at_bottom;
+                        show_jump.set(!at_bottom);
+                    }
+                })
+            });
+            move || drop(listener)
+        });
+    }
+    {
+        let following = following.clone();
+        use_effect_with(count, move |_| {
+            if *following.borrow() {
+                scroll_to_bottom();
+            }
+        });
+    }
+    let jump = {
+        let show_jump = show_jump.clone();
+        Callback::from(move |_: MouseEvent| {
+            *following.borrow_mut() = true;
+            show_jump.set(false);
+            scroll_to_bottom();
+        })
+    };
+    Follow {
+        show_jump: *show_jump,
+        jump,
+    }
+}
+
+fn near_bottom() -> bool {
+    let Some(window) = web_sys::window() else {
+        return true;
+    };
+    let Some(root) = window.document().and_then(|d| d.document_element()) else {
+        return true;
+    };
+    let scrolled = window.scroll_y().unwrap_or(0.0);
+    let height = window.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
+    scrolled + height >= f64::from(root.scroll_height()) - NEAR_BOTTOM_PX
+}
+
+fn scroll_to_bottom() {
+    if let Some(window) = web_sys::window()
+        && let Some(root) = window.document().and_then(|d| d.document_element())
+    {
+        window.scroll_to_with_x_and_y(0.0, f64::from(root.scroll_height()));
+    }
+}
+
+/// Props of [`RunHeader`].
+#[derive(Properties, PartialEq)]
+struct HeaderProps {
+    run: Run,
+    stopping: bool,
+    config_name: Option<AttrValue>,
+}
+
+/// The run's facts and its Stop / Delete buttons.
+#[component]
+fn RunHeader(props: &HeaderProps) -> Html {
+    let store = use_store();
+    let navigator = use_navigator();
+    let now = use_now(1_000);
+    let run = &props.run;
+    let started = run.started_at.unwrap_or(run.created_at);
+    let duration = time::duration(time::secs_between(started, run.finished_at.unwrap_or(now)));
+
+    let stop = {
+        let store = store.clone();
+        let id = run.id.clone();
+        Callback::from(move |_: MouseEvent| actions::stop_run(&store, &id))
+    };
+    let delete = {
+        let store = store;
+        let id = run.id.clone();
+        Callback::from(move |_: MouseEvent| {
+            let sure = web_sys::window()
+                .and_then(|w| w.confirm_with_message("Delete this run and its log?").ok())
+                .unwrap_or(false);
+            if !sure {
+                return;
+            }
+            let store = store.clone();
+            let id = id.clone();
+            let navigator = navigator.clone();
+            spawn_local(async move {
+                match api::delete_run(&id).await {
+                    Ok(()) => {
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::Agents);
+                        }
+                        store.dispatch.emit(Action::Remove(id));
+                        store.info("Run deleted");
+                    }
+                    Err(failure) => store.error(format!("Could not delete the run: {failure}")),
+                }
+            });
+        })
+    };
+    let title = props
+        .config_name
+        .clone()
+        .unwrap_or_else(|| AttrValue::from(run.config_id.clone()));
+
+    html! {
+        <header class="run-header card">
+            <div class="run-head">
+                <h1 class="run-title">
+                    <Link to={Route::EditConfig { id: run.config_id.clone() }}>{ title }</Link>
+                    <span class="muted">{ format!(" v{}", run.config_version) }</span>
+                </h1>
+                <StateBadge id="run-state" state={run.state} stopping={props.stopping} />
+            </div>
+            <dl class="run-stats">
+                <div><dt>{ "Started" }</dt><dd id="run-started">{ time::local(started) }</dd></div>
+                <div><dt>{ "Duration" }</dt><dd id="run-duration">{ duration }</dd></div>
+                <div><dt>{ "Turns" }</dt><dd id="run-turns">{ run.turns.map_or("–".to_owned(), |t| t.to_string()) }</dd></div>
+                <div><dt>{ "Cost" }</dt><dd id="run-cost">{ run.cost_usd.map_or("–".to_owned(), time::usd) }</dd></div>
+                if let Some(branch) = &run.branch {
+                    <div class="wide"><dt>{ "Branch" }</dt><dd id="run-branch" class="mono">{ branch }</dd></div>
+                }
+                if let Some(diff) = &run.diff {
+                    <div><dt>{ "Diff" }</dt><dd id="run-diff">
+                        { files(diff.files) }{ " " }
+                        <span class="added">{ format!("+{}", diff.added) }</span>{ " " }
+                        <span class="removed">{ format!("−{}", diff.removed) }</span>
+                    </dd></div>
+                }
+                if let Some(url) = run.pr_url.as_ref().filter(|u| markdown::is_web_url(u)) {
+                    <div class="wide"><dt>{ "Pull request" }</dt><dd>
+                        <a id="run-pr" href={url.clone()} target="_blank" rel="noopener noreferrer">{ url }</a>
+                    </dd></div>
+                }
+                if let Some(at) = run.limit_resets_at {
+                    <div class="wide"><dt>{ "Usage limit resets" }</dt><dd id="run-limit"><Countdown at={at} /></dd></div>
+                }
+                if let Some(code) = run.exit_code {
+                    <div><dt>{ "Exit code" }</dt><dd id="run-exit">{ code }</dd></div>
+                }
+            </dl>
+            if let Some(reason) = &run.reason {
+                <p id="run-reason" class="muted">{ reason }</p>
+            }
+            if let Some(error) = &run.last_error {
+                <p id="run-error" class="error-box" role="alert">{ error }</p>
+            }
+            <details class="run-prompt">
+                <summary>{ "Prompt" }</summary>
+                <div class="pre-wrap">{ &run.prompt }</div>
+            </details>
+            <div class="actions">
+                if !run.state.is_terminal() {
+                    <button id="stop-run" class="btn btn-danger" disabled={props.stopping} onclick={stop}>
+                        { if props.stopping { "Stopping…" } else { "Stop" } }
+                    </button>
+                } else {
+                    <button id="delete-run" class="btn btn-danger-outline" onclick={delete}>{ "Delete" }</button>
+                }
+            </div>
+        </header>
+    }
+}
+
+/// Props of [`Composer`].
+#[derive(Properties, PartialEq)]
+struct ComposerProps {
+    run_id: String,
+    state: RunState,
+}
+
+/// The follow-up composer: enabled while the agent is running or waiting for input.
+#[component]
+fn Composer(props: &ComposerProps) -> Html {
+    let store = use_store();
+    let text = use_state(String::new);
+    let sending = use_state(|| false);
+    let error = use_state(|| None::<String>);
+    let accepts = matches!(props.state, RunState::Running | RunState::WaitingForInput);
+
+    let send = {
+        let text = text.clone();
+        let sending = sending.clone();
+        let error = error.clone();
+        let id = props.run_id.clone();
+        let store = store;
+        Callback::from(move |()| {
+            let message = (*text).trim().to_owned();
+            if message.is_empty() || *sending {
+                return;
+            }
+            sending.set(true);
+            error.set(None);
+            let (text, sending, error, id, store) = (
+                text.clone(),
+                sending.clone(),
+                error.clone(),
+                id.clone(),
+                store.clone(),
+            );
+            spawn_local(async move {
+                match api::send_message(&id, &message).await {
+                    Ok(run) => {
+                        text.set(String::new());
+                        store.dispatch.emit(Action::Upsert(run));
+                    }
+                    Err(failure) => error.set(Some(failure.to_string())),
+                }
+                sending.set(false);
+            });
+        })
+    };
+    let oninput = {
+        let text = text.clone();
+        Callback::from(move |e: InputEvent| {
+            text.set(e.target_unchecked_into::<web_sys::HtmlTextAreaElement>().value());
+        })
+    };
+    let onkeydown = {
+        let send = send.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Enter" && (e.meta_key() || e.ctrl_key()) {
+                e.prevent_default();
+                send.emit(());
+            }
+        })
+    };
+    let onsubmit = {
+        let send = send;
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            send.emit(());
+        })
+    };
+    let hint = match props.state {
+        RunState::Queued | RunState::Starting => "The agent is not running yet.",
+        RunState::Running => "The agent is working; a message joins its current turn.",
+        _ => "The agent waits for your message.",
+    };
+    html! {
+        <form id="composer" class="composer card" onsubmit={onsubmit}>
+            <label for="follow-up">{ "Follow-up message" }</label>
+            <textarea id="follow-up" name="text" rows="3" value={(*text).clone()} disabled={!accepts}
+                      placeholder="Tell the agent what to do next…" {oninput} {onkeydown}
+                      maxlength={agentfarm_shared::config::limits::PROMPT.to_string()} />
+            <p class="hint muted">{ hint }</p>
+            if let Some(error) = &*error {
+                <p class="composer-error field-error" data-field="text" role="alert">{ error }</p>
+            }
+            <button id="send-follow-up" type="submit" class="btn btn-primary"
+                    disabled={!accepts || *sending || text.trim().is_empty()}>
+                { if *sending { "Sending…" } else { "Send" } }
+            </button>
+        </form>
+    }
+}
