@@ -1,5 +1,6 @@
-//! The page at `/` until the web app is served: what this server is, which runtime it uses, where the API
-//! is. Static HTML (no script, no style), under a Content-Security-Policy that allows nothing else.
+//! The page at `/` when no web app is served (no `--web-dir`): what this server is, which runtime it uses,
+//! where the API is. Static HTML (no script, no style), under a Content-Security-Policy that allows nothing
+//! else.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ pub async fn page(State(info): State<Arc<ServerInfo>>) -> impl IntoResponse {
          <body><h1>agentfarm {version}</h1>\
          <p>Runtime: <strong>{kind}</strong> ({isolation}). {description}</p>\
          <p>At most {max_running} agents run at once.</p>\
-         <p>The web app is not built into this server yet. The JSON API: \
+         <p>The web app is not being served: build it with <code>cargo xtask web</code> and start the server with <code>--web-dir frontend/dist</code>. The JSON API: \
          <a href=\"{info_route}\">{info_route}</a>, <a href=\"{configs}\">{configs}</a>, <a href=\"{runs}\">{runs}</a>; \
          live updates on the WebSocket <code>{ws}</code>.</p></body></html>\n",
         version = info.version,
