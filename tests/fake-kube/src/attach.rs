@@ -1,0 +1,88 @@
+//! `GET pods/{name}/attach` over WebSocket (`v5.channel.k8s.io`, else `v4.channel.k8s.io`): stdin frames
+//! (channel 0) are appended to the pod's input buffer; when the pod succeeds, fails or is deleted the
+//! session sends a `Status` on channel 3 and closes. Nothing is written to stdout or stderr.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde_json::json;
+
+use crate::kind::Kind;
+use crate::logs::{phase, terminated};
+use crate::server::Shared;
+use crate::status::ApiError;
+
+/// Channel numbers of the remote-command protocol.
+const STDIN: u8 = 0;
+/// Status channel.
+const STATUS: u8 = 3;
+/// v5 close signal.
+const CLOSE: u8 = 255;
+
+/// Checks the pod and upgrades.
+pub(crate) fn attach(
+    shared: &Arc<Shared>,
+    namespace: &str,
+    pod: &str,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    {
+        let store = shared.lock();
+        let object = store.get(Kind::Pod, namespace, pod)?;
+        match phase(object) {
+            "Running" => {}
+            "Pending" => {
+                return Err(ApiError::bad_request(format!(
+                    "container in pod \"{pod}\" is waiting to start: ContainerCreating"
+                )));
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot attach a container in a completed pod; current phase is {other}"
+                )));
+            }
+        }
+    }
+    let shared = Arc::clone(shared);
+    let key = (namespace.to_owned(), pod.to_owned());
+    Ok(upgrade
+        .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .on_upgrade(move |socket| session(shared, key, socket)))
+}
+
+/// One attach session.
+async fn session(shared: Arc<Shared>, key: (String, String), mut socket: WebSocket) {
+    let mut tick = shared.tick.subscribe();
+    loop {
+        tick.borrow_and_update();
+        if terminated(&shared.lock(), &key) {
+            let status = json!({"metadata": {}, "status": "Success"}).to_string();
+            let mut frame = vec![STATUS];
+            frame.extend_from_slice(status.as_bytes());
+            let _ = socket.send(Message::Binary(frame.into())).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Binary(data))) => match data.first() {
+                    Some(&STDIN) => {
+                        shared.with(|store| {
+                            store.stdin.entry(key.clone()).or_default().extend_from_slice(&data[1..]);
+                        });
+                    }
+                    Some(&CLOSE) => tracing::debug!(?key, "fake kube: attach stdin closed"),
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            changed = tick.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The resource kinds the fake serves and their URL coordinates.
+
+/// A resource kind stored by the fake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `batch/v1` Job (namespaced).
+    Job,
+    /// `v1` Pod (namespaced).
+    Pod,
+    /// `v1` Secret (namespaced).
+    Secret,
+    /// `v1` PersistentVolumeClaim (namespaced).
+    PersistentVolumeClaim,
+    /// `node.k8s.io/v1` RuntimeClass (cluster-scoped).
+    RuntimeClass,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 5] = [
+        Kind::Job,
+        Kind::Pod,
+        Kind::Secret,
+        Kind::PersistentVolumeClaim,
+        Kind::RuntimeClass,
+    ];
+
+    /// API group (`""` for the core group).
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Job => "batch",
+            Kind::RuntimeClass => "node.k8s.io",
+            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim => "",
+        }
+    }
+
+    /// `apiVersion`, e.g. `batch/v1`.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Job => "batch/v1",
+            Kind::RuntimeClass => "node.k8s.io/v1",
+            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim => "v1",
+        }
+    }
+
+    /// `kind`, e.g. `Job`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Job => "Job",
+            Kind::Pod => "Pod",
+            Kind::Secret => "Secret",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::RuntimeClass => "RuntimeClass",
+        }
+    }
+
+    /// URL plural, e.g. `jobs`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Job => "jobs",
+            Kind::Pod => "pods",
+            Kind::Secret => "secrets",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::RuntimeClass => "runtimeclasses",
+        }
+    }
+
+    /// Whether objects live in a namespace.
+    pub fn namespaced(self) -> bool {
+        self != Kind::RuntimeClass
+    }
+
+    /// `plural.group` as used in error messages (`jobs.batch`, `pods`).
+    pub(crate) fn qualified(self) -> String {
+        if self.group().is_empty() {
+            self.plural().to_owned()
+        } else {
+            format!("{}.{}", self.plural(), self.group())
+        }
+    }
+
+    /// The kind served at `/api[s]/{group}/{version}/{plural}`.
+    pub(crate) fn from_url(group: &str, version: &str, plural: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.group() == group && version == "v1" && kind.plural() == plural)
+    }
+
+    /// The kind of an object by its `apiVersion` and `kind`.
+    pub(crate) fn from_type(api_version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|candidate| candidate.api_version() == api_version && candidate.name() == kind)
+    }
+}
