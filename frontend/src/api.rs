@@ -40,7 +40,7 @@ impl std::fmt::Display for Failure {
 
 /// Reads an error response: the API's error shape, or a generic error naming the status.
 pub fn decode_error(status: u16, body: &str) -> ApiError {
-    match serde_json::from_str::<ErrorBody>(body) {
+    match crate::json::decode::<ErrorBody>(body) {
         Ok(body) => body.error,
         Err(_) => {
             let text = body.trim();
@@ -91,7 +91,7 @@ async fn call(method: Method, url: &str, body: Option<String>) -> Result<String,
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
-    serde_json::from_str(text)
+    crate::json::decode(text)
         .map_err(|e| Failure::local("decode", format!("Unexpected answer from the server: {e}")))
 }
 

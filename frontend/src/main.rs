@@ -17,6 +17,7 @@ mod app;
 mod components;
 mod config_form;
 mod hooks;
+mod json;
 mod markdown;
 mod pages;
 mod router;

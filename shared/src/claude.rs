@@ -4,9 +4,11 @@
 //! Reading is lenient by design: unknown event types come back as [`ClaudeEvent::Other`], unknown fields are
 //! ignored (the raw line is always kept), and a line that is not a JSON object is plain text (`None`).
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::tagged::Fields;
 
 /// One stream-json event.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,8 +119,8 @@ pub struct Message {
     pub content: MessageContent,
 }
 
-/// A message's content: a string, or a list of blocks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A message's content: a string, or a list of blocks. Decoded by hand (see [`crate::tagged`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     /// Plain text.
@@ -127,8 +129,9 @@ pub enum MessageContent {
     Blocks(Vec<ContentBlock>),
 }
 
-/// One block of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One block of a message. Decoded by hand (see [`crate::tagged`]): a block that does not read as one of the
+/// known types is [`ContentBlock::Other`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentBlock {
     /// Text.
@@ -166,6 +169,58 @@ pub enum ContentBlock {
     /// Any other block (kept whole).
     #[serde(untagged)]
     Other(Value),
+}
+
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(MessageContent::Text(text)),
+            Value::Array(blocks) => Ok(MessageContent::Blocks(
+                blocks.into_iter().map(ContentBlock::from_value).collect(),
+            )),
+            _ => Err(D::Error::custom(
+                "data did not match any variant of untagged enum MessageContent",
+            )),
+        }
+    }
+}
+
+impl ContentBlock {
+    /// Reads a block; anything that is not a well-formed known block is kept whole.
+    fn from_value(value: Value) -> ContentBlock {
+        let Value::Object(map) = value else {
+            return ContentBlock::Other(value);
+        };
+        let f = Fields::from(map);
+        let block: Result<ContentBlock, serde_json::Error> = match f.tag("type") {
+            Some("text") => f.req("text").map(|text| ContentBlock::Text { text }),
+            Some("tool_use") => (|| {
+                Ok(ContentBlock::ToolUse {
+                    id: f.req("id")?,
+                    name: f.req("name")?,
+                    input: f.opt("input")?,
+                })
+            })(),
+            Some("tool_result") => (|| {
+                Ok(ContentBlock::ToolResult {
+                    tool_use_id: f.req("tool_use_id")?,
+                    content: f.opt("content")?,
+                    is_error: f.opt("is_error")?,
+                })
+            })(),
+            Some("thinking") => f
+                .or_default("thinking")
+                .map(|thinking| ContentBlock::Thinking { thinking }),
+            _ => Err(serde::de::Error::custom("other block")),
+        };
+        block.unwrap_or_else(|_| ContentBlock::Other(f.into_value()))
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(ContentBlock::from_value)
+    }
 }
 
 /// `{"type":"result", …}`: the end of a turn.

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::tagged::Fields;
+
 use crate::validate::{self, Violations};
 
 /// How an agent authenticates to Claude.
@@ -173,20 +175,42 @@ impl ConfigSpec {
     }
 }
 
-/// A config as the API returns it: its id, its current version and that version's spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A config as the API returns it: its id, its current version and that version's spec (flattened). Decoded
+/// by hand (see [`crate::tagged`]), to the same JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentConfig {
     /// RFC 1123 label, fixed at creation.
     pub id: String,
     /// The current version (1 for a new config; +1 for every update).
     pub version: u32,
     /// When the config was first created.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub created_at: DateTime<Utc>,
     /// When the current version was made.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub updated_at: DateTime<Utc>,
     /// The current version's content.
     #[serde(flatten)]
     pub spec: ConfigSpec,
+}
+
+impl<'de> Deserialize<'de> for AgentConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let f = Fields::read(deserializer)?;
+        let (id, version) = (f.req("id")?, f.req("version")?);
+        let created_at = crate::stamp::parse(&f.req::<String, _>("created_at")?)?;
+        let updated_at = crate::stamp::parse(&f.req::<String, _>("updated_at")?)?;
+        // The rest is the spec (which refuses unknown fields, as it does on its own).
+        let rest = f.without(&["id", "version", "created_at", "updated_at"]);
+        let spec = ConfigSpec::deserialize(&rest).map_err(serde::de::Error::custom)?;
+        Ok(AgentConfig {
+            id,
+            version,
+            created_at,
+            updated_at,
+            spec,
+        })
+    }
 }
 
 /// One immutable version of a config.
@@ -197,6 +221,7 @@ pub struct ConfigVersion {
     /// This version's number.
     pub version: u32,
     /// When this version was made.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub created_at: DateTime<Utc>,
     /// The content of this version.
     pub spec: ConfigSpec,

@@ -20,6 +20,8 @@ pub mod config;
 pub mod log;
 pub mod run;
 pub mod runner;
+mod stamp;
+mod tagged;
 pub mod turns;
 pub mod validate;
 pub mod ws;

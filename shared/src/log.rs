@@ -44,6 +44,7 @@ pub struct LogLine {
     /// Per-run sequence number: 1, 2, 3, … with no holes.
     pub seq: u64,
     /// When agentfarm read the line.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub ts: DateTime<Utc>,
     /// Where it came from.
     pub stream: LogStream,

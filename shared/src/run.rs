@@ -126,12 +126,16 @@ pub struct Run {
     /// Where it is in its life.
     pub state: RunState,
     /// When it was launched.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub created_at: DateTime<Utc>,
     /// When the runtime started it.
+    #[serde(default, deserialize_with = "crate::stamp::de_opt")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
+    #[serde(default, deserialize_with = "crate::stamp::de_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     /// When anything about it last changed.
+    #[serde(deserialize_with = "crate::stamp::de")]
     pub updated_at: DateTime<Utc>,
     /// The agent's exit code, when it exited.
     pub exit_code: Option<i32>,
@@ -152,6 +156,7 @@ pub struct Run {
     /// The size of the agent's changes against the base branch (summed over its repositories).
     pub diff: Option<DiffSummary>,
     /// When the subscription's usage limit that stopped the agent resets.
+    #[serde(default, deserialize_with = "crate::stamp::de_opt")]
     pub limit_resets_at: Option<DateTime<Utc>>,
     /// Sequence number of the newest stored log line (0 when none).
     pub last_seq: u64,

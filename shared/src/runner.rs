@@ -3,7 +3,9 @@
 //! The runner prints every Claude stream-json event unchanged, one per line, and its own events in one
 //! envelope, `{"type":"agentfarm","event":"<name>",…}`, so a reader tells them apart by `type` alone.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::tagged::{Fields, unknown};
 
 /// What the runner needs to do one run. The backend writes it as JSON (a file, or `AGENTFARM_RUN_SPEC`).
 /// Secrets are not in it: the GitHub token comes from `GITHUB_TOKEN` or a file, Claude's from
@@ -42,8 +44,9 @@ pub struct RunnerSpec {
     pub claude_command: String,
 }
 
-/// The runner's own events (the `event` field of the envelope).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The runner's own events (the `event` field of the envelope). Decoded by hand (see [`crate::tagged`]), to
+/// the same JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunnerEvent {
     /// Cloning a repository.
@@ -120,6 +123,63 @@ pub enum RunnerEvent {
     },
 }
 
+impl<'de> Deserialize<'de> for RunnerEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const TAGS: &[&str] = &[
+            "cloning",
+            "cloned",
+            "committed",
+            "pushed",
+            "pr_opened",
+            "diff",
+            "limit_hit",
+            "error",
+        ];
+        let f = Fields::read(deserializer)?;
+        Ok(match f.tag("event") {
+            Some("cloning") => RunnerEvent::Cloning { repo: f.req("repo")? },
+            Some("cloned") => RunnerEvent::Cloned {
+                repo: f.req("repo")?,
+                branch: f.req("branch")?,
+                base: f.req("base")?,
+                continued: f.req("continued")?,
+                commit: f.req("commit")?,
+            },
+            Some("committed") => RunnerEvent::Committed {
+                repo: f.req("repo")?,
+                commit: f.req("commit")?,
+                message: f.req("message")?,
+            },
+            Some("pushed") => RunnerEvent::Pushed {
+                repo: f.req("repo")?,
+                branch: f.req("branch")?,
+                commit: f.req("commit")?,
+            },
+            Some("pr_opened") => RunnerEvent::PrOpened {
+                repo: f.req("repo")?,
+                number: f.req("number")?,
+                url: f.req("url")?,
+                updated: f.req("updated")?,
+            },
+            Some("diff") => RunnerEvent::Diff {
+                repo: f.req("repo")?,
+                files: f.req("files")?,
+                patch: f.req("patch")?,
+                truncated: f.req("truncated")?,
+            },
+            Some("limit_hit") => RunnerEvent::LimitHit {
+                resets_at: f.opt("resets_at")?,
+                message: f.req("message")?,
+            },
+            Some("error") => RunnerEvent::Error {
+                stage: f.req("stage")?,
+                message: f.req("message")?,
+            },
+            tag => return Err(unknown(tag, TAGS)),
+        })
+    }
+}
+
 /// Lines added and removed in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDiff {
@@ -134,7 +194,7 @@ pub struct FileDiff {
 /// The envelope's `type`.
 pub const ENVELOPE_TYPE: &str = "agentfarm";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Envelope<T> {
     r#type: String,
     #[serde(flatten)]
@@ -157,8 +217,13 @@ impl RunnerEvent {
         if !line.contains(ENVELOPE_TYPE) {
             return None;
         }
-        let envelope: Envelope<RunnerEvent> = serde_json::from_str(line).ok()?;
-        (envelope.r#type == ENVELOPE_TYPE).then_some(envelope.event)
+        // Through a `Value` rather than a `#[serde(flatten)]` envelope (the same reading): flatten buffers
+        // every field in serde's private `Content` tree, code the web app otherwise no longer needs.
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        if value.get("type")?.as_str()? != ENVELOPE_TYPE {
+            return None;
+        }
+        RunnerEvent::deserialize(&value).ok()
     }
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::log::LogLine;
 use crate::run::Run;
+use crate::tagged::{Fields, unknown};
 
 /// How often the server sends [`ServerFrame::Heartbeat`]; a client that hears nothing for about
 /// `HEARTBEAT_SECS + 10` should reconnect.
@@ -40,8 +41,8 @@ pub enum ClientFrame {
     Ping,
 }
 
-/// Frames the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Frames the server sends. Decoded by hand (see [`crate::tagged`]), to the same JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Every active run and the most recent finished ones, newest first.
@@ -88,6 +89,47 @@ pub enum ServerFrame {
         /// What went wrong.
         message: String,
     },
+}
+
+impl<'de> Deserialize<'de> for ServerFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const TAGS: &[&str] = &[
+            "snapshot",
+            "run",
+            "run_removed",
+            "log",
+            "gap",
+            "resync",
+            "heartbeat",
+            "pong",
+            "error",
+        ];
+        let f = Fields::read(deserializer)?;
+        Ok(match f.tag("type") {
+            Some("snapshot") => ServerFrame::Snapshot { runs: f.req("runs")? },
+            Some("run") => ServerFrame::Run { run: f.req("run")? },
+            Some("run_removed") => ServerFrame::RunRemoved {
+                run_id: f.req("run_id")?,
+            },
+            Some("log") => ServerFrame::Log {
+                run_id: f.req("run_id")?,
+                lines: f.req("lines")?,
+            },
+            Some("gap") => ServerFrame::Gap {
+                run_id: f.req("run_id")?,
+                from_seq: f.req("from_seq")?,
+                to_seq: f.req("to_seq")?,
+            },
+            Some("resync") => ServerFrame::Resync,
+            Some("heartbeat") => ServerFrame::Heartbeat,
+            Some("pong") => ServerFrame::Pong,
+            Some("error") => ServerFrame::Error {
+                code: f.req("code")?,
+                message: f.req("message")?,
+            },
+            tag => return Err(unknown(tag, TAGS)),
+        })
+    }
 }
 
 #[cfg(test)]

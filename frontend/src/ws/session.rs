@@ -161,7 +161,7 @@ pub fn backoff_ms(attempts: u32) -> u32 {
 
 /// Reads a text frame from the server.
 pub fn decode(text: &str) -> Result<ServerFrame, String> {
-    serde_json::from_str(text).map_err(|e| format!("unreadable frame from the server: {e}"))
+    crate::json::decode(text).map_err(|e| format!("unreadable frame from the server: {e}"))
 }
 
 /// Writes a frame for the server.
