@@ -27,8 +27,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use agentfarm_local_server::{LocalServer, Port};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 use crate::server::Shared;
 
@@ -81,10 +81,9 @@ impl RecordedRequest {
 /// A running fake GitHub on `127.0.0.1:<random port>`, with its repositories in a temporary directory.
 /// Stops (and deletes the repositories) when dropped.
 pub struct FakeGithub {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    /// Declared last: removed after the server was told to stop.
+    server: LocalServer,
+    /// Declared after `server`: removed after the server was told to stop.
     _root: TempDir,
 }
 
@@ -102,11 +101,8 @@ impl FakeGithub {
             .prefix("fake-github-")
             .tempdir()
             .expect("fake github: temporary directory");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake github: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake github: local address");
-        let git_url = format!("http://{addr}");
+        let port = Port::bind("fake github").await;
+        let git_url = format!("http://{}", port.addr());
         let shared = Arc::new(Shared {
             root: root.path().to_path_buf(),
             token: token.to_owned(),
@@ -115,20 +111,10 @@ impl FakeGithub {
             requests: Mutex::new(Vec::new()),
             pulls: Mutex::new(Vec::new()),
         });
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = server::router(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "fake github server failed");
-            }
-        });
+        let server = port.serve("fake github", server::router(Arc::clone(&shared)));
         FakeGithub {
-            addr,
             shared,
-            shutdown: Some(shutdown),
+            server,
             _root: root,
         }
     }
@@ -147,7 +133,7 @@ impl FakeGithub {
 
     /// The socket address served.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Creates bare repository owner/repo whose `default_branch` (its `HEAD`) holds one commit adding
@@ -205,13 +191,5 @@ impl FakeGithub {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-impl Drop for FakeGithub {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }

@@ -36,8 +36,8 @@ mod watch;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agentfarm_local_server::{LocalServer, Port};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub use crate::kind::Kind;
 use crate::server::Shared;
@@ -136,9 +136,8 @@ pub struct AccessRule {
 
 /// A running fake API server on `127.0.0.1:<random port>`; stops when dropped.
 pub struct FakeKube {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: LocalServer,
 }
 
 impl FakeKube {
@@ -146,38 +145,22 @@ impl FakeKube {
     ///
     /// # Panics
     /// If no loopback port can be bound (test support: a test cannot go on without its server).
-    #[allow(clippy::expect_used)] // test support; see "Panics"
     pub async fn start() -> FakeKube {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake kube: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake kube: local address");
         let shared = Arc::new(Shared::new());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = server::router(Arc::clone(&shared));
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "fake kube server failed");
-            }
-        });
-        FakeKube {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-        }
+        let server = Port::bind("fake kube")
+            .await
+            .serve("fake kube", server::router(Arc::clone(&shared)));
+        FakeKube { shared, server }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The socket address served.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// A `kube::Client` for this server (plain HTTP, no auth, default namespace `default`).
@@ -373,13 +356,5 @@ impl FakeKube {
     /// The current (last handed out) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv
-    }
-}
-
-impl Drop for FakeKube {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }

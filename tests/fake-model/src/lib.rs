@@ -25,12 +25,11 @@ mod scenario;
 mod server;
 mod sse;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
+use agentfarm_local_server::{LocalServer, Port};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use crate::server::Shared;
 
@@ -92,9 +91,8 @@ impl RecordedRequest {
 /// A running fake Messages API on `127.0.0.1:<random port>`. Stops when dropped (held requests are answered
 /// with a 503).
 pub struct FakeModel {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: LocalServer,
 }
 
 impl FakeModel {
@@ -102,33 +100,17 @@ impl FakeModel {
     ///
     /// # Panics
     /// If no loopback port can be bound (test support: there is nothing sensible to do then).
-    #[allow(clippy::expect_used)] // test support; a test cannot go on without its server
     pub async fn start() -> FakeModel {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake model: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake model: local address");
         let shared = Arc::new(Shared::default());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = server::router(Arc::clone(&shared));
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "fake model server failed");
-            }
-        });
-        FakeModel {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-        }
+        let server = Port::bind("fake model")
+            .await
+            .serve("fake model", server::router(Arc::clone(&shared)));
+        FakeModel { shared, server }
     }
 
     /// Base URL for `ANTHROPIC_BASE_URL`, e.g. `http://127.0.0.1:41234`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Everything the CLI needs to talk to this fake from the private home `home`: [`Self::model_env`] plus
@@ -213,10 +195,8 @@ impl FakeModel {
 
 impl Drop for FakeModel {
     fn drop(&mut self) {
+        // Held requests get their 503 now; the server stops when `server` is dropped right after.
         self.shared.gates.close();
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
