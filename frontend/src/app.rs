@@ -80,7 +80,7 @@ fn Layout() -> Html {
                 { for tabs.into_iter().map(|(target, label, icon)| {
                     let current = tab.as_ref() == Some(&target);
                     html! {
-                        <Link to={target} classes={classes!("tab", current.then_some("active"))} current={current}>
+                        <Link to={target} classes={if current { "tab active" } else { "tab" }} current={current}>
                             <span class="tab-icon" aria-hidden="true">{ icon }</span>
                             <span class="tab-label">{ label }</span>
                         </Link>

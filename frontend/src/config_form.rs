@@ -2,8 +2,6 @@
 //! [`ConfigSpec`] (numbers parsed, blanks made `None`, then the shared validation), resource presets, and
 //! which error goes under which field.
 
-use std::collections::BTreeMap;
-
 use agentfarm_shared::config::{ConfigSpec, CredentialMode};
 use agentfarm_shared::validate::FieldError;
 
@@ -240,8 +238,8 @@ impl Form {
 /// Field errors sorted for display: by field (`repos[1]` stays its own key) and the rest (unknown fields).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldErrors {
-    /// Errors of fields the form shows, by wire name.
-    pub by_field: BTreeMap<String, String>,
+    /// Errors of fields the form shows, as (wire name, message), the first per field, in arrival order.
+    pub by_field: Vec<(String, String)>,
     /// Errors of fields the form does not show, as `field: message`.
     pub other: Vec<String>,
 }
@@ -252,9 +250,9 @@ impl FieldErrors {
         let mut out = FieldErrors::default();
         for error in errors {
             if is_form_field(&error.field) {
-                out.by_field
-                    .entry(error.field.clone())
-                    .or_insert_with(|| error.message.clone());
+                if out.get(&error.field).is_none() {
+                    out.by_field.push((error.field.clone(), error.message.clone()));
+                }
             } else if error.field.is_empty() {
                 out.other.push(error.message.clone());
             } else {
@@ -266,7 +264,10 @@ impl FieldErrors {
 
     /// The error under a field, if any.
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.by_field.get(field).map(String::as_str)
+        self.by_field
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, message)| message.as_str())
     }
 
     /// Errors of the repository chips (`repos[i]`), with their field names.

@@ -187,7 +187,7 @@ pub struct LinkProps {
     pub to: Route,
     /// CSS classes.
     #[prop_or_default]
-    pub classes: Classes,
+    pub classes: Option<AttrValue>,
     /// An element id.
     #[prop_or_default]
     pub id: Option<AttrValue>,

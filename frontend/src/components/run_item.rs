@@ -58,7 +58,7 @@ pub fn RunItem(props: &Props) -> Html {
         Callback::from(move |_: MouseEvent| actions::stop_run(&store, &id))
     };
     html! {
-        <li class={classes!("run-item", "card", run.state.is_terminal().then_some("ended"))}
+        <li class={if run.state.is_terminal() { "run-item card ended" } else { "run-item card" }}
             data-run-id={run.id.clone()} data-state={run.state.as_str()}>
             <Link to={Route::Run { id: run.id.clone() }} classes="run-link">
                 <div class="run-head">

@@ -40,9 +40,19 @@ pub fn StateBadge(props: &Props) -> Html {
         label(props.state)
     };
     html! {
-        <span id={props.id.clone()} class={classes!("badge", format!("state-{state}"), props.stopping.then_some("stopping"))}
+        <span id={props.id.clone()} class={badge_class(state, props.stopping)}
               data-state={state}>
             { text }
         </span>
     }
+}
+
+/// The classes of a badge: `badge state-<state>`, plus `stopping`.
+fn badge_class(state: &str, stopping: bool) -> String {
+    let mut class = String::from("badge state-");
+    class.push_str(state);
+    if stopping {
+        class.push_str(" stopping");
+    }
+    class
 }

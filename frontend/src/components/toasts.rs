@@ -41,7 +41,7 @@ pub fn ToastView(props: &ToastProps) -> Html {
     }
     let dismiss = store.dispatch.reform(move |_| Action::Dismiss(id));
     html! {
-        <div class={classes!("toast", if error { "toast-error" } else { "toast-info" })}
+        <div class={if error { "toast toast-error" } else { "toast toast-info" }}
              role={if error { "alert" } else { "status" }}>
             <span>{ props.toast.text.clone() }</span>
             <button class="toast-close" aria-label="Dismiss" onclick={dismiss}>{ "×" }</button>

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use agentfarm_shared::log::LogStream;
 use agentfarm_shared::runner::RunnerEvent;
 use yew::prelude::*;
 
@@ -101,7 +102,7 @@ pub fn LineView(props: &LineProps) -> Html {
 pub fn RawLine(props: &LineProps) -> Html {
     let line = &props.line.0.line;
     html! {
-        <li class={classes!("raw-line", format!("stream-{}", line.stream.as_str()))}
+        <li class={raw_line_class(line.stream)}
             data-seq={line.seq.to_string()} data-stream={line.stream.as_str()}>
             <span class="raw-seq">{ line.seq }</span>
             <span class="raw-text">{ &line.text }</span>
@@ -130,7 +131,11 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
             </details>
         },
         Item::ToolResult { text, is_error } => {
-            let classes = classes!("tl", "tl-tool-result", is_error.then_some("error"));
+            let classes = if *is_error {
+                "tl tl-tool-result error"
+            } else {
+                "tl tl-tool-result"
+            };
             let first = first_line(text).to_owned();
             let more = text.trim().lines().count() > 1 || first.chars().count() > 120;
             let first = if first.is_empty() {
@@ -179,7 +184,7 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
                 parts.push(time::duration((*ms / 1_000) as i64));
             }
             html! {
-                <div class={classes!("tl", "tl-turn", error.is_some().then_some("error"))} data-seq={seq_attr} data-kind="result">
+                <div class={if error.is_some() { "tl tl-turn error" } else { "tl tl-turn" }} data-seq={seq_attr} data-kind="result">
                     <div>{ parts.join(" · ") }</div>
                     if let Some(error) = error { <div class="pre-wrap">{ error.clone() }</div> }
                 </div>
@@ -296,4 +301,13 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
 
 fn short_commit(commit: &str) -> &str {
     commit.get(..7).unwrap_or(commit)
+}
+
+/// The classes of a raw log line: `raw-line stream-<stream>`.
+fn raw_line_class(stream: LogStream) -> &'static str {
+    match stream {
+        LogStream::Stdout => "raw-line stream-stdout",
+        LogStream::Stderr => "raw-line stream-stderr",
+        LogStream::Control => "raw-line stream-control",
+    }
 }

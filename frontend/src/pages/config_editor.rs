@@ -327,7 +327,7 @@ pub fn ConfigEditor(props: &Props) -> Html {
                             let name: &'static str = name;
                             let pressed = f.current_preset() == Some(name);
                             html! {
-                                <button type="button" class={classes!("preset", "btn", pressed.then_some("selected"))}
+                                <button type="button" class={if pressed { "preset btn selected" } else { "preset btn" }}
                                         data-preset={name.to_ascii_lowercase()} aria-pressed={pressed.to_string()}
                                         onclick={Callback::from(move |_: MouseEvent| edit.dispatch(Edit::Preset(name)))}>
                                     <span class="preset-name">{ name }</span>
@@ -504,7 +504,7 @@ fn text_input(
         <div class="field">
             <label for={field}>{ label }{ if required { " *" } else { "" } }</label>
             <input id={field} name={field} type="text" value={value.to_owned()} placeholder={placeholder}
-                   class={classes!(code.then_some("mono"))} inputmode={inputmode} required={required}
+                   class={code.then_some("mono")} inputmode={inputmode} required={required}
                    autocapitalize={code.then_some("off")} spellcheck={code.then_some("false")}
                    aria-invalid={invalid.then_some("true")}
                    aria-describedby={invalid.then(|| format!("{field}-error"))}
@@ -573,7 +573,7 @@ fn RepoChips(props: &RepoProps) -> Html {
                         let edit = props.edit.clone();
                         let bad = errors.get(&format!("repos[{i}]")).is_some();
                         html! {
-                            <li class={classes!("chip", bad.then_some("invalid"))} data-index={i.to_string()}>
+                            <li class={if bad { "chip invalid" } else { "chip" }} data-index={i.to_string()}>
                                 <span class="mono">{ repo }</span>
                                 <button type="button" class="chip-remove" aria-label={format!("Remove {repo}")}
                                         onclick={Callback::from(move |_: MouseEvent| edit.dispatch(Edit::RemoveRepo(i)))}>
