@@ -5,15 +5,15 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::components::conn_dot::ConnDot;
-use crate::components::toasts::Toasts;
+use crate::components::conn_dot::conn_dot;
+use crate::components::toasts::toasts;
 use crate::pages::agents::Agents;
 use crate::pages::config_editor::ConfigEditor;
 use crate::pages::configs::Configs;
 use crate::pages::run::RunPage;
 use crate::pages::settings::Settings;
 use crate::router::{Link, Route, Router, use_navigator};
-use crate::state::{Root, StoreCtx};
+use crate::state::{Root, StoreCtx, use_store};
 use crate::ws::LiveClient;
 
 fn switch(route: Route) -> Html {
@@ -59,6 +59,7 @@ pub fn App() -> Html {
 /// Top bar, page, tab bar.
 #[component]
 fn Layout() -> Html {
+    let store = use_store();
     let route = use_navigator().map_or(Route::NotFound, |n| n.route);
     let tab = route.tab();
     let tabs = [
@@ -71,7 +72,7 @@ fn Layout() -> Html {
             <header class="topbar">
                 <span class="brand">{ "agentfarm" }</span>
                 <span class="topbar-title" id="page-title">{ route.title() }</span>
-                <ConnDot />
+                { conn_dot(store.state.conn) }
             </header>
             <main id="main" class="content">
                 { switch(route.clone()) }
@@ -87,7 +88,7 @@ fn Layout() -> Html {
                     }
                 }) }
             </nav>
-            <Toasts />
+            { toasts(&store.state.toasts) }
         </div>
     }
 }

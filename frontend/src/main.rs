@@ -24,6 +24,7 @@ mod router;
 mod state;
 mod time;
 mod transcript;
+mod util;
 mod ws;
 
 fn main() {

@@ -138,7 +138,7 @@ impl Store {
     /// Runs ordered for the agents list: active (and queued) first, then ended ones; newest first in each.
     pub fn ordered_runs(&self) -> Vec<&Run> {
         let mut runs: Vec<&Run> = self.runs.values().collect();
-        runs.sort_by(|a, b| {
+        crate::util::sort_by(&mut runs, |a, b| {
             a.state
                 .is_terminal()
                 .cmp(&b.state.is_terminal())
@@ -210,7 +210,12 @@ impl Store {
             }
             Action::Conn(conn) => self.conn = conn,
             Action::Configs(mut configs) => {
-                configs.sort_by_key(|a| a.spec.name.to_ascii_lowercase());
+                crate::util::sort_by(&mut configs, |a, b| {
+                    a.spec
+                        .name
+                        .to_ascii_lowercase()
+                        .cmp(&b.spec.name.to_ascii_lowercase())
+                });
                 self.configs = Some(configs);
             }
             Action::UpsertConfig(config) => {

@@ -37,7 +37,7 @@ pub mod limits {
     /// Longest timeout, in minutes (one day).
     pub const TIMEOUT_MINUTES: u64 = 24 * 60;
     /// Highest budget, in US dollars.
-    pub const BUDGET_USD: f64 = 1_000.0;
+    pub const BUDGET_USD: u32 = 1_000;
 }
 
 /// The editable content of a config: what the owner sends to create or update one, and what each version

@@ -287,9 +287,10 @@ pub fn bounded(value: u64, min: u64, max: u64) -> Result<(), String> {
     in_range(value, (min, max), |v| v.to_string())
 }
 
-/// An optional spending cap in US dollars: finite, above zero, at most `max`.
-pub fn budget_usd(value: f64, max: f64) -> Result<(), String> {
-    if value.is_finite() && value > 0.0 && value <= max {
+/// An optional spending cap in US dollars: finite, above zero, at most `max` whole dollars.
+pub fn budget_usd(value: f64, max: u32) -> Result<(), String> {
+    // `max` is whole dollars, so the message needs no float formatting (which would cost the web app ~10 KB).
+    if value.is_finite() && value > 0.0 && value <= f64::from(max) {
         Ok(())
     } else {
         Err(format!("must be a number of dollars above 0 and at most {max}"))
@@ -411,9 +412,9 @@ mod tests {
 
     #[test]
     fn budgets() {
-        assert_eq!(budget_usd(5.0, 100.0), Ok(()));
+        assert_eq!(budget_usd(5.0, 100), Ok(()));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 101.0] {
-            assert!(budget_usd(bad, 100.0).is_err(), "{bad}");
+            assert!(budget_usd(bad, 100).is_err(), "{bad}");
         }
     }
 }

@@ -2,13 +2,11 @@
 
 use yew::prelude::*;
 
-use crate::state::use_store;
+use crate::state::ConnState;
 
 /// The dot, with its state as text for screen readers and a tooltip.
-#[component]
-pub fn ConnDot() -> Html {
-    let store = use_store();
-    let conn = store.state.conn;
+#[inline(never)]
+pub fn conn_dot(conn: ConnState) -> Html {
     html! {
         <span id="connection-state" class="conn" data-state={conn.as_str()} title={conn.label()} role="status">
             <span class="conn-dot" aria-hidden="true"></span>

@@ -5,13 +5,12 @@ use agentfarm_shared::run::Run;
 use yew::prelude::*;
 
 use crate::actions;
-use crate::components::state_badge::StateBadge;
+use crate::components::state_badge::state_badge;
 use crate::router::{Link, Route};
-use crate::state::use_store;
+use crate::state::StoreCtx;
 use crate::time;
 
-/// Props of [`RunItem`].
-#[derive(Properties, PartialEq)]
+/// What [`run_item`] shows.
 pub struct Props {
     /// The run.
     pub run: Run,
@@ -26,9 +25,8 @@ pub struct Props {
 }
 
 /// The list item.
-#[component]
-pub fn RunItem(props: &Props) -> Html {
-    let store = use_store();
+#[inline(never)]
+pub fn run_item(store: &StoreCtx, props: &Props) -> Html {
     let run = &props.run;
     let started = run.started_at.unwrap_or(run.created_at);
     let ended = run.finished_at.unwrap_or(props.now);
@@ -53,17 +51,17 @@ pub fn RunItem(props: &Props) -> Html {
         .clone()
         .unwrap_or_else(|| AttrValue::from(run.config_id.clone()));
     let stop = {
-        let store = store;
+        let store = store.clone();
         let id = run.id.clone();
         Callback::from(move |_: MouseEvent| actions::stop_run(&store, &id))
     };
     html! {
-        <li class={if run.state.is_terminal() { "run-item card ended" } else { "run-item card" }}
+        <li key={run.id.clone()} class={if run.state.is_terminal() { "run-item card ended" } else { "run-item card" }}
             data-run-id={run.id.clone()} data-state={run.state.as_str()}>
             <Link to={Route::Run { id: run.id.clone() }} classes="run-link">
                 <div class="run-head">
                     <span class="run-title">{ title }</span>
-                    <StateBadge state={run.state} stopping={props.stopping} />
+                    { state_badge(run.state, props.stopping, None) }
                 </div>
                 <div class="run-meta muted">
                     <span class="run-config-id">{ &run.config_id }</span>

@@ -17,31 +17,14 @@ pub fn label(state: RunState) -> &'static str {
     }
 }
 
-/// Props of [`StateBadge`].
-#[derive(Properties, PartialEq)]
-pub struct Props {
-    /// The state shown.
-    pub state: RunState,
-    /// True while a stop request is pending (shows "stopping…").
-    #[prop_or_default]
-    pub stopping: bool,
-    /// An element id, when the page needs one.
-    #[prop_or_default]
-    pub id: Option<AttrValue>,
-}
-
-/// The badge.
-#[component]
-pub fn StateBadge(props: &Props) -> Html {
-    let state = props.state.as_str();
-    let text = if props.stopping {
-        "stopping…"
-    } else {
-        label(props.state)
-    };
+/// The badge: the state shown, true while a stop request is pending (shows "stopping…"), and an element
+/// id when the page needs one.
+#[inline(never)]
+pub fn state_badge(state: RunState, stopping: bool, id: Option<&'static str>) -> Html {
+    let name = state.as_str();
+    let text = if stopping { "stopping…" } else { label(state) };
     html! {
-        <span id={props.id.clone()} class={badge_class(state, props.stopping)}
-              data-state={state}>
+        <span id={id} class={badge_class(name, stopping)} data-state={name}>
             { text }
         </span>
     }

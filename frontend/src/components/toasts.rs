@@ -7,12 +7,11 @@ use yew::prelude::*;
 use crate::state::{Action, Toast, ToastKind, use_store};
 
 /// Every toast in the store.
-#[component]
-pub fn Toasts() -> Html {
-    let store = use_store();
+#[inline(never)]
+pub fn toasts(toasts: &[Toast]) -> Html {
     html! {
         <div class="toasts" aria-live="polite">
-            { for store.state.toasts.iter().map(|t| html! { <ToastView key={t.id} toast={t.clone()} /> }) }
+            { for toasts.iter().map(|t| html! { <ToastView key={t.id} toast={t.clone()} /> }) }
         </div>
     }
 }

@@ -13,6 +13,7 @@ use crate::markdown;
 use crate::state::RunLog;
 use crate::time;
 use crate::transcript::{Item, ParsedLine, diff_totals, first_line, tool_label};
+use crate::util::{concat, join};
 
 /// Props of [`Transcript`].
 #[derive(Properties, Clone)]
@@ -44,7 +45,7 @@ pub fn Transcript(props: &Props) -> Html {
         };
     }
     let mut gaps = log.gaps.clone();
-    gaps.sort_unstable();
+    crate::util::sort_by(&mut gaps, Ord::cmp);
     let mut gaps = gaps.into_iter().peekable();
     let mut nodes = Vec::with_capacity(log.lines.len());
     for line in &log.lines {
@@ -115,9 +116,12 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
     let seq_attr = seq.to_string();
     let cut = truncated.then(|| html! { <span class="muted">{ " [line truncated]" }</span> });
     match item {
-        Item::Text(text) => html! {
-            <div class="tl tl-assistant md" data-seq={seq_attr} data-kind="assistant">{ markdown::render(text) }</div>
-        },
+        Item::Text(text) => tl(
+            "tl tl-assistant md",
+            seq_attr,
+            "assistant",
+            markdown::render(text),
+        ),
         Item::Thinking(text) => html! {
             <details class="tl tl-thinking" data-seq={seq_attr} data-kind="thinking">
                 <summary>{ "Thinking" }</summary>
@@ -151,7 +155,7 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
                     </details>
                 }
             } else {
-                html! { <div class={classes} data-seq={seq_attr} data-kind="tool_result">{ first }</div> }
+                tl(classes, seq_attr, "tool_result", Html::from(first))
             }
         }
         Item::User(text) => html! {
@@ -159,14 +163,21 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
                 <div class="bubble pre-wrap">{ text.clone() }</div>
             </div>
         },
-        Item::ApiError(message) => html! {
-            <div class="tl tl-error" data-seq={seq_attr} data-kind="api_error">{ format!("API error: {message}") }</div>
-        },
-        Item::SessionStarted { model } => html! {
-            <div class="tl tl-session muted" data-seq={seq_attr} data-kind="session">
-                { match model { Some(model) => format!("session started · {model}"), None => "session started".to_owned() } }
-            </div>
-        },
+        Item::ApiError(message) => tl(
+            "tl tl-error",
+            seq_attr,
+            "api_error",
+            text_node(join("API error: ", message)),
+        ),
+        Item::SessionStarted { model } => tl(
+            "tl tl-session muted",
+            seq_attr,
+            "session",
+            text_node(match model {
+                Some(model) => join("session started · ", model),
+                None => "session started".to_owned(),
+            }),
+        ),
         Item::TurnResult {
             turns,
             cost_usd,
@@ -175,7 +186,7 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
         } => {
             let mut parts = vec!["Turn finished".to_owned()];
             if let Some(turns) = turns {
-                parts.push(format!("{turns} turns"));
+                parts.push(join(&turns.to_string(), " turns"));
             }
             if let Some(cost) = cost_usd {
                 parts.push(time::usd(*cost));
@@ -192,22 +203,31 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
         }
         Item::LimitNotice { resets_at, message } => limit(seq_attr, message, *resets_at),
         Item::Runner(event) => runner_view(seq_attr, event),
-        Item::Stderr(text) => html! {
-            <div class="tl tl-stderr mono pre-wrap" data-seq={seq_attr} data-kind="stderr">{ text.clone() }{ cut }</div>
-        },
-        Item::Control(text) => html! {
-            <div class="tl tl-control muted" data-seq={seq_attr} data-kind="control">{ text.clone() }</div>
-        },
-        Item::Plain(text) => html! {
-            <div class="tl tl-plain mono pre-wrap" data-seq={seq_attr} data-kind="plain">{ text.clone() }{ cut }</div>
-        },
+        Item::Stderr(text) => tl(
+            "tl tl-stderr mono pre-wrap",
+            seq_attr,
+            "stderr",
+            with_cut(text, cut),
+        ),
+        Item::Control(text) => tl(
+            "tl tl-control muted",
+            seq_attr,
+            "control",
+            text_node(text.clone()),
+        ),
+        Item::Plain(text) => tl(
+            "tl tl-plain mono pre-wrap",
+            seq_attr,
+            "plain",
+            with_cut(text, cut),
+        ),
     }
 }
 
 fn limit(seq_attr: String, message: &str, resets_at: Option<i64>) -> Html {
     html! {
         <div class="tl tl-limit" data-seq={seq_attr} data-kind="limit">
-            { format!("⏳ {message}") }
+            { join("⏳ ", message) }
             if let Some(at) = resets_at.and_then(time::from_unix) {
                 { " · resets " }<Countdown at={at} />
             }
@@ -216,11 +236,9 @@ fn limit(seq_attr: String, message: &str, resets_at: Option<i64>) -> Html {
 }
 
 fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
-    let note = |kind: &'static str, text: String| {
-        html! { <div class="tl tl-runner" data-seq={seq_attr.clone()} data-kind={kind}>{ text }</div> }
-    };
+    let note = |kind: &'static str, text: String| tl("tl tl-runner", seq_attr.clone(), kind, text_node(text));
     match event {
-        RunnerEvent::Cloning { repo } => note("cloning", format!("Cloning {repo}…")),
+        RunnerEvent::Cloning { repo } => note("cloning", concat(&["Cloning ", repo, "…"])),
         RunnerEvent::Cloned {
             repo,
             branch,
@@ -228,18 +246,22 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
             ..
         } => note(
             "cloned",
-            format!(
-                "Cloned {repo} on {branch}{}",
-                if *continued { " (continued)" } else { "" }
-            ),
+            concat(&[
+                "Cloned ",
+                repo,
+                " on ",
+                branch,
+                if *continued { " (continued)" } else { "" },
+            ]),
         ),
         RunnerEvent::Committed { commit, message, .. } => note(
             "committed",
-            format!("Committed {}: {message}", short_commit(commit)),
+            concat(&["Committed ", short_commit(commit), ": ", message]),
         ),
-        RunnerEvent::Pushed { branch, commit, .. } => {
-            note("pushed", format!("Pushed {branch} ({})", short_commit(commit)))
-        }
+        RunnerEvent::Pushed { branch, commit, .. } => note(
+            "pushed",
+            concat(&["Pushed ", branch, " (", short_commit(commit), ")"]),
+        ),
         RunnerEvent::PrOpened {
             repo,
             number,
@@ -247,11 +269,11 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
             updated,
         } => html! {
             <div class="tl tl-runner tl-pr" data-seq={seq_attr} data-kind="pr_opened">
-                { format!("Pull request {} · {repo} ", if *updated { "updated" } else { "opened" }) }
+                { concat(&["Pull request ", if *updated { "updated" } else { "opened" }, " · ", repo, " "]) }
                 if markdown::is_web_url(url) {
-                    <a href={url.clone()} target="_blank" rel="noopener noreferrer">{ format!("#{number}") }</a>
+                    <a href={url.clone()} target="_blank" rel="noopener noreferrer">{ join("#", &number.to_string()) }</a>
                 } else {
-                    { format!("#{number}") }
+                    { join("#", &number.to_string()) }
                 }
             </div>
         },
@@ -265,19 +287,15 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
             html! {
                 <details class="tl tl-runner tl-diff" data-seq={seq_attr} data-kind="diff">
                     <summary>
-                        { format!("{repo}: {} ", crate::transcript::files(files.len() as u64)) }
-                        <span class="added">{ format!("+{added}") }</span>{ " " }
-                        <span class="removed">{ format!("−{removed}") }</span>
+                        { concat(&[repo, ": ", &crate::transcript::files(files.len() as u64), " "]) }
+                        { added_removed(added, removed) }
                     </summary>
                     <ul class="diff-files">
                         { for files.iter().map(|f| html! {
                             <li>
                                 <span class="mono">{ &f.path }</span>{ " " }
                                 { match (f.added, f.removed) {
-                                    (Some(a), Some(r)) => html! { <>
-                                        <span class="added">{ format!("+{a}") }</span>{ " " }
-                                        <span class="removed">{ format!("−{r}") }</span>
-                                    </> },
+                                    (Some(a), Some(r)) => added_removed(a, r),
                                     _ => html! { <span class="muted">{ "binary" }</span> },
                                 } }
                             </li>
@@ -293,10 +311,39 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
             }
         }
         RunnerEvent::LimitHit { resets_at, message } => limit(seq_attr, message, *resets_at),
-        RunnerEvent::Error { stage, message } => html! {
-            <div class="tl tl-error" data-seq={seq_attr} data-kind="runner_error">{ format!("{stage} failed: {message}") }</div>
-        },
+        RunnerEvent::Error { stage, message } => tl(
+            "tl tl-error",
+            seq_attr,
+            "runner_error",
+            text_node(concat(&[stage, " failed: ", message])),
+        ),
     }
+}
+
+/// One transcript item: `div.tl[data-seq][data-kind]` holding `body`.
+#[inline(never)]
+fn tl(class: &'static str, seq_attr: String, kind: &'static str, body: Html) -> Html {
+    html! { <div class={class} data-seq={seq_attr} data-kind={kind}>{ body }</div> }
+}
+
+#[inline(never)]
+fn text_node(text: String) -> Html {
+    Html::from(text)
+}
+
+/// Text, then the truncation mark if any.
+#[inline(never)]
+fn with_cut(text: &str, cut: Option<Html>) -> Html {
+    html! { <>{ text.to_owned() }{ cut }</> }
+}
+
+/// `+added −removed` as two spans.
+#[inline(never)]
+pub fn added_removed(added: u64, removed: u64) -> Html {
+    html! { <>
+        <span class="added">{ join("+", &added.to_string()) }</span>{ " " }
+        <span class="removed">{ join("−", &removed.to_string()) }</span>
+    </> }
 }
 
 fn short_commit(commit: &str) -> &str {

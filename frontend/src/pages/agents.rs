@@ -5,7 +5,7 @@ use yew::platform::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::run_item::RunItem;
+use crate::components::run_item::{Props as RunItemProps, run_item};
 use crate::hooks::use_now;
 use crate::router::{Link, Route};
 use crate::state::{Action, use_store};
@@ -64,14 +64,13 @@ pub fn Agents() -> Html {
                     { format!("{active} active · {} recent", runs.len() - active) }
                 </p>
                 <ul id="runs" class="run-list">
-                    { for runs.iter().map(|run| html! {
-                        <RunItem key={run.id.clone()}
-                            run={(*run).clone()}
-                            config_name={state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned()))}
-                            last_line={state.logs.get(&run.id).and_then(|l| l.summary()).map(AttrValue::from)}
-                            stopping={state.is_stopping(run)}
-                            now={now} />
-                    }) }
+                    { for runs.iter().map(|run| run_item(&store, &RunItemProps {
+                        run: (*run).clone(),
+                        config_name: state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned())),
+                        last_line: state.logs.get(&run.id).and_then(|l| l.summary()).map(AttrValue::from),
+                        stopping: state.is_stopping(run),
+                        now,
+                    })) }
                 </ul>
             }
         </section>

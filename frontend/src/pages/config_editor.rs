@@ -285,26 +285,21 @@ pub fn ConfigEditor(props: &Props) -> Html {
                     </div>
                 }
 
-                <fieldset class="card">
-                    <legend>{ "About" }</legend>
+                { card("About", html! { <>
                     { text_input("name", "Name", &f.name, errs, &on_field, InputKind::Text { required: true, placeholder: "Fix flaky tests" }) }
                     { textarea("description", "Description", &f.description, errs, &on_field, 2, "What this agent is for") }
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Repositories" }</legend>
-                    <RepoChips repos={f.repos.clone()} draft={f.repo_draft.clone()} errors={errs.clone()}
-                               on_field={on_field.clone()} edit={form.dispatcher()} />
-                </fieldset>
+                { card("Repositories", html! { <>
+                    { repo_chips(&f.repos, &f.repo_draft, errs, &on_field, &form.dispatcher()) }
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Prompts" }</legend>
+                { card("Prompts", html! { <>
                     { textarea("task_prompt", "Task prompt", &f.task_prompt, errs, &on_field, 6, "What the agent should do") }
                     { textarea("system_prompt", "System prompt (appended to Claude's)", &f.system_prompt, errs, &on_field, 3, "Optional") }
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Model" }</legend>
+                { card("Model", html! { <>
                     <div class="field">
                         <label for="model">{ "Model" }</label>
                         <input id="model" name="model" type="text" list="model-suggestions" autocapitalize="off"
@@ -317,10 +312,9 @@ pub fn ConfigEditor(props: &Props) -> Html {
                         <p class="hint muted">{ "An alias (sonnet, opus, haiku) or a full model name." }</p>
                         { field_error(errs, "model") }
                     </div>
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Resources" }</legend>
+                { card("Resources", html! { <>
                     <div class="presets" role="group" aria-label="Resource presets">
                         { for PRESETS.iter().map(|(name, cpu, memory)| {
                             let edit = form.dispatcher();
@@ -340,10 +334,9 @@ pub fn ConfigEditor(props: &Props) -> Html {
                         { text_input("cpu", "CPU", &f.cpu, errs, &on_field, InputKind::Code("1, 2 or 500m")) }
                         { text_input("memory", "Memory", &f.memory, errs, &on_field, InputKind::Code("2Gi")) }
                     </div>
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Sandbox" }</legend>
+                { card("Sandbox", html! { <>
                     <div class="field">
                         <label for="runtime_class">{ "Runtime class" }</label>
                         <select id="runtime_class" name="runtime_class" onchange={change_cb(&on_field, "runtime_class")}
@@ -362,19 +355,17 @@ pub fn ConfigEditor(props: &Props) -> Html {
                         { field_error(errs, "runtime_class") }
                     </div>
                     { text_input("image_tag", "Agent image tag", &f.image_tag, errs, &on_field, InputKind::Code("Server default")) }
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Limits" }</legend>
+                { card("Limits", html! { <>
                     <div class="row">
                         { text_input("max_turns", "Max turns", &f.max_turns, errs, &on_field, InputKind::Number("numeric", "100")) }
                         { text_input("timeout_minutes", "Timeout (minutes)", &f.timeout_minutes, errs, &on_field, InputKind::Number("numeric", "120")) }
                     </div>
                     { text_input("budget_usd", "Budget (US dollars)", &f.budget_usd, errs, &on_field, InputKind::Number("decimal", "No limit")) }
-                </fieldset>
+                </> }) }
 
-                <fieldset class="card">
-                    <legend>{ "Claude credentials" }</legend>
+                { card("Claude credentials", html! { <>
                     <div class="field">
                         <label for="credential_mode">{ "Credential mode" }</label>
                         <select id="credential_mode" name="credential_mode" onchange={change_cb(&on_field, "credential_mode")}>
@@ -394,7 +385,7 @@ pub fn ConfigEditor(props: &Props) -> Html {
                         }
                         { field_error(errs, "credential_mode") }
                     </div>
-                </fieldset>
+                </> }) }
 
                 <div class="actions sticky-actions">
                     <button id="save-config" type="submit" class="btn btn-primary" disabled={*saving}>
@@ -412,7 +403,7 @@ pub fn ConfigEditor(props: &Props) -> Html {
                 </div>
             </form>
             if let Some(versions) = &*versions {
-                <Versions versions={versions.clone()} />
+                { versions_view(versions) }
             }
         </section>
     }
@@ -439,6 +430,17 @@ fn focus_first_error() {
     .forget();
 }
 
+/// A `fieldset.card` with its legend.
+#[inline(never)]
+fn card(legend: &'static str, body: Html) -> Html {
+    html! {
+        <fieldset class="card">
+            <legend>{ legend }</legend>
+            { body }
+        </fieldset>
+    }
+}
+
 /// How a text input looks.
 #[derive(Clone, Copy)]
 enum InputKind {
@@ -450,10 +452,12 @@ enum InputKind {
     Number(&'static str, &'static str),
 }
 
+#[inline(never)]
 fn input_cb(on_field: &Callback<(&'static str, String)>, field: &'static str) -> Callback<InputEvent> {
     on_field.reform(move |e: InputEvent| (field, event_value(&e)))
 }
 
+#[inline(never)]
 fn change_cb(on_field: &Callback<(&'static str, String)>, field: &'static str) -> Callback<Event> {
     on_field.reform(move |e: Event| (field, event_value(&e)))
 }
@@ -474,6 +478,7 @@ fn event_value(e: &Event) -> String {
     }
 }
 
+#[inline(never)]
 fn field_error(errors: &FieldErrors, field: &str) -> Html {
     match errors.get(field) {
         Some(message) => html! {
@@ -483,6 +488,7 @@ fn field_error(errors: &FieldErrors, field: &str) -> Html {
     }
 }
 
+#[inline(never)]
 fn text_input(
     field: &'static str,
     label: &'static str,
@@ -514,6 +520,7 @@ fn text_input(
     }
 }
 
+#[inline(never)]
 fn textarea(
     field: &'static str,
     label: &'static str,
@@ -536,26 +543,22 @@ fn textarea(
     }
 }
 
-/// Props of [`RepoChips`].
-#[derive(Properties, PartialEq)]
-struct RepoProps {
-    repos: Vec<String>,
-    draft: String,
-    errors: FieldErrors,
-    on_field: Callback<(&'static str, String)>,
-    edit: UseReducerDispatcher<FormState>,
-}
-
 /// Repositories as chips (`#repo-chips > li.chip[data-index]`), typed into `#repos` and added with Enter
 /// or `#add-repo`.
-#[component]
-fn RepoChips(props: &RepoProps) -> Html {
+#[inline(never)]
+fn repo_chips(
+    repos: &[String],
+    draft: &str,
+    errors: &FieldErrors,
+    on_field: &Callback<(&'static str, String)>,
+    edit: &UseReducerDispatcher<FormState>,
+) -> Html {
     let add = {
-        let edit = props.edit.clone();
+        let edit = edit.clone();
         Callback::from(move |_: MouseEvent| edit.dispatch(Edit::AddRepo))
     };
     let onkeydown = {
-        let edit = props.edit.clone();
+        let edit = edit.clone();
         Callback::from(move |e: KeyboardEvent| {
             if e.key() == "Enter" || e.key() == "," {
                 e.prevent_default();
@@ -563,14 +566,13 @@ fn RepoChips(props: &RepoProps) -> Html {
             }
         })
     };
-    let errors = &props.errors;
     let invalid = errors.get("repos").is_some() || !errors.repo_errors().is_empty();
     html! {
         <div class="field">
-            if !props.repos.is_empty() {
+            if !repos.is_empty() {
                 <ul id="repo-chips" class="chips">
-                    { for props.repos.iter().enumerate().map(|(i, repo)| {
-                        let edit = props.edit.clone();
+                    { for repos.iter().enumerate().map(|(i, repo)| {
+                        let edit = edit.clone();
                         let bad = errors.get(&format!("repos[{i}]")).is_some();
                         html! {
                             <li class={if bad { "chip invalid" } else { "chip" }} data-index={i.to_string()}>
@@ -586,10 +588,10 @@ fn RepoChips(props: &RepoProps) -> Html {
             }
             <label for="repos">{ "Add a repository" }</label>
             <div class="input-with-button">
-                <input id="repos" name="repos" type="text" class="mono" value={props.draft.clone()}
+                <input id="repos" name="repos" type="text" class="mono" value={draft.to_owned()}
                        placeholder="owner/repo or owner/repo@branch" autocapitalize="off" autocomplete="off"
                        spellcheck="false" enterkeyhint="done" aria-invalid={invalid.then_some("true")}
-                       oninput={input_cb(&props.on_field, "repos")} {onkeydown} />
+                       oninput={input_cb(on_field, "repos")} {onkeydown} />
                 <button id="add-repo" type="button" class="btn" onclick={add}>{ "Add" }</button>
             </div>
             <p class="hint muted">{ "Agents clone each one and push their work to a branch with a pull request." }</p>
@@ -600,7 +602,7 @@ fn RepoChips(props: &RepoProps) -> Html {
                     .trim_end_matches(']')
                     .parse::<usize>()
                     .ok()
-                    .and_then(|i| props.repos.get(i).cloned().or_else(|| Some(props.draft.clone())))
+                    .and_then(|i| repos.get(i).cloned().or_else(|| Some(draft.to_owned())))
                     .unwrap_or_default();
                 html! {
                     <p class="field-error" data-field={field.to_owned()}>
@@ -612,17 +614,11 @@ fn RepoChips(props: &RepoProps) -> Html {
     }
 }
 
-/// Props of [`Versions`].
-#[derive(Properties, PartialEq)]
-struct VersionsProps {
-    versions: Vec<ConfigVersion>,
-}
-
 /// The version history, newest first, each expandable to its content.
-#[component]
-fn Versions(props: &VersionsProps) -> Html {
-    let mut versions = props.versions.clone();
-    versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+#[inline(never)]
+fn versions_view(versions: &[ConfigVersion]) -> Html {
+    let mut versions = versions.to_vec();
+    crate::util::sort_by(&mut versions, |a, b| b.version.cmp(&a.version));
     html! {
         <section id="versions" class="versions card">
             <h2 class="section-title">{ "Version history" }</h2>
@@ -644,6 +640,7 @@ fn Versions(props: &VersionsProps) -> Html {
     }
 }
 
+#[inline(never)]
 fn spec_view(spec: &ConfigSpec) -> Html {
     let none = || "default".to_owned();
     let rows: Vec<(&str, String)> = vec![

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use agentfarm_shared::run::{Run, RunState};
+use chrono::{DateTime, Utc};
 use gloo_events::EventListener;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -12,14 +13,15 @@ use yew::prelude::*;
 use crate::actions;
 use crate::api;
 use crate::components::countdown::Countdown;
-use crate::components::state_badge::StateBadge;
-use crate::components::transcript::Transcript;
+use crate::components::state_badge::state_badge;
+use crate::components::transcript::{Transcript, added_removed};
 use crate::hooks::use_now;
 use crate::markdown;
-use crate::router::{Link, Route, use_navigator};
-use crate::state::{Action, use_store};
+use crate::router::{Link, Navigator, Route, use_navigator};
+use crate::state::{Action, StoreCtx, use_store};
 use crate::time;
 use crate::transcript::files;
+use crate::util::join;
 use crate::ws::use_live;
 
 /// Distance from the bottom, in pixels, that still counts as "at the bottom".
@@ -37,6 +39,8 @@ pub struct Props {
 pub fn RunPage(props: &Props) -> Html {
     let store = use_store();
     let live = use_live();
+    let navigator = use_navigator();
+    let now = use_now(1_000);
     let missing = use_state(|| None::<String>);
     let raw = use_state(|| false);
     let id = props.id.to_string();
@@ -102,8 +106,14 @@ pub fn RunPage(props: &Props) -> Html {
     };
     html! {
         <section class="page run" data-run-id={run.id.clone()} data-state={run.state.as_str()}>
-            <RunHeader run={run.clone()} stopping={store.state.is_stopping(&run)}
-                       config_name={store.state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned()))} />
+            { run_header(
+                &run,
+                store.state.is_stopping(&run),
+                AttrValue::from(store.state.config_name(&run.config_id).unwrap_or(&run.config_id).to_owned()),
+                store.clone(),
+                navigator,
+                now,
+            ) }
             <div class="transcript-bar">
                 <h2 class="section-title">{ if *raw { "Raw log" } else { "Transcript" } }</h2>
                 <button id="raw-toggle" class="btn btn-small" aria-pressed={(*raw).to_string()} onclick={toggle_raw}>
@@ -194,21 +204,16 @@ fn scroll_to_bottom() {
     }
 }
 
-/// Props of [`RunHeader`].
-#[derive(Properties, PartialEq)]
-struct HeaderProps {
-    run: Run,
-    stopping: bool,
-    config_name: Option<AttrValue>,
-}
-
 /// The run's facts and its Stop / Delete buttons.
-#[component]
-fn RunHeader(props: &HeaderProps) -> Html {
-    let store = use_store();
-    let navigator = use_navigator();
-    let now = use_now(1_000);
-    let run = &props.run;
+#[inline(never)]
+fn run_header(
+    run: &Run,
+    stopping: bool,
+    title: AttrValue,
+    store: StoreCtx,
+    navigator: Option<Navigator>,
+    now: DateTime<Utc>,
+) -> Html {
     let started = run.started_at.unwrap_or(run.created_at);
     let duration = time::duration(time::secs_between(started, run.finished_at.unwrap_or(now)));
 
@@ -244,45 +249,40 @@ fn RunHeader(props: &HeaderProps) -> Html {
             });
         })
     };
-    let title = props
-        .config_name
-        .clone()
-        .unwrap_or_else(|| AttrValue::from(run.config_id.clone()));
 
     html! {
         <header class="run-header card">
             <div class="run-head">
                 <h1 class="run-title">
                     <Link to={Route::EditConfig { id: run.config_id.clone() }}>{ title }</Link>
-                    <span class="muted">{ format!(" v{}", run.config_version) }</span>
+                    <span class="muted">{ join(" v", &run.config_version.to_string()) }</span>
                 </h1>
-                <StateBadge id="run-state" state={run.state} stopping={props.stopping} />
+                { state_badge(run.state, stopping, Some("run-state")) }
             </div>
             <dl class="run-stats">
-                <div><dt>{ "Started" }</dt><dd id="run-started">{ time::local(started) }</dd></div>
-                <div><dt>{ "Duration" }</dt><dd id="run-duration">{ duration }</dd></div>
-                <div><dt>{ "Turns" }</dt><dd id="run-turns">{ run.turns.map_or("–".to_owned(), |t| t.to_string()) }</dd></div>
-                <div><dt>{ "Cost" }</dt><dd id="run-cost">{ run.cost_usd.map_or("–".to_owned(), time::usd) }</dd></div>
+                { fact("Started", Some("run-started"), false, false, Html::from(time::local(started))) }
+                { fact("Duration", Some("run-duration"), false, false, Html::from(duration)) }
+                { fact("Turns", Some("run-turns"), false, false, Html::from(run.turns.map_or("–".to_owned(), |t| t.to_string()))) }
+                { fact("Cost", Some("run-cost"), false, false, Html::from(run.cost_usd.map_or("–".to_owned(), time::usd))) }
                 if let Some(branch) = &run.branch {
-                    <div class="wide"><dt>{ "Branch" }</dt><dd id="run-branch" class="mono">{ branch }</dd></div>
+                    { fact("Branch", Some("run-branch"), true, true, Html::from(branch.clone())) }
                 }
                 if let Some(diff) = &run.diff {
-                    <div><dt>{ "Diff" }</dt><dd id="run-diff">
+                    { fact("Diff", Some("run-diff"), false, false, html! { <>
                         { files(diff.files) }{ " " }
-                        <span class="added">{ format!("+{}", diff.added) }</span>{ " " }
-                        <span class="removed">{ format!("−{}", diff.removed) }</span>
-                    </dd></div>
+                        { added_removed(diff.added, diff.removed) }
+                    </> }) }
                 }
                 if let Some(url) = run.pr_url.as_ref().filter(|u| markdown::is_web_url(u)) {
-                    <div class="wide"><dt>{ "Pull request" }</dt><dd>
+                    { fact("Pull request", None, true, false, html! {
                         <a id="run-pr" href={url.clone()} target="_blank" rel="noopener noreferrer">{ url }</a>
-                    </dd></div>
+                    }) }
                 }
                 if let Some(at) = run.limit_resets_at {
-                    <div class="wide"><dt>{ "Usage limit resets" }</dt><dd id="run-limit"><Countdown at={at} /></dd></div>
+                    { fact("Usage limit resets", Some("run-limit"), true, false, html! { <Countdown at={at} /> }) }
                 }
                 if let Some(code) = run.exit_code {
-                    <div><dt>{ "Exit code" }</dt><dd id="run-exit">{ code }</dd></div>
+                    { fact("Exit code", Some("run-exit"), false, false, Html::from(code.to_string())) }
                 }
             </dl>
             if let Some(reason) = &run.reason {
@@ -297,14 +297,25 @@ fn RunHeader(props: &HeaderProps) -> Html {
             </details>
             <div class="actions">
                 if !run.state.is_terminal() {
-                    <button id="stop-run" class="btn btn-danger" disabled={props.stopping} onclick={stop}>
-                        { if props.stopping { "Stopping…" } else { "Stop" } }
+                    <button id="stop-run" class="btn btn-danger" disabled={stopping} onclick={stop}>
+                        { if stopping { "Stopping…" } else { "Stop" } }
                     </button>
                 } else {
                     <button id="delete-run" class="btn btn-danger-outline" onclick={delete}>{ "Delete" }</button>
                 }
             </div>
         </header>
+    }
+}
+
+/// One of the run's facts: `div > dt + dd#id`.
+#[inline(never)]
+fn fact(label: &'static str, id: Option<&'static str>, wide: bool, mono: bool, value: Html) -> Html {
+    html! {
+        <div class={wide.then_some("wide")}>
+            <dt>{ label }</dt>
+            <dd id={id} class={mono.then_some("mono")}>{ value }</dd>
+        </div>
     }
 }
 

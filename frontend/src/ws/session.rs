@@ -52,7 +52,7 @@ impl Session {
         self.conn = ConnState::Live;
         self.last_heard_ms = now_ms;
         let mut ids: Vec<&String> = self.subscribed.keys().collect();
-        ids.sort();
+        crate::util::sort_by(&mut ids, Ord::cmp);
         let frames = ids
             .into_iter()
             .map(|run_id| ClientFrame::Subscribe {
@@ -80,7 +80,7 @@ impl Session {
             ServerFrame::Log { run_id, mut lines } => {
                 let last = self.last_seq(&run_id);
                 lines.retain(|line| line.seq > last);
-                lines.sort_by_key(|line| line.seq);
+                crate::util::sort_by(&mut lines, |a, b| a.seq.cmp(&b.seq));
                 lines.dedup_by_key(|line| line.seq);
                 match lines.last() {
                     Some(newest) => {
