@@ -64,10 +64,13 @@ impl Browser {
         self.until(&script).await;
     }
 
-    /// The `data-seq` of every line of the raw log, in page order.
-    async fn raw_seqs(&self) -> Vec<u64> {
-        let script = "return Array.from(document.querySelectorAll('#raw-log .raw-line')).map(e => Number(e.dataset.seq));";
-        serde_json::from_value(self.client.execute(script, vec![]).await.unwrap()).unwrap()
+    /// The `data-seq` of every element matching `css`, in page order.
+    async fn seqs(&self, css: &str) -> Vec<u64> {
+        let script = format!(
+            "return Array.from(document.querySelectorAll({})).map(e => Number(e.dataset.seq));",
+            json!(css)
+        );
+        serde_json::from_value(self.client.execute(&script, vec![]).await.unwrap()).unwrap()
     }
 }
 
@@ -139,14 +142,7 @@ async fn the_whole_journey_in_the_browser() {
             "Fake answer to: [[wait:again]] and a follow-up",
         )
         .await;
-    let shown: Vec<u64> = serde_json::from_value(
-        browser
-            .client
-            .execute("return Array.from(document.querySelectorAll('#transcript .tl[data-seq]')).map(e => Number(e.dataset.seq));", vec![])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let shown = browser.seqs("#transcript .tl[data-seq]").await;
     assert!(
         shown.windows(2).all(|w| w[0] < w[1]),
         "transcript items in order, none twice: {shown:?}"
@@ -161,7 +157,7 @@ async fn the_whole_journey_in_the_browser() {
         ))
         .await;
     assert_eq!(
-        browser.raw_seqs().await,
+        browser.seqs("#raw-log .raw-line").await,
         (1..=last).collect::<Vec<_>>(),
         "every line once, in order, after the reload"
     );
