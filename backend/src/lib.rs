@@ -9,9 +9,11 @@
 //! - [`store`]: SQLite (configs, versions, runs, logs) on one thread.
 //! - [`runtime`]: where agents run; [`runtime::local`] runs them as child processes.
 //! - [`hub`]: fan-out of stored changes to sockets.
+//! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
+pub mod doctor;
 pub mod error;
 pub mod hub;
 pub mod runtime;

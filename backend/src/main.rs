@@ -45,10 +45,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         None => format!("http://{addr}"),
     };
     // Ignore a closed stdout (e.g. piped into `head`): the server keeps serving.
+    let runtime = app.farm.runtime().info();
     let _ = writeln!(
         std::io::stdout(),
-        "agentfarm is serving at {url}\ndata dir: {}; runtime: local (agents run as processes of this user: not isolated)",
-        settings.data_dir.display()
+        "agentfarm is serving at {url}\ndata dir: {}; runtime: {}: {}",
+        settings.data_dir.display(),
+        runtime.kind,
+        runtime.description
     );
     agentfarm::server::serve(app, listener, shutdown_signal()).await?;
     Ok(())

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentfarm_shared::api::ServerInfo;
 use axum::Router;
@@ -11,9 +12,11 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, RequestPolicy};
 use crate::hub::Hub;
-use crate::runtime::local::{LocalRuntime, LocalSettings, RunnerSite};
+use crate::runtime::kube::{KubeRuntime, KubeSettings};
+use crate::runtime::local::{LocalRuntime, LocalSettings};
+use crate::runtime::{RunnerSite, SharedRuntime};
 use crate::service::{Farm, FarmLimits};
-use crate::settings::Settings;
+use crate::settings::{RuntimeChoice, Settings};
 use crate::store::{Store, StoreError};
 
 /// Events a socket may fall behind by before it must resync.
@@ -33,6 +36,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Kubernetes runtime was asked for and no cluster could be reached.
+    #[error("the Kubernetes runtime: {0}")]
+    Kubernetes(String),
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
@@ -52,26 +58,18 @@ pub struct App {
 
 /// Opens everything `settings` names, reconciles runs the store thinks are active, and starts the scheduler.
 pub async fn start(settings: &Settings) -> Result<App, StartError> {
+    let runtime = runtime(settings).await?;
+    start_on(settings, runtime).await
+}
+
+/// [`start`] with this runtime instead of the one `settings` choose.
+pub async fn start_on(settings: &Settings, runtime: SharedRuntime) -> Result<App, StartError> {
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
     let store = Store::open(&data_dir.join("agentfarm.db"))?;
-    let runtime = Arc::new(LocalRuntime::new(LocalSettings {
-        runs_dir: data_dir.join("runs"),
-        agent_command: settings.agent_command.clone(),
-        runner: RunnerSite {
-            claude_command: settings.claude_command.clone(),
-            git_url: settings.github_url.clone(),
-            api_url: settings.github_api_url.clone(),
-        },
-        env_passthrough: settings.env_passthrough.clone(),
-        agent_env: settings.agent_env.clone(),
-        idle_timeout: settings.idle_timeout(),
-        stop_grace: settings.stop_grace(),
-        shared_claude_dir: settings.shared_claude_dir.clone(),
-    }));
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
-        runtime: crate::runtime::Runtime::info(runtime.as_ref()),
+        runtime: runtime.info(),
         max_running: settings.max_running,
     };
     let limits = FarmLimits {
@@ -108,6 +106,95 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
         farm,
         _lock: lock,
     })
+}
+
+/// How long `--runtime auto` waits for a cluster to answer.
+const CLUSTER_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The runtime `settings` choose.
+async fn runtime(settings: &Settings) -> Result<SharedRuntime, StartError> {
+    let local = || -> SharedRuntime { Arc::new(LocalRuntime::new(local_settings(settings))) };
+    match settings.runtime {
+        RuntimeChoice::Local => Ok(local()),
+        RuntimeChoice::Kubernetes => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|err| StartError::Kubernetes(format!("no cluster configuration: {err}")))?;
+            Ok(Arc::new(KubeRuntime::new(client, kube_settings(settings))))
+        }
+        RuntimeChoice::Auto => match cluster(&settings.kube.namespace).await {
+            Ok(client) => {
+                tracing::info!(
+                    namespace = settings.kube.namespace,
+                    "a cluster answers: agents run as Kubernetes Jobs"
+                );
+                Ok(Arc::new(KubeRuntime::new(client, kube_settings(settings))))
+            }
+            Err(why) => {
+                tracing::info!(why, "no usable cluster: agents run as local processes");
+                Ok(local())
+            }
+        },
+    }
+}
+
+/// A client for the cluster the environment names, if it answers and lets us list Jobs in `namespace`.
+async fn cluster(namespace: &str) -> Result<kube::Client, String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|err| format!("no cluster configuration ({err})"))?;
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client.clone(), namespace);
+    let params = kube::api::ListParams::default().limit(1);
+    let probe = jobs.list_metadata(&params);
+    match tokio::time::timeout(CLUSTER_PATIENCE, probe).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(err)) => Err(format!(
+            "the cluster answered, but not with the Jobs of namespace {namespace}: {err}"
+        )),
+        Err(_) => Err(format!("the cluster did not answer within {CLUSTER_PATIENCE:?}")),
+    }
+}
+
+fn runner_site(settings: &Settings) -> RunnerSite {
+    RunnerSite {
+        claude_command: settings.claude_command.clone(),
+        git_url: settings.github_url.clone(),
+        api_url: settings.github_api_url.clone(),
+    }
+}
+
+fn local_settings(settings: &Settings) -> LocalSettings {
+    LocalSettings {
+        runs_dir: settings.data_dir.join("runs"),
+        agent_command: settings.agent_command.clone(),
+        runner: runner_site(settings),
+        env_passthrough: settings.env_passthrough.clone(),
+        agent_env: settings.agent_env.clone(),
+        idle_timeout: settings.idle_timeout(),
+        stop_grace: settings.stop_grace(),
+        shared_claude_dir: settings.shared_claude_dir.clone(),
+    }
+}
+
+/// The Kubernetes runtime's settings.
+pub fn kube_settings(settings: &Settings) -> KubeSettings {
+    let kube = &settings.kube;
+    KubeSettings {
+        namespace: kube.namespace.clone(),
+        image: kube.agent_image.clone(),
+        default_image_tag: kube.agent_image_tag.clone(),
+        default_runtime_class: kube.runtime_class.clone(),
+        claude_token_secret: kube.claude_token_secret.clone(),
+        github_token_secret: kube.github_token_secret.clone(),
+        claude_home_claim: kube.claude_home_claim.clone(),
+        node_selector: kube.node_selector.iter().cloned().collect(),
+        runner: runner_site(settings),
+        agent_env: settings.agent_env.clone(),
+        idle_timeout: settings.idle_timeout(),
+        stop_grace: settings.stop_grace(),
+        job_ttl: Duration::from_secs(kube.job_ttl),
+        ephemeral_storage: kube.agent_storage.clone(),
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),

@@ -85,11 +85,86 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_STOP_GRACE", default_value_t = 10)]
     pub stop_grace: u64,
 
+    /// Where agents run: `local` (processes of this user: not isolated), `kubernetes` (Jobs on the cluster
+    /// from the in-cluster service account or the kubeconfig), or `auto`: Kubernetes when a cluster answers
+    /// and has the agents namespace, else local.
+    #[arg(long, env = "AGENTFARM_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
+    pub runtime: RuntimeChoice,
+
+    /// The Kubernetes runtime's settings.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
     /// The built web app (trunk's dist: index.html, wasm, js, css, icons) to serve at / and every path the
     /// API does not route. Default: frontend/dist when it exists in the current directory; without an
     /// index.html there, / shows a placeholder page.
     #[arg(long, env = "AGENTFARM_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+}
+
+/// Which runtime to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// Kubernetes when a cluster answers, else local.
+    Auto,
+    /// Local processes.
+    Local,
+    /// Kubernetes Jobs.
+    Kubernetes,
+}
+
+/// Settings of the Kubernetes runtime (and of `agentfarm doctor`).
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// The namespace agents run in (Pod Security `restricted` enforced there).
+    #[arg(long, env = "AGENTFARM_NAMESPACE", default_value = "agentfarm-agents")]
+    pub namespace: String,
+
+    /// The agent image, without tag (built from infra/images/agent).
+    #[arg(
+        long,
+        env = "AGENTFARM_AGENT_IMAGE",
+        default_value = "ghcr.io/agentfarm/agentfarm-agent"
+    )]
+    pub agent_image: String,
+
+    /// The agent image tag for configs that name none.
+    #[arg(long, env = "AGENTFARM_AGENT_IMAGE_TAG", default_value = env!("CARGO_PKG_VERSION"))]
+    pub agent_image_tag: String,
+
+    /// The RuntimeClass for configs that name none: `gvisor` on cloud nodes; Kata classes need KVM nodes.
+    #[arg(long, env = "AGENTFARM_RUNTIME_CLASS", default_value = "gvisor")]
+    pub runtime_class: String,
+
+    /// The Secret holding the `claude setup-token` token, under key `token`.
+    #[arg(long, env = "AGENTFARM_CLAUDE_TOKEN_SECRET", default_value = "claude-token")]
+    pub claude_token_secret: String,
+
+    /// The Secret holding the GitHub token, under key `token`.
+    #[arg(long, env = "AGENTFARM_GITHUB_TOKEN_SECRET", default_value = "github-token")]
+    pub github_token_secret: String,
+
+    /// The RWX PersistentVolumeClaim with a shared `~/.claude`, for configs in the opt-in `shared-volume`
+    /// credential mode (see the risks in the README). Without it, such configs are refused at launch.
+    #[arg(long, env = "AGENTFARM_CLAUDE_HOME_CLAIM")]
+    pub claude_home_claim: Option<String>,
+
+    /// A node label agents must run on, KEY=VALUE (repeatable), e.g. agentfarm.dev/role=agents.
+    #[arg(long = "agent-node-selector", env = "AGENTFARM_AGENT_NODE_SELECTOR", value_delimiter = ',', value_parser = parse_label)]
+    pub node_selector: Vec<(String, String)>,
+
+    /// Seconds a finished Job stays when the server never deletes it (a safety net; the server deletes Jobs
+    /// once it has stored their logs).
+    #[arg(long, env = "AGENTFARM_JOB_TTL", default_value_t = 7 * 24 * 3600)]
+    pub job_ttl: u64,
+
+    /// Ephemeral storage an agent may use for its workspace, a quantity.
+    #[arg(long, env = "AGENTFARM_AGENT_STORAGE", default_value = "10Gi", value_parser = parse_quantity)]
+    pub agent_storage: String,
+
+    /// The node label that marks nodes with /dev/kvm (where Kata runtime classes can run), KEY=VALUE.
+    #[arg(long, env = "AGENTFARM_KVM_NODE_LABEL", default_value = "agentfarm.dev/kvm=true", value_parser = parse_label)]
+    pub kvm_node_label: (String, String),
 }
 
 impl Settings {
@@ -122,6 +197,18 @@ impl Settings {
     pub fn stop_grace(&self) -> Duration {
         Duration::from_secs(self.stop_grace)
     }
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or("expected KEY=VALUE")?;
+    if key.is_empty() || key.len() > 253 || value.len() > 63 {
+        return Err(format!("{text:?} is not a Kubernetes label"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn parse_quantity(text: &str) -> Result<String, String> {
+    agentfarm_shared::validate::memory_bytes(text).map(|_| text.to_owned())
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

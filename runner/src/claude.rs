@@ -77,6 +77,7 @@ mod tests {
             git_url: "https://github.com".into(),
             api_url: "https://api.github.com".into(),
             claude_command: "claude".into(),
+            idle_timeout_secs: None,
         }
     }
 

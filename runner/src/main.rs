@@ -30,10 +30,16 @@ fn main() {
     let args = Args::parse();
     let code = match setup(&args) {
         Ok((spec, token, out)) => match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(async {
-                let workspace = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-                Session::new(spec, token, out).run(&workspace).await
-            }),
+            Ok(runtime) => {
+                let code = runtime.block_on(async {
+                    let workspace = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                    Session::new(spec, token, out).run(&workspace).await
+                });
+                // The stdin reader blocks in a thread that only returns at EOF, and a pod's stdin never
+                // closes: dropping the runtime would wait for it forever.
+                runtime.shutdown_background();
+                code
+            }
             Err(err) => {
                 eprintln!("agentfarm-runner: cannot start: {err}");
                 agentfarm_runner::EXIT_SETUP

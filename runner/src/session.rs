@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::time::Duration;
 
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::runner::{RunnerEvent, RunnerSpec};
@@ -12,6 +13,7 @@ use agentfarm_shared::turns::{Activity, TurnTracker};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::{Instant, sleep_until};
 
 use crate::git::Git;
 use crate::github::Github;
@@ -92,6 +94,7 @@ impl Session {
             turns: TurnTracker::default(),
             model_turns: BTreeSet::new(),
             last_result: None,
+            idle_since: None,
             closing: false,
             stopping: false,
         };
@@ -106,6 +109,7 @@ impl Session {
         let mut claude_err = BufReader::new(stderr).lines();
         let mut ours = BufReader::new(tokio::io::stdin()).lines();
         let (mut out_open, mut err_open, mut ours_open) = (true, true, true);
+        let idle_timeout = self.spec.idle_timeout_secs.map(Duration::from_secs);
         let mut terminate = signal(SignalKind::terminate()).ok();
         let mut interrupt = signal(SignalKind::interrupt()).ok();
         let status: std::io::Result<ExitStatus> = loop {
@@ -130,6 +134,13 @@ impl Session {
                         }
                     }
                 },
+                () = sleep_until(relay.idle_since.map_or_else(Instant::now, |since| since + idle_timeout.unwrap_or_default())),
+                    if idle_timeout.is_some() && relay.idle_since.is_some() && !relay.closing =>
+                {
+                    // Nobody followed up in time: end the conversation as if the backend had closed stdin.
+                    relay.closing = true;
+                    relay.claude_in = None;
+                }
                 Some(()) = recv(&mut terminate) => relay.stop(&self.spec.run_id).await,
                 Some(()) = recv(&mut interrupt) => relay.stop(&self.spec.run_id).await,
                 status = child.wait() => break status,
@@ -232,7 +243,12 @@ impl Session {
             }
             _ => {}
         }
-        if relay.turns.observe(&event) == Some(Activity::Idle) {
+        let activity = relay.turns.observe(&event);
+        if activity == Some(Activity::Busy) {
+            relay.idle_since = None;
+        }
+        if activity == Some(Activity::Idle) {
+            relay.idle_since = Some(Instant::now());
             relay.model_turns.clear();
             if relay.closing {
                 // Nothing more will come: Claude exits, and the final checkpoint publishes.
@@ -311,6 +327,8 @@ struct Relay {
     /// Assistant messages since Claude last went idle (one per model turn).
     model_turns: BTreeSet<String>,
     last_result: Option<String>,
+    /// When Claude last became idle, while it still is.
+    idle_since: Option<Instant>,
     /// The backend closed the runner's stdin: end the conversation when Claude is idle.
     closing: bool,
     /// An interrupt was sent.
@@ -344,6 +362,7 @@ impl Relay {
             self.claude_in = None;
         } else if let Some(uuid) = uuid {
             self.turns.sent(&uuid);
+            self.idle_since = None;
         }
     }
 

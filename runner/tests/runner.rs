@@ -51,6 +51,7 @@ impl Fixture {
             git_url: self.github.git_url(),
             api_url: self.github.api_url(),
             claude_command: claude_bin().display().to_string(),
+            idle_timeout_secs: None,
         }
     }
 
@@ -413,6 +414,7 @@ async fn every_flag_exists_in_the_pinned_cli() {
         git_url: String::new(),
         api_url: String::new(),
         claude_command: String::new(),
+        idle_timeout_secs: None,
     };
     for flag in agentfarm_runner::claude::args(&fx_spec)
         .iter()
@@ -444,5 +446,33 @@ async fn max_turns_is_enforced() {
             .as_deref(),
         Some("written by the fake model\n"),
         "the first turn's work is still pushed"
+    );
+}
+
+/// With an idle timeout the runner ends the conversation itself, though its stdin stays open (as in a pod).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_ends_the_conversation_with_stdin_open() {
+    let fx = Fixture::new().await;
+    let work = fx.work("run-i");
+    let notes = work.join("app/NOTES.md");
+    let prompt = format!("[[write:{}]] take notes", notes.display());
+    let spec = RunnerSpec {
+        idle_timeout_secs: Some(1),
+        ..fx.spec("run-i", "agentfarm/run-i", &prompt)
+    };
+    let mut runner = fx.start(&spec, &work).await;
+    let status = tokio::time::timeout(PATIENCE, runner.child.wait())
+        .await
+        .expect("the runner ends on its own while its stdin is open")
+        .unwrap();
+    assert!(runner.stdin.is_some());
+    let (code, lines) = runner.finish().await;
+    assert_eq!((status.code(), code), (Some(0), 0), "{}", all_text(&lines));
+    assert!(
+        events(&lines)
+            .iter()
+            .any(|event| matches!(event, RunnerEvent::PrOpened { .. })),
+        "{}",
+        all_text(&lines)
     );
 }

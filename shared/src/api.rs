@@ -1,4 +1,4 @@
-//! The REST API's routes, query shapes, server facts and its one error shape:
+//! The REST API's routes, query shapes, server facts (including the doctor report) and its one error shape:
 //! `{"error": {"code", "message", "field"?, "fields"?}}`.
 
 use serde::{Deserialize, Serialize};
@@ -108,4 +108,55 @@ pub struct ApiError {
     /// Every field at fault, when validation failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
+}
+
+/// The outcome of one [`Check`] of `agentfarm doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// Ready as configured.
+    Pass,
+    /// Works, but worth a look (e.g. a weaker setting, or a fact the check could not read).
+    Warn,
+    /// The runtime will not work until this is fixed.
+    Fail,
+}
+
+impl CheckStatus {
+    /// `PASS`, `WARN` or `FAIL`, for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Warn => "WARN",
+            CheckStatus::Fail => "FAIL",
+        }
+    }
+}
+
+/// One row of a [`DoctorReport`]: a fact the Kubernetes runtime depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked, e.g. `API server`, `RuntimeClass gvisor`.
+    pub name: String,
+    /// The outcome.
+    pub status: CheckStatus,
+    /// What was found (never a secret's value).
+    pub detail: String,
+    /// How to fix a failure or warning (a command or the file to apply), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Everything `agentfarm doctor` checked, in order; the Settings screen shows the same rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// The rows, in the order they were checked.
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    /// Whether any check failed (warnings do not count).
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|check| check.status == CheckStatus::Fail)
+    }
 }

@@ -42,6 +42,11 @@ pub struct RunnerSpec {
     pub api_url: String,
     /// The Claude Code program.
     pub claude_command: String,
+    /// When set, the runner itself ends the conversation after Claude has waited this many seconds for a
+    /// follow-up, as if its stdin had closed. For agents whose stdin never closes (a pod's stays open
+    /// across attach sessions); without it, the conversation ends when stdin closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// The runner's own events (the `event` field of the envelope). Decoded by hand (see [`crate::tagged`]), to

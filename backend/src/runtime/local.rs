@@ -17,20 +17,20 @@ use std::time::Duration;
 use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::config::CredentialMode;
-use agentfarm_shared::log::{LogStream, MAX_LINE_BYTES};
-use agentfarm_shared::runner::RunnerSpec;
+use agentfarm_shared::log::LogStream;
 use agentfarm_shared::turns::{Activity, TurnTracker};
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
-use super::{ExitOutcome, RunEvent, RunEvents, RunSpec, Runtime, RuntimeError};
+use super::lines::read_lines;
+use super::{Adoptee, ExitOutcome, RunEvent, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
 
 /// How the local runtime starts and treats agents.
 #[derive(Debug, Clone)]
@@ -51,38 +51,6 @@ pub struct LocalSettings {
     pub stop_grace: Duration,
     /// Claude's config dir for configs in the opt-in `shared-volume` credential mode (none: refused).
     pub shared_claude_dir: Option<PathBuf>,
-}
-
-/// Deployment facts every runner spec carries.
-#[derive(Debug, Clone)]
-pub struct RunnerSite {
-    /// The Claude Code program the runner starts.
-    pub claude_command: String,
-    /// Base URL of git remotes.
-    pub git_url: String,
-    /// Base URL of the GitHub REST API.
-    pub api_url: String,
-}
-
-impl RunnerSite {
-    /// The runner's spec for `spec`.
-    pub fn spec(&self, spec: &RunSpec) -> RunnerSpec {
-        RunnerSpec {
-            run_id: spec.run_id.clone(),
-            title: spec.config.name.clone(),
-            session_id: spec.session_id.clone(),
-            prompt: spec.prompt.clone(),
-            system_prompt: spec.config.system_prompt.clone(),
-            model: spec.config.model.clone(),
-            max_turns: spec.config.max_turns,
-            budget_usd: spec.config.budget_usd,
-            repos: spec.config.repos.clone(),
-            branch: spec.branch.clone(),
-            git_url: self.git_url.clone(),
-            api_url: self.api_url.clone(),
-            claude_command: self.claude_command.clone(),
-        }
-    }
 }
 
 enum Control {
@@ -160,7 +128,7 @@ impl LocalRuntime {
             private_dir(path).await?;
         }
         let spec_file = dir.join("spec.json");
-        write_private(&spec_file, &self.settings.runner.spec(&spec)).await?;
+        write_private(&spec_file, &self.settings.runner.spec(&spec, None)).await?;
         let mut command = Command::new(&self.settings.agent_command);
         command
             .arg("--spec")
@@ -266,7 +234,12 @@ impl Runtime for LocalRuntime {
         .boxed()
     }
 
-    fn adopt(&self, _run_ids: Vec<String>) -> BoxFuture<'_, Vec<(String, RunEvents)>> {
+    fn release(&self, _run_id: &str) -> BoxFuture<'_, ()> {
+        // The work dir stays until the run is deleted; nothing else is held.
+        async {}.boxed()
+    }
+
+    fn adopt(&self, _runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>> {
         // Local agents die with the server (see `die_with_parent`): there is never anything to re-attach to.
         async { Vec::new() }.boxed()
     }
@@ -368,7 +341,7 @@ impl Supervisor {
                         Some(event) if stream == LogStream::Stdout => self.turns.observe(&event),
                         _ => None,
                     };
-                    self.emit(RunEvent::Line { ts: Utc::now(), stream, text }).await;
+                    self.emit(RunEvent::Line { ts: Utc::now(), stream, text, cursor: None }).await;
                     if activity == Some(Activity::Idle) && stop.is_none() {
                         if self.idle_timeout.is_zero() {
                             // No one may follow up: end the conversation now.
@@ -427,6 +400,7 @@ impl Supervisor {
                 ts: Utc::now(),
                 stream,
                 text,
+                cursor: None,
             })
             .await;
         }
@@ -477,62 +451,13 @@ fn outcome(status: std::io::Result<ExitStatus>, timed_out: bool) -> ExitOutcome 
             code: status.code(),
             signal: status.signal(),
             timed_out,
-            error: None,
+            ..ExitOutcome::default()
         },
         Err(err) => ExitOutcome {
             timed_out,
             error: Some(format!("lost track of the agent process: {err}")),
             ..ExitOutcome::default()
         },
-    }
-}
-
-/// Relays lines (at most [`MAX_LINE_BYTES`] each; the rest of a longer line is dropped) until EOF.
-async fn read_lines(
-    mut reader: impl AsyncBufRead + Unpin,
-    stream: LogStream,
-    lines: mpsc::Sender<(LogStream, String)>,
-) {
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match read_bounded_line(&mut reader, &mut line).await {
-            Ok(true) => {
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned();
-                if lines.send((stream, text)).await.is_err() {
-                    return;
-                }
-            }
-            Ok(false) | Err(_) => return,
-        }
-    }
-}
-
-/// Reads one line into `line`, keeping at most [`MAX_LINE_BYTES`] (+ the newline). False at EOF.
-async fn read_bounded_line(
-    reader: &mut (impl AsyncBufRead + Unpin),
-    line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
-    let mut read_any = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(read_any);
-        }
-        read_any = true;
-        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..=i], true),
-            None => (buf, false),
-        };
-        let room = (MAX_LINE_BYTES + 1).saturating_sub(line.len());
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = chunk.len();
-        reader.consume(used);
-        if done {
-            return Ok(true);
-        }
     }
 }
 
@@ -589,20 +514,5 @@ mod tests {
                 .environment(CredentialMode::SharedVolume, home)
                 .is_err()
         );
-    }
-
-    #[tokio::test]
-    async fn long_lines_are_bounded_and_the_rest_is_dropped() {
-        let mut input = vec![b'x'; MAX_LINE_BYTES * 2];
-        input.extend_from_slice(b"\nshort\n");
-        let mut reader = BufReader::new(&input[..]);
-        let mut line = Vec::new();
-        assert!(read_bounded_line(&mut reader, &mut line).await.unwrap());
-        assert!(line.len() <= MAX_LINE_BYTES + 1);
-        line.clear();
-        assert!(read_bounded_line(&mut reader, &mut line).await.unwrap());
-        assert_eq!(line, b"short\n");
-        line.clear();
-        assert!(!read_bounded_line(&mut reader, &mut line).await.unwrap());
     }
 }

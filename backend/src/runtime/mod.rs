@@ -2,8 +2,11 @@
 //! remove agents; each launched agent reports back through its own ordered stream of [`RunEvent`]s (state
 //! changes, output lines, exit), which the service validates, stores and publishes.
 //!
-//! [`local::LocalRuntime`] runs each agent as a child process (the embedded default, not isolated).
+//! - [`local::LocalRuntime`] runs each agent as a child process (the embedded default, not isolated).
+//! - [`kube::KubeRuntime`] runs each agent as a Kubernetes Job in a sandboxed RuntimeClass.
 
+pub mod kube;
+mod lines;
 pub mod local;
 
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::config::ConfigSpec;
 use agentfarm_shared::log::LogStream;
+use agentfarm_shared::runner::RunnerSpec;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -34,7 +38,41 @@ pub struct RunSpec {
     pub branch: String,
 }
 
-/// How an agent's process ended.
+/// Deployment facts every runner spec carries.
+#[derive(Debug, Clone)]
+pub struct RunnerSite {
+    /// The Claude Code program the runner starts.
+    pub claude_command: String,
+    /// Base URL of git remotes.
+    pub git_url: String,
+    /// Base URL of the GitHub REST API.
+    pub api_url: String,
+}
+
+impl RunnerSite {
+    /// The runner's spec for `spec`. `idle_timeout`: when the runner itself should end a conversation nobody
+    /// follows up on (for agents whose stdin never closes).
+    pub fn spec(&self, spec: &RunSpec, idle_timeout: Option<std::time::Duration>) -> RunnerSpec {
+        RunnerSpec {
+            run_id: spec.run_id.clone(),
+            title: spec.config.name.clone(),
+            session_id: spec.session_id.clone(),
+            prompt: spec.prompt.clone(),
+            system_prompt: spec.config.system_prompt.clone(),
+            model: spec.config.model.clone(),
+            max_turns: spec.config.max_turns,
+            budget_usd: spec.config.budget_usd,
+            repos: spec.config.repos.clone(),
+            branch: spec.branch.clone(),
+            git_url: self.git_url.clone(),
+            api_url: self.api_url.clone(),
+            claude_command: self.claude_command.clone(),
+            idle_timeout_secs: idle_timeout.map(|timeout| timeout.as_secs()),
+        }
+    }
+}
+
+/// How an agent ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExitOutcome {
     /// Its exit code, when it exited normally.
@@ -43,8 +81,12 @@ pub struct ExitOutcome {
     pub signal: Option<i32>,
     /// True when the runtime ended it for running past the config's timeout.
     pub timed_out: bool,
-    /// Set when the agent could not be run at all.
+    /// Why it failed, when the runtime knows better than the exit code (it could not be started, it ran
+    /// out of memory, it was evicted).
     pub error: Option<String>,
+    /// True when the agent disappeared without a trace of how it ended (its Job and pod were deleted
+    /// behind the server's back): the run is `lost`, with `error` as the reason.
+    pub vanished: bool,
 }
 
 /// What a running agent reports, in order.
@@ -54,6 +96,8 @@ pub enum RunEvent {
     Working,
     /// The agent finished a turn and waits for a follow-up.
     WaitingForInput,
+    /// The agent has not started yet, and this is why (e.g. waiting for a node, pulling the image).
+    Pending(String),
     /// A line of output.
     Line {
         /// When it was read.
@@ -62,6 +106,9 @@ pub enum RunEvent {
         stream: LogStream,
         /// The line, without its newline.
         text: String,
+        /// Where reading would resume after this line, stored with it: after a restart the runtime picks
+        /// up from there without repeating a line ([`Adoptee::cursor`]). `None`: the runtime cannot resume.
+        cursor: Option<String>,
     },
     /// The agent ended; nothing follows.
     Exited(ExitOutcome),
@@ -84,6 +131,18 @@ pub enum RuntimeError {
     Failed(String),
 }
 
+/// A run the store believes active, handed to [`Runtime::adopt`] after a restart.
+#[derive(Debug, Clone)]
+pub struct Adoptee {
+    /// The run.
+    pub run_id: String,
+    /// The last [`RunEvent::Line::cursor`] stored.
+    pub cursor: Option<String>,
+    /// For a run that was `starting`: its spec, so an agent the server never got to create is created now
+    /// (idempotently: never a second agent for one run).
+    pub relaunch: Option<RunSpec>,
+}
+
 /// Where agents run.
 pub trait Runtime: Send + Sync {
     /// What this runtime is, for `/api/info` and the settings screen.
@@ -99,12 +158,17 @@ pub trait Runtime: Send + Sync {
     /// Sends a follow-up message to the agent of `run_id`.
     fn send_input(&self, run_id: &str, text: String) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
-    /// Frees what is left of a finished run (work dir, pod).
+    /// The end of run `run_id` and all its output are stored: the runtime may let go of what it kept for
+    /// them (a Kubernetes runtime lets the pod go).
+    fn release(&self, run_id: &str) -> BoxFuture<'_, ()>;
+
+    /// Frees what is left of a finished run (work dir, Job).
     fn remove(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
 
-    /// After a restart: for each run the store believes active, re-attach to its agent if it still exists.
-    /// Returns the runs it re-attached (with their events); the others are gone.
-    fn adopt(&self, run_ids: Vec<String>) -> BoxFuture<'_, Vec<(String, RunEvents)>>;
+    /// After a restart, once, before any launch: these are every run the store believes active. Returns the
+    /// ones the runtime follows from here, with their events (from their cursors on); the others are gone.
+    /// Agents the runtime finds that are not among them are cleaned up.
+    fn adopt(&self, runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>>;
 }
 
 /// A shared runtime.

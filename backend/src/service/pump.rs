@@ -63,7 +63,15 @@ impl Farm {
 
     async fn handle(&self, run_id: &str, event: RunEvent, pending: &mut Pending) -> Result<(), AppError> {
         match event {
-            RunEvent::Line { ts, stream, mut text } => {
+            RunEvent::Line {
+                ts,
+                stream,
+                mut text,
+                cursor,
+            } => {
+                if cursor.is_some() {
+                    pending.patch.log_cursor = cursor;
+                }
                 if stream == LogStream::Stdout {
                     pending.observer.observe(&text, &mut pending.patch);
                 }
@@ -80,6 +88,10 @@ impl Farm {
                     truncated,
                 });
                 Ok(())
+            }
+            RunEvent::Pending(note) => {
+                pending.patch.note = Some(note);
+                self.flush(run_id, pending).await
             }
             RunEvent::Working => self.enter(run_id, pending, RunState::Running).await,
             RunEvent::WaitingForInput => self.enter(run_id, pending, RunState::WaitingForInput).await,
@@ -165,6 +177,10 @@ impl Farm {
             Err(StoreError::InvalidTransition { .. }) => {}
             Err(err) => return Err(err.into()),
         }
+        if flushed.is_ok() {
+            // The end and every line before it are stored: the runtime may let go of the agent's remains.
+            self.runtime.release(run_id).await;
+        }
         flushed
     }
 }
@@ -173,6 +189,13 @@ impl Farm {
 fn final_state(outcome: &ExitOutcome, stopped: bool, turn_error: Option<&str>) -> (RunState, String) {
     if stopped {
         return (RunState::Stopped, "stopped by the owner".into());
+    }
+    if outcome.vanished {
+        let reason = outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| "the agent vanished".into());
+        return (RunState::Lost, reason);
     }
     if let Some(error) = &outcome.error {
         return (RunState::Failed, error.clone());
@@ -225,5 +248,14 @@ mod tests {
             ..exit(143)
         };
         assert!(final_state(&late, false, None).1.starts_with("timed out"));
+        let gone = ExitOutcome {
+            vanished: true,
+            error: Some("its Job was deleted".into()),
+            ..ExitOutcome::default()
+        };
+        assert_eq!(
+            final_state(&gone, false, None),
+            (RunState::Lost, "its Job was deleted".into())
+        );
     }
 }

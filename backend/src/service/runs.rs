@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::Farm;
 use super::configs::path_id;
 use crate::error::AppError;
-use crate::runtime::{RunSpec, RuntimeError};
+use crate::runtime::{Adoptee, RunSpec, RuntimeError};
 use crate::store::{NewRun, RunPatch, StoreError};
 
 /// A new run works on `agentfarm/<run id>`.
@@ -182,10 +182,18 @@ impl Farm {
     /// Reconciles the store with the runtime, then starts the scheduler. Call once, before serving.
     pub async fn start(self: &Arc<Self>) -> Result<(), AppError> {
         let active = self.store.active_runs().await?;
-        let adopted = self
-            .runtime
-            .adopt(active.iter().map(|run| run.id.clone()).collect())
-            .await;
+        let mut adoptees = Vec::with_capacity(active.len());
+        for run in &active {
+            adoptees.push(Adoptee {
+                run_id: run.id.clone(),
+                cursor: self.store.log_cursor(run.id.clone()).await?,
+                relaunch: match run.state {
+                    RunState::Starting => Some(self.run_spec(run.clone()).await?),
+                    _ => None,
+                },
+            });
+        }
+        let adopted = self.runtime.adopt(adoptees).await;
         let adopted_ids: std::collections::HashSet<String> =
             adopted.iter().map(|(id, _)| id.clone()).collect();
         for run in active.into_iter().filter(|run| !adopted_ids.contains(&run.id)) {
@@ -249,18 +257,7 @@ impl Farm {
             Err(err) => return Err(err.into()),
         };
         self.hub.run_changed(starting);
-        let spec = RunSpec {
-            config: self
-                .store
-                .config_version(run.config_id.clone(), run.config_version)
-                .await?,
-            run_id: run.id.clone(),
-            config_id: run.config_id,
-            config_version: run.config_version,
-            prompt: run.prompt,
-            session_id: uuid::Uuid::new_v4().to_string(),
-            branch: run.branch.unwrap_or_else(|| format!("{BRANCH_PREFIX}{}", run.id)),
-        };
+        let spec = self.run_spec(run.clone()).await?;
         match self.runtime.launch(spec).await {
             Ok(events) => {
                 tokio::spawn(Arc::clone(self).pump(run.id.clone(), events));
@@ -284,6 +281,24 @@ impl Farm {
             }
         }
         Ok(())
+    }
+}
+
+impl Farm {
+    /// What the runtime needs to start `run`.
+    async fn run_spec(&self, run: Run) -> Result<RunSpec, AppError> {
+        Ok(RunSpec {
+            config: self
+                .store
+                .config_version(run.config_id.clone(), run.config_version)
+                .await?,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            branch: run.branch.unwrap_or_else(|| format!("{BRANCH_PREFIX}{}", run.id)),
+            run_id: run.id,
+            config_id: run.config_id,
+            config_version: run.config_version,
+            prompt: run.prompt,
+        })
     }
 }
 

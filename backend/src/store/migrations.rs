@@ -23,6 +23,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "runner results",
         sql: include_str!("sql/0002_runner_results.sql"),
     },
+    Migration {
+        version: 3,
+        name: "runtime cursor",
+        sql: include_str!("sql/0003_runtime_cursor.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -44,6 +44,10 @@ pub struct RunPatch {
     pub diff: Option<DiffSummary>,
     /// When a usage limit that stopped the agent resets.
     pub limit_resets_at: Option<DateTime<Utc>>,
+    /// Where the runtime resumes reading the run's output (see `RunEvent::Line`).
+    pub log_cursor: Option<String>,
+    /// Replaces the reason without a transition: why a starting agent is still waiting.
+    pub note: Option<String>,
 }
 
 impl RunPatch {
@@ -102,7 +106,7 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Run, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
 }
 
-/// Writes the metadata fields of `patch` that are set (not `reason`: that belongs to transitions).
+/// Writes the metadata fields of `patch` that are set (`reason` only from `note`: transitions set it).
 pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i64) -> Result<(), StoreError> {
     let diff = patch.diff;
     conn.execute(
@@ -117,7 +121,9 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
             diff_files = COALESCE(?10, diff_files),
             diff_added = COALESCE(?11, diff_added),
             diff_removed = COALESCE(?12, diff_removed),
-            limit_resets_at = COALESCE(?13, limit_resets_at)
+            limit_resets_at = COALESCE(?13, limit_resets_at),
+            log_cursor = COALESCE(?14, log_cursor),
+            reason = COALESCE(?15, reason)
          WHERE id = ?1",
         params![
             id,
@@ -133,6 +139,8 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
             diff.map(|d| d.added),
             diff.map(|d| d.removed),
             patch.limit_resets_at.map(to_millis),
+            patch.log_cursor,
+            patch.note,
         ],
     )?;
     Ok(())
@@ -230,6 +238,18 @@ impl Store {
         self.call(|conn| {
             let mut stmt = conn.prepare(&format!("{SELECT_RUN} WHERE state IN {ACTIVE} ORDER BY id"))?;
             Ok(stmt.query_map([], run_from_row)?.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Where the runtime resumes reading run `id`'s output, if it said.
+    pub async fn log_cursor(&self, id: String) -> Result<Option<String>, StoreError> {
+        self.call(move |conn| {
+            conn.query_row("SELECT log_cursor FROM runs WHERE id = ?1", [&id], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("run {id}")))
         })
         .await
     }

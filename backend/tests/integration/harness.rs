@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use agentfarm::api::ws::session;
 use agentfarm::hub::Hub;
-use agentfarm::runtime::local::{LocalRuntime, LocalSettings, RunnerSite};
+use agentfarm::runtime::RunnerSite;
+use agentfarm::runtime::local::{LocalRuntime, LocalSettings};
 use agentfarm::service::{Farm, FarmLimits};
 use agentfarm::store::{NewRun, Store};
 use agentfarm_shared::config::ConfigSpec;
@@ -14,8 +15,10 @@ use chrono::Utc;
 use futures_util::{sink, stream};
 use tokio::sync::mpsc;
 
-use agentfarm::settings::Settings;
-use agentfarm_fake_model::{FakeModel, claude_bin};
+use agentfarm::runtime::kube::KubeRuntime;
+use agentfarm::settings::{RuntimeChoice, Settings};
+use agentfarm_fake_kube::{FakeKube, Kubelet};
+use agentfarm_fake_model::{FAKE_OAUTH_TOKEN, FakeModel, claude_bin};
 use agentfarm_shared::run::{Run, RunState};
 use agentfarm_shared::ws::{ClientFrame, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
@@ -60,7 +63,54 @@ pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
     settings.agent_env = model.model_env();
     settings.idle_timeout = 0;
     settings.stop_grace = 5;
+    settings.runtime = RuntimeChoice::Local;
     settings
+}
+
+/// The Secret values a kube test server's cluster holds.
+pub const TEST_GITHUB_TOKEN: &str = "ghp_agentfarmtestgithubtoken000000000000";
+
+/// A fake cluster for `settings`: its kubelet runs the agent image as the runner built here (with this
+/// process's PATH, for node and git), and it holds the Claude and GitHub token Secrets.
+pub async fn fake_cluster(dir: &std::path::Path, settings: &Settings) -> FakeKube {
+    let fake = FakeKube::start().await;
+    fake.run_pods(Kubelet {
+        programs: vec![(settings.kube.agent_image.clone(), runner_bin())],
+        root: dir.join("kubelet"),
+        extra_env: vec![("PATH".into(), std::env::var("PATH").unwrap())],
+    });
+    let b64 = |text: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+    for (name, value) in [
+        (&settings.kube.claude_token_secret, FAKE_OAUTH_TOKEN),
+        (&settings.kube.github_token_secret, TEST_GITHUB_TOKEN),
+    ] {
+        fake.seed(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": settings.kube.namespace},
+            "data": {"token": b64(value)},
+        }));
+    }
+    fake
+}
+
+/// Settings for a server on the Kubernetes runtime: the Claude token comes from the cluster's Secret, not
+/// the agent environment.
+pub fn kube_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
+    let mut settings = test_settings(dir, model);
+    settings
+        .agent_env
+        .retain(|(name, _)| name != "CLAUDE_CODE_OAUTH_TOKEN");
+    settings
+}
+
+/// Which runtime a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Local processes.
+    Local,
+    /// Jobs on a fake cluster whose kubelet runs them as local processes.
+    Kube,
 }
 
 /// A server in this process, with its own data dir and fake model.
@@ -68,6 +118,8 @@ pub struct TestServer {
     pub url: String,
     pub http: reqwest::Client,
     pub model: FakeModel,
+    /// The fake cluster, for a server on the Kubernetes runtime.
+    pub kube: Option<FakeKube>,
     pub dir: TempDir,
     _shutdown: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<Result<(), agentfarm::server::StartError>>,
@@ -79,15 +131,34 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
+        Self::start_on(Backend::Local, configure).await
+    }
+
+    /// A server on `backend`.
+    pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
         let model = FakeModel::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = test_settings(dir.path(), &model);
+        let mut settings = match backend {
+            Backend::Local => test_settings(dir.path(), &model),
+            Backend::Kube => kube_settings(dir.path(), &model),
+        };
+        settings.runtime = RuntimeChoice::Local;
         configure(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = oneshot::channel::<()>();
         // Start before returning, so that start-up errors fail the test here.
-        let app = agentfarm::server::start(&settings).await.unwrap();
+        let (app, kube) = match backend {
+            Backend::Local => (agentfarm::server::start(&settings).await.unwrap(), None),
+            Backend::Kube => {
+                let fake = fake_cluster(dir.path(), &settings).await;
+                let runtime = KubeRuntime::new(fake.client(), agentfarm::server::kube_settings(&settings));
+                let app = agentfarm::server::start_on(&settings, Arc::new(runtime))
+                    .await
+                    .unwrap();
+                (app, Some(fake))
+            }
+        };
         let serving = tokio::spawn(agentfarm::server::serve(app, listener, async {
             let _ = stop.await;
         }));
@@ -95,6 +166,7 @@ impl TestServer {
             url: url.clone(),
             http: client(&url),
             model,
+            kube,
             dir,
             _shutdown: shutdown,
             serving,

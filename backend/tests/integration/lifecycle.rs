@@ -8,7 +8,7 @@ use agentfarm_shared::ws::ServerFrame;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{PATIENCE, Socket, TestServer};
+use crate::harness::{Backend, PATIENCE, Socket, TestServer};
 
 /// Reads `socket` until run `id` has ended and every line up to its last one has arrived; returns the run
 /// and the lines, checking they come once each, in order, right after `after_seq`.
@@ -70,7 +70,18 @@ async fn parked(server: &TestServer, gate: &str) {
 /// resumes; a follow-up the model answers; a second run stopped; the stored result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_stream_resume_follow_up_stop() {
-    let server = TestServer::start().await;
+    journey(Backend::Local).await;
+}
+
+/// The same journey with runs as Jobs on the (fake) cluster: follow-ups through `pods/attach`, the log
+/// through `pods/log`, the stop as an interrupt and a delete with grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_stream_resume_follow_up_stop_on_kubernetes() {
+    journey(Backend::Kube).await;
+}
+
+async fn journey(backend: Backend) {
+    let server = TestServer::start_on(backend, |_| {}).await;
     let config = server.create_config("Journey", "Say hello").await;
     let mut observer = server.socket().await;
     assert!(matches!(observer.next().await, ServerFrame::Snapshot { .. }));
@@ -243,7 +254,17 @@ async fn a_usage_limit_fails_the_run_with_the_reason() {
 /// With an idle timeout, a finished turn waits for input; a follow-up makes the agent work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_input_and_back() {
-    let server = TestServer::start_with(|s| s.idle_timeout = 3_600).await;
+    waiting_and_back(Backend::Local).await;
+}
+
+/// The same on the (fake) cluster, where the runner keeps the idle timeout: a pod's stdin never closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_input_and_back_on_kubernetes() {
+    waiting_and_back(Backend::Kube).await;
+}
+
+async fn waiting_and_back(backend: Backend) {
+    let server = TestServer::start_on(backend, |s| s.idle_timeout = 3_600).await;
     let config = server.create_config("Chat", "unused").await;
     let mut socket = server.socket().await;
     let run = server.launch(&config, "first question").await;

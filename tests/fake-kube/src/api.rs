@@ -204,7 +204,8 @@ pub(crate) fn patch(
 
 /// `DELETE` an object; returns it (with `deletionTimestamp` if finalizers keep it). Jobs cascade to their
 /// Pods only with `propagationPolicy` `Background` or `Foreground` (query or `DeleteOptions` body); the
-/// default for Jobs, as in Kubernetes, orphans them.
+/// default for Jobs, as in Kubernetes, orphans them. `gracePeriodSeconds` (query or body) sets a Pod's grace
+/// period.
 pub(crate) fn delete(
     shared: &Arc<Shared>,
     kind: Kind,
@@ -220,7 +221,12 @@ pub(crate) fn delete(
         .or_else(|| options.get("propagationPolicy").and_then(Value::as_str))
         .unwrap_or("Orphan");
     let cascade = matches!(policy, "Background" | "Foreground");
-    let deleted = shared.with(|store| store.delete(kind, namespace, name, cascade))?;
+    let grace = query
+        .get("gracePeriodSeconds")
+        .and_then(|seconds| seconds.parse::<i64>().ok())
+        .or_else(|| options.get("gracePeriodSeconds").and_then(Value::as_i64))
+        .map(|seconds| seconds.max(0));
+    let deleted = shared.with(|store| store.delete(kind, namespace, name, cascade, grace))?;
     Ok(json_response(StatusCode::OK, &deleted))
 }
 

@@ -1,6 +1,8 @@
 //! `GET pods/{name}/attach` over WebSocket (`v5.channel.k8s.io`, else `v4.channel.k8s.io`): stdin frames
-//! (channel 0) are appended to the pod's input buffer; when the pod succeeds, fails or is deleted the
-//! session sends a `Status` on channel 3 and closes. Nothing is written to stdout or stderr.
+//! (channel 0) are appended to the pod's input buffer (which the process kubelet also feeds to the
+//! container; a session closing its stdin leaves the container's open, as with `stdinOnce: false`); when the
+//! pod succeeds, fails or is deleted — or the client closes its stdin (v5), since nothing else would come of
+//! the session — it sends a `Status` on channel 3 and closes. Nothing is written to stdout or stderr.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use crate::kind::Kind;
-use crate::logs::{phase, terminated};
+use crate::logs::{phase, terminated, waiting_reason};
 use crate::server::Shared;
 use crate::status::ApiError;
 
@@ -34,7 +36,8 @@ pub(crate) fn attach(
             "Running" => {}
             "Pending" => {
                 return Err(ApiError::bad_request(format!(
-                    "container in pod \"{pod}\" is waiting to start: ContainerCreating"
+                    "container in pod \"{pod}\" is waiting to start: {}",
+                    waiting_reason(object)
                 )));
             }
             other => {
@@ -72,7 +75,18 @@ async fn session(shared: Arc<Shared>, key: (String, String), mut socket: WebSock
                             store.stdin.entry(key.clone()).or_default().extend_from_slice(&data[1..]);
                         });
                     }
-                    Some(&CLOSE) => tracing::debug!(?key, "fake kube: attach stdin closed"),
+                    Some(&CLOSE) if data.get(1) == Some(&STDIN) => {
+                        // The client has nothing more to send and reads nothing (this fake writes no
+                        // output): the session is over, as the kubelet ends it. The container's stdin stays
+                        // open for the next session.
+                        tracing::debug!(?key, "fake kube: attach stdin closed");
+                        let status = json!({"metadata": {}, "status": "Success"}).to_string();
+                        let mut frame = vec![STATUS];
+                        frame.extend_from_slice(status.as_bytes());
+                        let _ = socket.send(Message::Binary(frame.into())).await;
+                        let _ = socket.send(Message::Close(None)).await;
+                        return;
+                    }
                     _ => {}
                 },
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,

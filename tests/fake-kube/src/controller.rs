@@ -1,5 +1,5 @@
-//! What the Job controller and the kubelet would do: a created Job gets its Pod, and the test drives Pod
-//! phases and Job conditions (each a MODIFIED event).
+//! What the Job controller and the kubelet would do: a created Job gets its Pod, and the test (or the process
+//! kubelet) drives Pod phases and Job conditions (each a MODIFIED event).
 
 use serde_json::{Value, json};
 
@@ -73,6 +73,28 @@ pub(crate) fn set_pod_phase(
     phase: PodPhase,
     container: &ContainerState,
 ) -> Result<Value, ApiError> {
+    let now = timestamp();
+    let state = match container {
+        ContainerState::Waiting { reason } => json!({"waiting": {"reason": reason}}),
+        ContainerState::Running => json!({"running": {"startedAt": now}}),
+        ContainerState::Terminated { exit_code, reason } => {
+            json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": now, "finishedAt": now}})
+        }
+    };
+    set_container_state(store, namespace, pod, phase, &state, &[])
+}
+
+/// Sets a Pod's phase and its (first) container's `state` (`{"waiting": …}`, `{"running": …}` or
+/// `{"terminated": …}`; ready and started while running), plus `extra` top-level status fields (e.g.
+/// `podIP`).
+pub(crate) fn set_container_state(
+    store: &mut Store,
+    namespace: &str,
+    pod: &str,
+    phase: PodPhase,
+    state: &Value,
+    extra: &[(&str, Value)],
+) -> Result<Value, ApiError> {
     let mut object = store.get(Kind::Pod, namespace, pod)?.clone();
     let container_name = object
         .pointer("/spec/containers/0/name")
@@ -83,33 +105,28 @@ pub(crate) fn set_pod_phase(
         .pointer("/spec/containers/0/image")
         .cloned()
         .unwrap_or(Value::Null);
-    let now = timestamp();
-    let (state, ready) = match container {
-        ContainerState::Waiting { reason } => (json!({"waiting": {"reason": reason}}), false),
-        ContainerState::Running => (json!({"running": {"startedAt": now}}), true),
-        ContainerState::Terminated { exit_code, reason } => (
-            json!({"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": now, "finishedAt": now}}),
-            false,
-        ),
-    };
+    let running = state.get("running").is_some();
     let status = &mut object["status"];
     if !status.is_object() {
         *status = json!({});
     }
     status["phase"] = json!(phase.as_str());
     if status.get("startTime").is_none() {
-        status["startTime"] = json!(now);
+        status["startTime"] = json!(timestamp());
+    }
+    for (key, value) in extra {
+        status[*key] = value.clone();
     }
     status["containerStatuses"] = json!([{
         "name": container_name,
         "image": image,
         "imageID": "",
-        "ready": ready,
-        "started": matches!(container, ContainerState::Running),
+        "ready": running,
+        "started": running,
         "restartCount": 0,
         "state": state,
     }]);
-    status["conditions"] = json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+    status["conditions"] = json!([{"type": "Ready", "status": if running { "True" } else { "False" }}]);
     store.update(Kind::Pod, object)
 }
 
@@ -153,4 +170,79 @@ pub(crate) fn set_job_condition(
         status["failed"] = json!(1);
     }
     store.update(Kind::Job, object)
+}
+
+/// The name of the Job that controls `pod` (its controller owner reference, else its `job-name` label) and
+/// the Job's uid if the owner reference names it.
+pub(crate) fn job_of(pod: &Value) -> Option<(String, Option<Value>)> {
+    let owner = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|owners| {
+            owners.iter().find(|owner| {
+                owner.get("kind").and_then(Value::as_str) == Some("Job")
+                    && owner.get("controller").and_then(Value::as_bool) == Some(true)
+            })
+        });
+    if let Some(owner) = owner {
+        let name = owner.get("name").and_then(Value::as_str)?;
+        return Some((name.to_owned(), owner.get("uid").cloned()));
+    }
+    pod.pointer("/metadata/labels/job-name")
+        .and_then(Value::as_str)
+        .map(|name| (name.to_owned(), None))
+}
+
+/// The Job controlling `pod`, if it still exists (the same Job: its uid matches the owner reference).
+pub(crate) fn controlling_job<'a>(store: &'a Store, pod: &Value) -> Option<&'a Value> {
+    let (namespace, _) = crate::store::name_of(pod);
+    let (name, uid) = job_of(pod)?;
+    let job = store.get(Kind::Job, &namespace, &name).ok()?;
+    uid.is_none_or(|uid| job.pointer("/metadata/uid") == Some(&uid))
+        .then_some(job)
+}
+
+/// Whether a Job has a `Complete` or `Failed` condition.
+pub(crate) fn job_finished(job: &Value) -> bool {
+    job.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|condition| {
+                matches!(
+                    condition.get("type").and_then(Value::as_str),
+                    Some("Complete" | "Failed")
+                ) && condition.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// What the Job controller does when `pod` ends: its (unfinished) Job gets `condition`. Nothing if the pod
+/// has no Job, the Job is gone, or it already has a terminal condition.
+pub(crate) fn pod_ended(store: &mut Store, pod: &Value, condition: &JobCondition) -> Result<(), ApiError> {
+    let Some(job) = controlling_job(store, pod) else {
+        return Ok(());
+    };
+    if job_finished(job) {
+        return Ok(());
+    }
+    let (namespace, name) = crate::store::name_of(job);
+    set_job_condition(store, &namespace, &name, condition)?;
+    Ok(())
+}
+
+/// What the Job controller does when `pod` becomes ready (or stops being ready): the Job's `status.ready`.
+pub(crate) fn pod_ready(store: &mut Store, pod: &Value, ready: bool) -> Result<(), ApiError> {
+    let Some(job) = controlling_job(store, pod) else {
+        return Ok(());
+    };
+    if job_finished(job) {
+        return Ok(());
+    }
+    let mut job = job.clone();
+    if !job["status"].is_object() {
+        job["status"] = json!({});
+    }
+    job["status"]["ready"] = json!(i32::from(ready));
+    store.update(Kind::Job, job)?;
+    Ok(())
 }

@@ -13,16 +13,23 @@ pub enum Kind {
     PersistentVolumeClaim,
     /// `node.k8s.io/v1` RuntimeClass (cluster-scoped).
     RuntimeClass,
+    /// `v1` Node (cluster-scoped; plain stored objects, no kubelet behind them).
+    Node,
+    /// `v1` Namespace (cluster-scoped; plain stored objects: namespaced objects do not need one, and
+    /// deleting one does not delete its contents).
+    Namespace,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Job,
         Kind::Pod,
         Kind::Secret,
         Kind::PersistentVolumeClaim,
         Kind::RuntimeClass,
+        Kind::Node,
+        Kind::Namespace,
     ];
 
     /// API group (`""` for the core group).
@@ -30,7 +37,7 @@ impl Kind {
         match self {
             Kind::Job => "batch",
             Kind::RuntimeClass => "node.k8s.io",
-            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim => "",
+            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim | Kind::Node | Kind::Namespace => "",
         }
     }
 
@@ -39,7 +46,7 @@ impl Kind {
         match self {
             Kind::Job => "batch/v1",
             Kind::RuntimeClass => "node.k8s.io/v1",
-            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim => "v1",
+            Kind::Pod | Kind::Secret | Kind::PersistentVolumeClaim | Kind::Node | Kind::Namespace => "v1",
         }
     }
 
@@ -51,6 +58,8 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::RuntimeClass => "RuntimeClass",
+            Kind::Node => "Node",
+            Kind::Namespace => "Namespace",
         }
     }
 
@@ -62,12 +71,14 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::PersistentVolumeClaim => "persistentvolumeclaims",
             Kind::RuntimeClass => "runtimeclasses",
+            Kind::Node => "nodes",
+            Kind::Namespace => "namespaces",
         }
     }
 
     /// Whether objects live in a namespace.
     pub fn namespaced(self) -> bool {
-        self != Kind::RuntimeClass
+        !matches!(self, Kind::RuntimeClass | Kind::Node | Kind::Namespace)
     }
 
     /// `plural.group` as used in error messages (`jobs.batch`, `pods`).

@@ -7,24 +7,36 @@
 //!   RuntimeClasses (cluster-scoped): list (namespaced and cluster-wide, `labelSelector`, `fieldSelector`,
 //!   `limit`/`continue`), get, create, replace (`PUT`), patch (merge; strategic-merge and apply treated as
 //!   merge; JSON patch), delete (finalizers honoured; Jobs cascade to their Pods with `Background` or
-//!   `Foreground` propagation only), and `/status`.
+//!   `Foreground` propagation only; a Pod's `deletionGracePeriodSeconds` from `gracePeriodSeconds`, else its
+//!   `terminationGracePeriodSeconds`, else 30), and `/status`.
 //! - Creating a Job creates its Pod (`{job}-xxxxx`, `Pending`) and marks the Job active; the test then
-//!   drives phases and conditions ([`FakeKube::set_pod_phase`], [`FakeKube::set_job_condition`]).
+//!   drives phases and conditions ([`FakeKube::set_pod_phase`], [`FakeKube::set_job_condition`]), or turns
+//!   on the process kubelet.
+//! - The process kubelet ([`FakeKube::run_pods`], [`Kubelet`]; opt-in): each Pod created from then on runs
+//!   its first container as a local child process in its own process group (programs mapped by
+//!   `command[0]`, env from `value`/Secrets, volume mounts as host directories), goes `Running`, gets its
+//!   stdout and stderr as its log and attach stdin as its stdin, and ends `Succeeded`/`Failed` with the exit
+//!   code, completing or failing its Job; a missing Secret gives `CreateContainerConfigError`, an unknown
+//!   program `RunContainerError`. Deleting the Pod sends `SIGTERM`, then `SIGKILL` after the grace period;
+//!   a Job's `activeDeadlineSeconds` fails it (`DeadlineExceeded`) and deletes its Pod. No process outlives
+//!   the [`FakeKube`].
 //! - Watches (`?watch=true`) replay retained events newer than `resourceVersion`, then go live; a version
 //!   older than the retained window gets an `ERROR` event with a `410 Expired` Status (as the real server
 //!   sends it, inside a `200` stream: that is what makes kube's watcher re-list).
 //! - `pods/{name}/log` (`follow`, `timestamps`, `sinceTime`, `sinceSeconds`, `tailLines`) and
-//!   `pods/{name}/attach` (WebSocket; stdin is collected, see [`FakeKube::stdin_of`]).
+//!   `pods/{name}/attach` (WebSocket; stdin is collected, see [`FakeKube::stdin_of`], and the process
+//!   kubelet writes it to the container). [`FakeKube::logs_of`] reads a log directly.
 //! - `POST authorization.k8s.io/v1 selfsubjectaccessreviews` (see [`FakeKube::set_access_rules`]),
 //!   `/version`, `/api`, `/apis`.
 //!
-//! Every request is recorded ([`FakeKube::requests`]); fault switches inject 5xx, 410, dropped watches,
-//! duplicate events and silent deletions.
+//! Every request is recorded with its arrival time ([`FakeKube::requests`]); fault switches inject 5xx, 410,
+//! dropped watches, duplicate events and silent deletions.
 
 mod api;
 mod attach;
 mod controller;
 mod kind;
+mod kubelet;
 mod logs;
 mod patch;
 mod select;
@@ -34,14 +46,15 @@ mod store;
 mod watch;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use agentfarm_local_server::{LocalServer, Port};
 use serde_json::Value;
 
 pub use crate::kind::Kind;
+pub use crate::kubelet::Kubelet;
 use crate::server::Shared;
-use crate::store::{LogLine, now};
 
 /// A pod phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +121,8 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query, e.g. `/api/v1/namespaces/a/pods?watch=true&resourceVersion=3`.
     pub path: String,
+    /// When it arrived (e.g. to check that a client backs off between failing requests).
+    pub at: Instant,
 }
 
 impl RecordedRequest {
@@ -134,10 +149,31 @@ pub struct AccessRule {
     pub allowed: bool,
 }
 
-/// A running fake API server on `127.0.0.1:<random port>`; stops when dropped.
+/// A running fake API server on `127.0.0.1:<random port>`; stops when dropped (and kills every process
+/// [`FakeKube::run_pods`] started).
 pub struct FakeKube {
     shared: Arc<Shared>,
     server: LocalServer,
+    /// The runtime it was started in (where the kubelet runs).
+    runtime: tokio::runtime::Handle,
+    /// The process kubelet, once [`FakeKube::run_pods`] turned it on.
+    kubelet: Mutex<Option<kubelet::Runner>>,
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        // Cutting the feed ends the kubelet (its pod tasks kill their processes); the processes are killed
+        // right away too, in case the runtime goes down with this handle.
+        self.shared.lock().kubelet = None;
+        if let Some(runner) = self
+            .kubelet
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            runner.kill_all();
+        }
+    }
 }
 
 impl FakeKube {
@@ -150,7 +186,23 @@ impl FakeKube {
         let server = Port::bind("fake kube")
             .await
             .serve("fake kube", server::router(Arc::clone(&shared)));
-        FakeKube { shared, server }
+        FakeKube {
+            shared,
+            server,
+            runtime: tokio::runtime::Handle::current(),
+            kubelet: Mutex::new(None),
+        }
+    }
+
+    /// Turns on the process kubelet for Pods created from now on: each one's first container runs as a local
+    /// child process (see [`Kubelet`] for what it does). Calling it again replaces the configuration for
+    /// Pods created afterwards.
+    pub fn run_pods(&self, kubelet: Kubelet) {
+        let mut runner = self.kubelet.lock().unwrap_or_else(PoisonError::into_inner);
+        match runner.as_ref() {
+            Some(running) => running.configure(kubelet),
+            None => *runner = Some(kubelet::Runner::start(&self.shared, &self.runtime, kubelet)),
+        }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`.
@@ -260,16 +312,18 @@ impl FakeKube {
 
     /// Appends a line (without newline) to a pod's log, timestamped now; follow streams receive it.
     pub fn append_log(&self, namespace: &str, pod: &str, line: &str) {
-        self.shared.with(|store| {
-            store
-                .logs
-                .entry((namespace.to_owned(), pod.to_owned()))
-                .or_default()
-                .push(LogLine {
-                    at: now(),
-                    text: line.to_owned(),
-                });
-        });
+        self.shared
+            .with(|store| store.append_log(namespace, pod, line.to_owned()));
+    }
+
+    /// A pod's log lines (without newlines), oldest first; empty once the pod is gone.
+    pub fn logs_of(&self, namespace: &str, pod: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .logs
+            .get(&(namespace.to_owned(), pod.to_owned()))
+            .map(|lines| lines.iter().map(|line| line.text.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Everything attach sessions delivered on stdin to the pod, in order.

@@ -69,7 +69,8 @@ pub(crate) fn logs(
             .and_then(Value::as_str)
             .unwrap_or("main");
         return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            "container \"{container}\" in pod \"{pod}\" is waiting to start: {}",
+            waiting_reason(object)
         )));
     }
     let lines = store.logs.get(&key).map(Vec::as_slice).unwrap_or_default();
@@ -129,6 +130,13 @@ pub(crate) fn terminated(store: &Store, key: &(String, String)) -> bool {
     store
         .get(Kind::Pod, &key.0, &key.1)
         .map_or(true, |pod| matches!(phase(pod), "Succeeded" | "Failed"))
+}
+
+/// Why a pending pod's (first) container is waiting (`ContainerCreating` unless its status says otherwise).
+pub(crate) fn waiting_reason(pod: &Value) -> &str {
+    pod.pointer("/status/containerStatuses/0/state/waiting/reason")
+        .and_then(Value::as_str)
+        .unwrap_or("ContainerCreating")
 }
 
 /// A pod's `status.phase`.

@@ -98,6 +98,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         store.requests.push(RecordedRequest {
             method: method.to_string(),
             path: path_and_query.clone(),
+            at: std::time::Instant::now(),
         });
         let faults = &mut store.faults;
         if faults.failing || faults.fail_next > 0 {

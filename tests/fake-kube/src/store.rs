@@ -7,10 +7,15 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::kind::Kind;
 use crate::status::ApiError;
 use crate::{AccessRule, RecordedRequest};
+
+/// The grace period of a Pod deletion that names none and whose Pod sets no
+/// `spec.terminationGracePeriodSeconds`.
+pub(crate) const DEFAULT_GRACE_SECONDS: i64 = 30;
 
 /// Most events retained for replay; older ones fall out of the window (a watch from before it gets 410).
 const MAX_EVENTS: usize = 10_000;
@@ -78,6 +83,8 @@ pub(crate) struct Store {
     pub(crate) faults: Faults,
     /// SelfSubjectAccessReview rules; first match wins, no match allows.
     pub(crate) access_rules: Vec<AccessRule>,
+    /// The process kubelet's feed, when it runs: every Pod event, and removals without an event.
+    pub(crate) kubelet: Option<mpsc::UnboundedSender<Arc<Event>>>,
 }
 
 /// Now, as a `DateTime`.
@@ -134,7 +141,28 @@ impl Store {
                 self.window_start = dropped.rv;
             }
         }
+        self.notify_kubelet(&event);
         self.pending.push(event);
+    }
+
+    /// Passes a Pod event to the process kubelet, if it runs.
+    fn notify_kubelet(&mut self, event: &Arc<Event>) {
+        if event.kind != Kind::Pod {
+            return;
+        }
+        if let Some(kubelet) = &self.kubelet
+            && kubelet.send(Arc::clone(event)).is_err()
+        {
+            self.kubelet = None;
+        }
+    }
+
+    /// Appends a line (without newline) to a pod's log, timestamped now.
+    pub(crate) fn append_log(&mut self, namespace: &str, pod: &str, text: String) {
+        self.logs
+            .entry((namespace.to_owned(), pod.to_owned()))
+            .or_default()
+            .push(LogLine { at: now(), text });
     }
 
     /// Forgets every retained event: watches from any version before now get 410.
@@ -226,6 +254,7 @@ impl Store {
             "namespace",
             "name",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             match old.pointer(&format!("/metadata/{field}")) {
                 Some(value) => object["metadata"][field] = value.clone(),
@@ -259,12 +288,15 @@ impl Store {
 
     /// Deletes an object: with finalizers it only gets `deletionTimestamp` (MODIFIED); otherwise it is
     /// removed (DELETED). `cascade` also deletes the Pods a Job owns (`Background`/`Foreground` propagation).
+    /// A Pod's `metadata.deletionGracePeriodSeconds` becomes `grace`, else its
+    /// `spec.terminationGracePeriodSeconds`, else 30 (what the process kubelet waits before `SIGKILL`).
     pub(crate) fn delete(
         &mut self,
         kind: Kind,
         namespace: &str,
         name: &str,
         cascade: bool,
+        grace: Option<i64>,
     ) -> Result<Value, ApiError> {
         let namespace = if kind.namespaced() { namespace } else { "" };
         let object = self.get(kind, namespace, name)?.clone();
@@ -284,22 +316,34 @@ impl Store {
                 .map(|((_, _, pod_name), _)| pod_name.clone())
                 .collect();
             for pod in owned {
-                self.delete(Kind::Pod, namespace, &pod, false)?;
+                self.delete(Kind::Pod, namespace, &pod, false, None)?;
             }
         }
-        if has_finalizers(&object) {
-            if object.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(object);
-            }
-            let mut marked = object;
+        let key = (kind, namespace.to_owned(), name.to_owned());
+        let already_deleting = object.pointer("/metadata/deletionTimestamp").is_some();
+        let mut marked = object;
+        if !already_deleting {
+            let grace = if kind == Kind::Pod {
+                grace.unwrap_or_else(|| termination_grace(&marked))
+            } else {
+                0
+            };
             marked["metadata"]["deletionTimestamp"] = json!(timestamp());
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        }
+        if has_finalizers(&marked) {
+            if already_deleting {
+                return Ok(marked);
+            }
             let rv = self.next_rv();
             marked["metadata"]["resourceVersion"] = json!(rv.to_string());
-            self.objects
-                .insert((kind, namespace.to_owned(), name.to_owned()), marked.clone());
+            self.objects.insert(key, marked.clone());
             self.record(kind, "MODIFIED", marked.clone());
             return Ok(marked);
+        }
+        if kind == Kind::Pod {
+            // A Pod's DELETED event carries its deletion metadata, as the real one does.
+            self.objects.insert(key, marked);
         }
         self.remove(kind, namespace, name, true)
     }
@@ -320,6 +364,15 @@ impl Store {
             let rv = self.next_rv();
             object["metadata"]["resourceVersion"] = json!(rv.to_string());
             self.record(kind, "DELETED", object.clone());
+        } else if kind == Kind::Pod {
+            // No watcher hears of it, but the kubelet still stops its containers.
+            let event = Arc::new(Event {
+                rv: self.rv,
+                kind,
+                kind_of_change: "DELETED",
+                object: object.clone(),
+            });
+            self.notify_kubelet(&event);
         }
         self.after_removal(kind, &object);
         Ok(object)
@@ -332,6 +385,13 @@ impl Store {
             self.logs.remove(&key);
         }
     }
+}
+
+/// A Pod's `spec.terminationGracePeriodSeconds`, else 30.
+pub(crate) fn termination_grace(pod: &Value) -> i64 {
+    pod.pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(DEFAULT_GRACE_SECONDS)
 }
 
 /// Whether `metadata.finalizers` is non-empty.

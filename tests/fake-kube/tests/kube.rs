@@ -1,23 +1,25 @@
-//! The real kube client against the fake: CRUD, watcher, status flow, logs, attach, finalizers, 410, SSAR.
+//! The real kube client against the fake: CRUD, watcher, status flow, logs, attach, finalizers, 410, SSAR,
+//! and the process kubelet (containers as local processes).
 
 // Test code: a failed unwrap is a failed test. (`allow-*-in-tests` does not cover helpers outside `#[test]`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
-use agentfarm_fake_kube::{AccessRule, ContainerState, FakeKube, JobCondition, Kind, PodPhase};
+use agentfarm_fake_kube::{AccessRule, ContainerState, FakeKube, JobCondition, Kind, Kubelet, PodPhase};
 use futures_util::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
-use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "agents";
 
@@ -374,4 +376,344 @@ async fn injected_faults_are_status_errors() {
     let before = fake.requests().len();
     assert!(jobs.list(&ListParams::default()).await.is_ok());
     assert_eq!(fake.requests().len() - before, 2);
+    let requests = fake.requests();
+    assert!(requests.windows(2).all(|pair| pair[0].at <= pair[1].at));
+}
+
+/// A kubelet that runs `sh` as `/bin/sh`, with volumes under `root`.
+fn kubelet(root: &Path) -> Kubelet {
+    Kubelet {
+        programs: vec![("sh".into(), "/bin/sh".into())],
+        root: root.to_owned(),
+        extra_env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+    }
+}
+
+/// A Job whose container runs `sh -c script`; `container` and `pod_spec` are merged into its template.
+fn sh_job(name: &str, script: &str, container: &Value, pod_spec: &Value) -> Value {
+    let mut job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"agent": name}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "agent", "image": "agent:1", "command": ["sh", "-c"], "args": [script]}],
+                },
+            },
+        },
+    });
+    for (key, value) in container.as_object().unwrap() {
+        job["spec"]["template"]["spec"]["containers"][0][key] = value.clone();
+    }
+    for (key, value) in pod_spec.as_object().unwrap() {
+        job["spec"]["template"]["spec"][key] = value.clone();
+    }
+    job
+}
+
+/// Creates `job` through the API and returns its pod's name.
+async fn create(fake: &FakeKube, job: Value) -> String {
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    let jobs: Api<Job> = Api::namespaced(fake.client(), NS);
+    jobs.create(&PostParams::default(), &serde_json::from_value(job).unwrap())
+        .await
+        .unwrap();
+    fake.pods_of_job(NS, &name).pop().unwrap()
+}
+
+fn pod_field(fake: &FakeKube, pod: &str, pointer: &str) -> Value {
+    fake.object(Kind::Pod, NS, pod)
+        .and_then(|pod| pod.pointer(pointer).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn job_conditions(fake: &FakeKube, job: &str) -> Vec<(String, String)> {
+    let job = fake.object(Kind::Job, NS, job).unwrap_or(Value::Null);
+    job.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|condition| {
+            let text = |key: &str| condition[key].as_str().unwrap_or_default().to_owned();
+            (text("type"), text("reason"))
+        })
+        .collect()
+}
+
+const TERMINATED: &str = "/status/containerStatuses/0/state/terminated";
+
+#[tokio::test]
+async fn kubelet_runs_a_job_with_secret_env_volumes_stdin_and_logs() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    fake.seed(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": NS},
+        "data": {"token": "czNjcmV0"},
+    }));
+    let script = "echo token=$TOKEN; read a; echo got=$a; read b; echo got=$b; echo saved > \"$WORK/out\"; \
+                  echo cwd=$(pwd)";
+    let container = json!({
+        "env": [
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "WORK", "value": "/work"},
+        ],
+        "workingDir": "/work/sub",
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+    });
+    let volumes = json!({"volumes": [{"name": "work", "emptyDir": {}}]});
+    let pod = create(&fake, sh_job("p1", script, &container, &volumes)).await;
+    let work = root.path().join(NS).join(&pod).join("work");
+    within(fake.wait_until(|fake| pod_field(fake, &pod, "/status/phase") == "Running")).await;
+    assert_eq!(pod_field(&fake, &pod, "/status/podIP"), "127.0.0.1");
+
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let params = AttachParams::default().stdin(true).stdout(false).stderr(false);
+    let mut attached = pods.attach(&pod, &params).await.unwrap();
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream(&pod, &follow).await.unwrap().lines();
+    assert_eq!(
+        within(lines.try_next()).await.unwrap().as_deref(),
+        Some("token=s3cret")
+    );
+    let mut stdin = attached.stdin().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    assert_eq!(
+        within(lines.try_next()).await.unwrap().as_deref(),
+        Some("got=hello")
+    );
+    // Closing this session's stdin (kube sends the v5 close signal) leaves the container's stdin open.
+    drop(stdin);
+    let mut second = pods.attach(&pod, &params).await.unwrap();
+    let mut stdin = second.stdin().unwrap();
+    stdin.write_all(b"again\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    assert_eq!(
+        within(lines.try_next()).await.unwrap().as_deref(),
+        Some("got=again")
+    );
+    let cwd = format!("cwd={}", work.join("sub").display());
+    assert_eq!(within(lines.try_next()).await.unwrap(), Some(cwd.clone()));
+    assert_eq!(
+        within(lines.try_next()).await.unwrap(),
+        None,
+        "the stream ends with the pod"
+    );
+
+    assert_eq!(
+        fake.logs_of(NS, &pod),
+        ["token=s3cret", "got=hello", "got=again", cwd.as_str()]
+    );
+    assert_eq!(fake.stdin_of(NS, &pod), b"hello\nagain\n");
+    assert_eq!(std::fs::read_to_string(work.join("out")).unwrap(), "saved\n");
+    let status = within(attached.take_status().unwrap()).await;
+    assert_eq!(status.and_then(|status| status.status), Some("Success".into()));
+
+    let pod = pods.get(&pod).await.unwrap();
+    let status = pod.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+    let terminated = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let jobs: Api<Job> = Api::namespaced(fake.client(), NS);
+    let job = jobs.get("p1").await.unwrap().status.unwrap();
+    assert_eq!((job.succeeded, job.active), (Some(1), Some(0)));
+    assert_eq!(
+        job_conditions(&fake, "p1"),
+        [("Complete".to_owned(), "Completed".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn kubelet_reports_a_failing_command_and_an_unknown_program() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let pod = create(
+        &fake,
+        sh_job("e1", "echo oops >&2; exit 3", &json!({}), &json!({})),
+    )
+    .await;
+    within(fake.wait_until(|fake| !job_conditions(fake, "e1").is_empty())).await;
+    assert_eq!(pod_field(&fake, &pod, "/status/phase"), "Failed");
+    assert_eq!(pod_field(&fake, &pod, &format!("{TERMINATED}/exitCode")), 3);
+    assert_eq!(pod_field(&fake, &pod, &format!("{TERMINATED}/reason")), "Error");
+    assert_eq!(fake.logs_of(NS, &pod), ["oops"]);
+    assert_eq!(
+        job_conditions(&fake, "e1"),
+        [("Failed".to_owned(), "BackoffLimitExceeded".to_owned())]
+    );
+    let job = fake.object(Kind::Job, NS, "e1").unwrap();
+    assert_eq!(
+        (&job["status"]["failed"], &job["status"]["active"]),
+        (&json!(1), &json!(0))
+    );
+
+    let missing = sh_job("e2", "", &json!({"command": ["/usr/bin/python3"]}), &json!({}));
+    let pod = create(&fake, missing).await;
+    within(fake.wait_until(|fake| !job_conditions(fake, "e2").is_empty())).await;
+    assert_eq!(pod_field(&fake, &pod, "/status/phase"), "Failed");
+    let waiting = pod_field(&fake, &pod, "/status/containerStatuses/0/state/waiting");
+    assert_eq!(waiting["reason"], "RunContainerError");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"/usr/bin/python3\""),
+        "{waiting}"
+    );
+}
+
+#[tokio::test]
+async fn kubelet_waits_for_a_missing_secret_with_a_config_error() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let env =
+        json!({"env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "later", "key": "token"}}}]});
+    let pod = create(&fake, sh_job("c1", "echo token=$TOKEN", &env, &json!({}))).await;
+    let waiting = "/status/containerStatuses/0/state/waiting";
+    let message = |fake: &FakeKube| pod_field(fake, &pod, &format!("{waiting}/message"));
+    within(fake.wait_until(|fake| message(fake) == "secret \"later\" not found")).await;
+    assert_eq!(
+        pod_field(&fake, &pod, &format!("{waiting}/reason")),
+        "CreateContainerConfigError"
+    );
+    assert_eq!(pod_field(&fake, &pod, "/status/phase"), "Pending");
+
+    // The kubelet retries: first the key is missing, then it is there and the container runs.
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let secret = json!({"metadata": {"name": "later"}, "stringData": {"other": "x"}});
+    secrets
+        .create(&PostParams::default(), &serde_json::from_value(secret).unwrap())
+        .await
+        .unwrap();
+    within(fake.wait_until(|fake| message(fake) == "couldn't find key token in Secret agents/later")).await;
+    let add = json!({"stringData": {"token": "late"}});
+    secrets
+        .patch("later", &PatchParams::default(), &Patch::Merge(&add))
+        .await
+        .unwrap();
+    within(fake.wait_until(|fake| pod_field(fake, &pod, "/status/phase") == "Succeeded")).await;
+    assert_eq!(fake.logs_of(NS, &pod), ["token=late"]);
+}
+
+#[tokio::test]
+async fn kubelet_terminates_a_deleted_pod_that_lingers_with_its_final_status() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 1; done";
+    let mut job = sh_job("d1", script, &json!({}), &json!({}));
+    job["spec"]["template"]["metadata"]["finalizers"] = json!(["agentfarm.dev/archive"]);
+    let pod = create(&fake, job).await;
+    within(fake.wait_until(|fake| fake.logs_of(NS, &pod) == ["ready"])).await;
+
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    pods.delete(&pod, &DeleteParams::default()).await.unwrap();
+    let exit_code = format!("{TERMINATED}/exitCode");
+    within(fake.wait_until(|fake| pod_field(fake, &pod, &exit_code) == 7)).await;
+    let lingering = pods.get(&pod).await.unwrap();
+    assert!(lingering.metadata.deletion_timestamp.is_some());
+    assert_eq!(lingering.metadata.deletion_grace_period_seconds, Some(30));
+    assert_eq!(lingering.status.unwrap().phase.as_deref(), Some("Failed"));
+    // (The shell may also report its `sleep` as "Terminated".)
+    let log = pods.logs(&pod, &LogParams::default()).await.unwrap();
+    assert!(
+        log.starts_with("ready\n") && log.ends_with("got TERM\n"),
+        "{log:?}"
+    );
+
+    let remove = json!({"metadata": {"finalizers": null}});
+    pods.patch(&pod, &PatchParams::default(), &Patch::Merge(&remove))
+        .await
+        .unwrap();
+    assert!(pods.get_opt(&pod).await.unwrap().is_none());
+    assert!(fake.logs_of(NS, &pod).is_empty());
+}
+
+#[tokio::test]
+async fn kubelet_kills_a_seeded_pod_that_ignores_sigterm_after_its_grace_period() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let script = "trap '' TERM; echo ready; while true; do sleep 1; done";
+    fake.seed(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "k1", "namespace": NS, "finalizers": ["agentfarm.dev/archive"]},
+        "spec": {"containers": [{"name": "agent", "image": "agent:1", "command": ["sh", "-c", script]}]},
+    }));
+    within(fake.wait_until(|fake| fake.logs_of(NS, "k1") == ["ready"])).await;
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let delete = DeleteParams {
+        grace_period_seconds: Some(1),
+        ..DeleteParams::default()
+    };
+    pods.delete("k1", &delete).await.unwrap();
+    let exit_code = format!("{TERMINATED}/exitCode");
+    within(fake.wait_until(|fake| pod_field(fake, "k1", &exit_code) == 128 + 9)).await;
+    assert_eq!(pod_field(&fake, "k1", "/metadata/deletionGracePeriodSeconds"), 1);
+    assert_eq!(pod_field(&fake, "k1", "/status/phase"), "Failed");
+}
+
+#[tokio::test]
+async fn kubelet_enforces_the_job_deadline() {
+    let root = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let mut job = sh_job("t1", "echo started; sleep 30", &json!({}), &json!({}));
+    job["spec"]["activeDeadlineSeconds"] = json!(1);
+    job["spec"]["template"]["metadata"]["finalizers"] = json!(["agentfarm.dev/archive"]);
+    let pod = create(&fake, job).await;
+    let exit_code = format!("{TERMINATED}/exitCode");
+    within(fake.wait_until(|fake| pod_field(fake, &pod, &exit_code) == 128 + 15)).await;
+    assert_eq!(
+        job_conditions(&fake, "t1"),
+        [("Failed".to_owned(), "DeadlineExceeded".to_owned())]
+    );
+    let job = fake.object(Kind::Job, NS, "t1").unwrap();
+    assert_eq!(
+        job["status"]["conditions"][0]["message"],
+        "Job was active longer than specified deadline"
+    );
+    assert!(pod_field(&fake, &pod, "/metadata/deletionTimestamp").is_string());
+    assert_eq!(pod_field(&fake, &pod, "/status/phase"), "Failed");
+}
+
+#[tokio::test]
+async fn dropping_the_fake_kills_the_whole_process_group() {
+    let root = tempfile::tempdir().unwrap();
+    let fifo = root.path().join("alive");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    // Reads EOF once every process holding the write end (the shell and its background child) is gone.
+    let mut alive = tokio::net::unix::pipe::OpenOptions::new()
+        .open_receiver(&fifo)
+        .unwrap();
+    let fake = FakeKube::start().await;
+    fake.run_pods(kubelet(root.path()));
+    let script = "exec 3>\"$FIFO\"; sleep 1000 & echo started; wait";
+    let env = json!({"env": [{"name": "FIFO", "value": fifo.display().to_string()}]});
+    let pod = create(&fake, sh_job("x1", script, &env, &json!({}))).await;
+    within(fake.wait_until(|fake| fake.logs_of(NS, &pod) == ["started"])).await;
+    drop(fake);
+    let mut rest = Vec::new();
+    assert_eq!(within(alive.read_to_end(&mut rest)).await.unwrap(), 0);
 }

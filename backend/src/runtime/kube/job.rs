@@ -1,0 +1,282 @@
+//! The Job for one run: what the agent's pod is allowed to do, written down once. Pure: settings and a run in,
+//! a `batch/v1` Job out.
+
+use std::collections::BTreeMap;
+
+use agentfarm_shared::config::CredentialMode;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::KubeSettings;
+use crate::runtime::RunSpec;
+
+/// The label every object agentfarm makes carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "agentfarm");
+/// The label naming the run.
+pub const RUN_LABEL: &str = "agentfarm.dev/run";
+/// The label naming the config.
+pub const CONFIG_LABEL: &str = "agentfarm.dev/config";
+/// The annotation with the config version.
+pub const CONFIG_VERSION_ANNOTATION: &str = "agentfarm.dev/config-version";
+/// The pod finalizer that keeps a finished pod (and its log) until the server has archived the log.
+pub const ARCHIVE_FINALIZER: &str = "agentfarm.dev/archive-logs";
+/// The agent's container.
+pub const CONTAINER: &str = "agent";
+/// The user and group the agent image runs as.
+const AGENT_UID: i64 = 10001;
+/// The key holding the token in both Secrets.
+pub const TOKEN_KEY: &str = "token";
+
+/// Where things live in the agent's pod.
+mod paths {
+    pub const WORKSPACE: &str = "/workspace";
+    pub const HOME: &str = "/home/agent";
+    pub const TMP: &str = "/tmp";
+    pub const PRIVATE_CLAUDE: &str = "/home/agent/.claude";
+    pub const SHARED_CLAUDE: &str = "/claude-home";
+}
+
+/// The name of run `run_id`'s Job: the same every time, so creating it twice cannot make two.
+pub fn job_name(run_id: &str) -> String {
+    format!("agent-{run_id}")
+}
+
+/// The label selector matching every object agentfarm makes.
+pub fn managed_selector() -> String {
+    format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+/// Why a Job cannot be made for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The config asks for the shared-volume credential mode, which the server does not offer.
+    #[error("this config uses the shared-volume credential mode, but the server has no --claude-home-claim")]
+    NoSharedVolume,
+    /// The runner spec could not be written.
+    #[error("cannot write the runner spec: {0}")]
+    Spec(#[from] serde_json::Error),
+}
+
+/// The Job that runs `spec`.
+pub fn job(spec: &RunSpec, settings: &KubeSettings) -> Result<Job, JobError> {
+    let runner_spec = settings.runner.spec(spec, Some(settings.idle_timeout));
+    let labels = BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (RUN_LABEL.to_owned(), spec.run_id.clone()),
+        (CONFIG_LABEL.to_owned(), spec.config_id.clone()),
+    ]);
+    let annotations = BTreeMap::from([(
+        CONFIG_VERSION_ANNOTATION.to_owned(),
+        spec.config_version.to_string(),
+    )]);
+    let meta = |finalizers: Option<Vec<String>>| ObjectMeta {
+        labels: Some(labels.clone()),
+        annotations: Some(annotations.clone()),
+        finalizers,
+        ..ObjectMeta::default()
+    };
+
+    let shared_volume = spec.config.credential_mode == CredentialMode::SharedVolume;
+    let claude_dir = if shared_volume {
+        paths::SHARED_CLAUDE
+    } else {
+        paths::PRIVATE_CLAUDE
+    };
+    let mut env = vec![
+        plain("AGENTFARM_RUN_SPEC", serde_json::to_string(&runner_spec)?),
+        plain("HOME", paths::HOME),
+        plain("CLAUDE_CONFIG_DIR", claude_dir),
+        plain("TMPDIR", paths::TMP),
+        plain("CLAUDE_CODE_TMPDIR", paths::TMP),
+        plain("DISABLE_UPDATES", "1"),
+        plain("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        secret("GITHUB_TOKEN", &settings.github_token_secret),
+    ];
+    if !shared_volume {
+        env.push(secret("CLAUDE_CODE_OAUTH_TOKEN", &settings.claude_token_secret));
+    }
+    env.extend(
+        settings
+            .agent_env
+            .iter()
+            .map(|(name, value)| plain(name, value.as_str())),
+    );
+
+    let size = |limit: &str| EmptyDirVolumeSource {
+        size_limit: Some(Quantity(limit.to_owned())),
+        ..EmptyDirVolumeSource::default()
+    };
+    let mut volumes = vec![
+        empty_dir("workspace", size(&settings.ephemeral_storage)),
+        empty_dir("home", size("1Gi")),
+        empty_dir("tmp", size("2Gi")),
+    ];
+    let mut mounts = vec![
+        mount("workspace", paths::WORKSPACE),
+        mount("home", paths::HOME),
+        mount("tmp", paths::TMP),
+    ];
+    if shared_volume {
+        let claim = settings
+            .claude_home_claim
+            .clone()
+            .ok_or(JobError::NoSharedVolume)?;
+        volumes.push(Volume {
+            name: "claude-home".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim,
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount("claude-home", paths::SHARED_CLAUDE));
+    }
+
+    let quantities = |cpu: &str, memory: &str, storage: &str| {
+        Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+            ("ephemeral-storage".to_owned(), Quantity(storage.to_owned())),
+        ]))
+    };
+    let config = &spec.config;
+    let image_tag = config.image_tag.as_deref().unwrap_or(&settings.default_image_tag);
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(format!("{}:{image_tag}", settings.image)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        working_dir: Some(paths::WORKSPACE.into()),
+        env: Some(env),
+        // Follow-ups arrive on stdin through `pods/attach`; it stays open across attach sessions, so the
+        // runner ends the conversation itself after the idle timeout.
+        stdin: Some(true),
+        stdin_once: Some(false),
+        tty: Some(false),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&config.cpu, &config.memory, "1Gi"),
+            limits: quantities(&config.cpu, &config.memory, &settings.ephemeral_storage),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(AGENT_UID),
+            run_as_group: Some(AGENT_UID),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        runtime_class_name: Some(
+            config
+                .runtime_class
+                .clone()
+                .unwrap_or_else(|| settings.default_runtime_class.clone()),
+        ),
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        host_network: Some(false),
+        host_pid: Some(false),
+        host_ipc: Some(false),
+        termination_grace_period_seconds: Some(seconds(settings.stop_grace)),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(AGENT_UID),
+            run_as_group: Some(AGENT_UID),
+            fs_group: Some(AGENT_UID),
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        node_selector: (!settings.node_selector.is_empty()).then(|| settings.node_selector.clone()),
+        containers: vec![Container {
+            volume_mounts: Some(mounts),
+            ..container
+        }],
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(&spec.run_id)),
+            namespace: Some(settings.namespace.clone()),
+            ..meta(None)
+        },
+        spec: Some(JobSpec {
+            // An agent pushes: running it again on its own is never safe.
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(i64::from(config.timeout_minutes) * 60),
+            ttl_seconds_after_finished: Some(i32::try_from(settings.job_ttl.as_secs()).unwrap_or(i32::MAX)),
+            template: PodTemplateSpec {
+                metadata: Some(meta(Some(vec![ARCHIVE_FINALIZER.into()]))),
+                spec: Some(pod),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+fn seconds(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}
+
+fn plain(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret(name: &str, secret: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: TOKEN_KEY.into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn empty_dir(name: &str, source: EmptyDirVolumeSource) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(source),
+        ..Volume::default()
+    }
+}
+
+fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }
+}

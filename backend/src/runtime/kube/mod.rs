@@ -1,0 +1,277 @@
+//! The Kubernetes runtime: each run is a Job in the agents namespace, its pod sandboxed by a RuntimeClass.
+//!
+//! - [`job`]: the Job for a run (the `restricted` Pod Security profile, resources, Secrets, volumes).
+//! - [`watch`]: two watchers (Jobs and pods with agentfarm's label) feed each run's tracker; a relist
+//!   replaces what trackers know, so a deletion missed while disconnected is still noticed.
+//! - [`agent`]: one tracker per run turns Job and pod states into run events, follows the log, attaches for
+//!   follow-ups and stops.
+//! - [`logs`]: the log follower, resuming without repeating a line.
+//! - [`status`]: the mapping from Job and pod status to the run's terms.
+//!
+//! The Kubernetes objects are the truth about what runs; the store is the truth about history. A pod
+//! finalizer keeps a finished pod, and so its log, until the server has stored the end of the run.
+
+pub mod agent;
+pub mod job;
+pub mod logs;
+pub mod status;
+mod watch;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use agentfarm_shared::api::RuntimeInfo;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use tokio::sync::{mpsc, oneshot};
+
+use self::agent::{Inbox, Tracker, is_not_found};
+use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, job_name, managed_selector};
+use self::logs::Position;
+use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
+
+/// How the Kubernetes runtime makes and treats agents.
+#[derive(Debug, Clone)]
+pub struct KubeSettings {
+    /// The agents' namespace.
+    pub namespace: String,
+    /// The agent image, without its tag.
+    pub image: String,
+    /// The image tag for configs that name none.
+    pub default_image_tag: String,
+    /// The RuntimeClass for configs that name none.
+    pub default_runtime_class: String,
+    /// The Secret with the Claude token (key `token`).
+    pub claude_token_secret: String,
+    /// The Secret with the GitHub token (key `token`).
+    pub github_token_secret: String,
+    /// The RWX claim with the shared `~/.claude`, for configs in the opt-in `shared-volume` mode.
+    pub claude_home_claim: Option<String>,
+    /// Node labels agents must run on (e.g. keep them off the server node).
+    pub node_selector: BTreeMap<String, String>,
+    /// What every runner spec carries.
+    pub runner: RunnerSite,
+    /// Variables set for every agent.
+    pub agent_env: Vec<(String, String)>,
+    /// How long an idle agent waits for a follow-up (the runner enforces it: a pod's stdin stays open).
+    pub idle_timeout: Duration,
+    /// The grace period of a stop.
+    pub stop_grace: Duration,
+    /// How long a finished Job stays if the server never deletes it (a safety net).
+    pub job_ttl: Duration,
+    /// Ephemeral storage an agent may use (workspace size limit), a quantity such as `10Gi`.
+    pub ephemeral_storage: String,
+}
+
+/// Runs agents as Jobs.
+pub struct KubeRuntime {
+    settings: Arc<KubeSettings>,
+    jobs: Api<Job>,
+    pods: Api<Pod>,
+    registry: Arc<Mutex<watch::Registry>>,
+}
+
+impl KubeRuntime {
+    /// A runtime on `client`; starts watching the agents namespace at once (with backoff while the API is
+    /// unreachable).
+    pub fn new(client: kube::Client, settings: KubeSettings) -> Self {
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &settings.namespace);
+        let pods: Api<Pod> = Api::namespaced(client, &settings.namespace);
+        let registry = Arc::new(Mutex::new(watch::Registry::default()));
+        let settings = Arc::new(settings);
+        tokio::spawn(watch::run(
+            jobs.clone(),
+            pods.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&settings),
+        ));
+        Self {
+            settings,
+            jobs,
+            pods,
+            registry,
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, watch::Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a tracker for `run_id` and registers it; returns its events.
+    fn track(&self, run_id: &str, position: Position, create: Option<Job>, expect_job: bool) -> RunEvents {
+        let (events_tx, events) = mpsc::channel(1024);
+        let inbox = mpsc::unbounded_channel();
+        let tracker = Tracker {
+            run_id: run_id.to_owned(),
+            jobs: self.jobs.clone(),
+            pods: self.pods.clone(),
+            events: events_tx,
+            inbox: (inbox.0.clone(), inbox.1),
+            position,
+            create,
+            expect_job,
+            stop_grace: self.settings.stop_grace,
+            follow_ups: !self.settings.idle_timeout.is_zero(),
+        };
+        self.registry().register(run_id, inbox.0);
+        let registry = Arc::clone(&self.registry);
+        let run_id = run_id.to_owned();
+        tokio::spawn(async move {
+            tracker.run().await;
+            registry
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .unregister(&run_id);
+        });
+        events
+    }
+
+    async fn launch_job(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
+        let job = job::job(&spec, &self.settings).map_err(|err| RuntimeError::Failed(err.to_string()))?;
+        // Tracked before it exists, so no event about it is missed.
+        let events = self.track(&spec.run_id, Position::default(), None, true);
+        match self.jobs.create(&PostParams::default(), &job).await {
+            // Already there: an earlier attempt got through. Never a second Job for one run.
+            Ok(_) => Ok(events),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(events),
+            Err(err) => {
+                self.registry().unregister(&spec.run_id);
+                Err(RuntimeError::Failed(format!(
+                    "cannot create the agent's Job: {err}"
+                )))
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        run_id: &str,
+        message: impl FnOnce(oneshot::Sender<Result<(), RuntimeError>>) -> Inbox,
+    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.registry().send(run_id, message(reply));
+        let run_id = run_id.to_owned();
+        async move {
+            if !sent {
+                return Err(RuntimeError::NotRunning(run_id));
+            }
+            answer.await.map_err(|_| RuntimeError::NotRunning(run_id))?
+        }
+        .boxed()
+    }
+}
+
+impl Runtime for KubeRuntime {
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            kind: "kubernetes".into(),
+            isolated: true,
+            description: format!(
+                "Agents run as Jobs in namespace {}, sandboxed by RuntimeClass {} unless a config names another.",
+                self.settings.namespace, self.settings.default_runtime_class
+            ),
+        }
+    }
+
+    fn launch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunEvents, RuntimeError>> {
+        self.launch_job(spec).boxed()
+    }
+
+    fn stop(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.send(run_id, Inbox::Stop)
+    }
+
+    fn send_input(&self, run_id: &str, text: String) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.send(run_id, |reply| Inbox::Input(text, reply))
+    }
+
+    fn release(&self, run_id: &str) -> BoxFuture<'_, ()> {
+        let run_id = run_id.to_owned();
+        async move {
+            if let Err(err) = release(&self.jobs, &self.pods, &run_id).await {
+                // The Job's TTL and the next start's sweep catch what is left.
+                tracing::warn!(run_id, %err, "cannot let go of the agent's Job and pod");
+            }
+        }
+        .boxed()
+    }
+
+    fn remove(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let run_id = run_id.to_owned();
+        async move {
+            release(&self.jobs, &self.pods, &run_id)
+                .await
+                .map_err(|err| RuntimeError::Failed(format!("cannot delete the agent's Job: {err}")))
+        }
+        .boxed()
+    }
+
+    fn adopt(&self, runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>> {
+        let mut adopted = Vec::with_capacity(runs.len());
+        let mut known = HashSet::new();
+        for run in runs {
+            let create = match run.relaunch.as_ref().map(|spec| job::job(spec, &self.settings)) {
+                Some(Ok(job)) => Some(job),
+                Some(Err(err)) => {
+                    tracing::warn!(run_id = run.run_id, %err, "cannot make the Job of a run that was starting");
+                    None
+                }
+                None => None,
+            };
+            let position = Position::from_cursor(run.cursor.as_deref());
+            known.insert(run.run_id.clone());
+            adopted.push((
+                run.run_id.clone(),
+                self.track(&run.run_id, position, create, false),
+            ));
+        }
+        // Jobs of no active run: the sweep after the first complete listing deletes them.
+        self.registry().adopted(known);
+        async move { adopted }.boxed()
+    }
+}
+
+/// Deletes run `run_id`'s Job and removes the archive finalizer from its pods, so they go.
+async fn release(jobs: &Api<Job>, pods: &Api<Pod>, run_id: &str) -> Result<(), kube::Error> {
+    let params = kube::api::DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Background),
+        ..kube::api::DeleteParams::default()
+    };
+    match jobs.delete(&job_name(run_id), &params).await {
+        Err(err) if !is_not_found(&err) => return Err(err),
+        _ => {}
+    }
+    let selector = format!("{},{RUN_LABEL}={run_id}", managed_selector());
+    for pod in pods.list(&ListParams::default().labels(&selector)).await?.items {
+        let (Some(name), Some(finalizers)) = (pod.metadata.name, pod.metadata.finalizers) else {
+            continue;
+        };
+        let Some(index) = finalizers.iter().position(|f| f == ARCHIVE_FINALIZER) else {
+            continue;
+        };
+        let patch = remove_finalizer(index).map_err(kube::Error::SerdeError)?;
+        match pods
+            .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+        {
+            Err(err) if !is_not_found(&err) => return Err(err),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A JSON patch that removes the archive finalizer at `index` if it is still there (test, then remove):
+/// other finalizers, such as the Job controller's, stay.
+fn remove_finalizer(index: usize) -> Result<json_patch::Patch, serde_json::Error> {
+    let path = format!("/metadata/finalizers/{index}");
+    serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": path, "value": ARCHIVE_FINALIZER},
+        {"op": "remove", "path": path},
+    ]))
+}
