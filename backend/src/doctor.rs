@@ -44,6 +44,25 @@ const RUNTIME_CLASS_DIR: &str = "manifests/cluster";
 /// The cluster setup guide (sandbox runtimes, node labels).
 const INFRA_README: &str = "infra/README.md";
 
+/// A cluster to check, for the server's settings screen.
+#[derive(Clone)]
+pub struct Doctor {
+    client: Client,
+    spec: DoctorSpec,
+}
+
+impl Doctor {
+    /// Checks `spec` on the cluster `client` talks to.
+    pub fn new(client: Client, spec: DoctorSpec) -> Self {
+        Self { client, spec }
+    }
+
+    /// The report, now.
+    pub async fn report(&self) -> DoctorReport {
+        run(&self.client, &self.spec).await
+    }
+}
+
 /// What the server is configured to use: what [`run`] checks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DoctorSpec {

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use agentfarm::settings::Settings;
+use agentfarm::settings::{KubeArgs, Settings};
+use agentfarm_shared::api::{Check, CheckStatus, DoctorReport};
 
 /// A self-hosted control plane for a fleet of Claude Code agents.
 #[derive(Parser)]
@@ -20,7 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API, the live stream and the web app.
-    Serve(Settings),
+    Serve(Box<Settings>),
+    /// Check that the cluster has what the Kubernetes runtime needs; exits non-zero when something fails.
+    Doctor(Box<KubeArgs>),
 }
 
 #[tokio::main]
@@ -30,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(settings) => serve(settings).await,
+        Command::Serve(settings) => serve(*settings).await,
+        Command::Doctor(kube) => doctor(&kube).await,
     }
 }
 
@@ -54,6 +58,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         runtime.description
     );
     agentfarm::server::serve(app, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn doctor(kube: &KubeArgs) -> anyhow::Result<()> {
+    let report = match kube::Client::try_default().await {
+        Ok(client) => agentfarm::doctor::run(&client, &kube.doctor_spec()).await,
+        Err(err) => DoctorReport {
+            checks: vec![Check {
+                name: "API server".into(),
+                status: CheckStatus::Fail,
+                detail: format!("no cluster configuration: {err}"),
+                fix: Some("run inside the cluster, or point KUBECONFIG at a kubeconfig for it".into()),
+            }],
+        },
+    };
+    let _ = write!(std::io::stdout(), "{}", agentfarm::doctor::render(&report));
+    if report.failed() {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

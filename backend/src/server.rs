@@ -11,6 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, RequestPolicy};
+use crate::doctor::Doctor;
 use crate::hub::Hub;
 use crate::runtime::kube::{KubeRuntime, KubeSettings};
 use crate::runtime::local::{LocalRuntime, LocalSettings};
@@ -58,12 +59,17 @@ pub struct App {
 
 /// Opens everything `settings` names, reconciles runs the store thinks are active, and starts the scheduler.
 pub async fn start(settings: &Settings) -> Result<App, StartError> {
-    let runtime = runtime(settings).await?;
-    start_on(settings, runtime).await
+    let (runtime, cluster) = runtime(settings).await?;
+    start_on(settings, runtime, cluster).await
 }
 
-/// [`start`] with this runtime instead of the one `settings` choose.
-pub async fn start_on(settings: &Settings, runtime: SharedRuntime) -> Result<App, StartError> {
+/// [`start`] with this runtime instead of the one `settings` choose, and the cluster it runs agents on (for
+/// the settings screen's checks).
+pub async fn start_on(
+    settings: &Settings,
+    runtime: SharedRuntime,
+    cluster: Option<kube::Client>,
+) -> Result<App, StartError> {
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
     let store = Store::open(&data_dir.join("agentfarm.db"))?;
@@ -95,8 +101,10 @@ pub async fn start_on(settings: &Settings, runtime: SharedRuntime) -> Result<App
         },
         None => None,
     };
+    let doctor = cluster.map(|client| Arc::new(Doctor::new(client, settings.kube.doctor_spec())));
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
+        doctor,
         policy: Arc::new(policy),
         info: Arc::new(info),
         web,
@@ -111,16 +119,20 @@ pub async fn start_on(settings: &Settings, runtime: SharedRuntime) -> Result<App
 /// How long `--runtime auto` waits for a cluster to answer.
 const CLUSTER_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The runtime `settings` choose.
-async fn runtime(settings: &Settings) -> Result<SharedRuntime, StartError> {
+/// The runtime `settings` choose, and its cluster when it is the Kubernetes runtime.
+async fn runtime(settings: &Settings) -> Result<(SharedRuntime, Option<kube::Client>), StartError> {
     let local = || -> SharedRuntime { Arc::new(LocalRuntime::new(local_settings(settings))) };
+    let kube = |client: kube::Client| -> (SharedRuntime, Option<kube::Client>) {
+        let runtime = Arc::new(KubeRuntime::new(client.clone(), kube_settings(settings)));
+        (runtime, Some(client))
+    };
     match settings.runtime {
-        RuntimeChoice::Local => Ok(local()),
+        RuntimeChoice::Local => Ok((local(), None)),
         RuntimeChoice::Kubernetes => {
             let client = kube::Client::try_default()
                 .await
                 .map_err(|err| StartError::Kubernetes(format!("no cluster configuration: {err}")))?;
-            Ok(Arc::new(KubeRuntime::new(client, kube_settings(settings))))
+            Ok(kube(client))
         }
         RuntimeChoice::Auto => match cluster(&settings.kube.namespace).await {
             Ok(client) => {
@@ -128,11 +140,11 @@ async fn runtime(settings: &Settings) -> Result<SharedRuntime, StartError> {
                     namespace = settings.kube.namespace,
                     "a cluster answers: agents run as Kubernetes Jobs"
                 );
-                Ok(Arc::new(KubeRuntime::new(client, kube_settings(settings))))
+                Ok(kube(client))
             }
             Err(why) => {
                 tracing::info!(why, "no usable cluster: agents run as local processes");
-                Ok(local())
+                Ok((local(), None))
             }
         },
     }

@@ -167,6 +167,34 @@ pub struct KubeArgs {
     pub kvm_node_label: (String, String),
 }
 
+impl KubeArgs {
+    /// What `agentfarm doctor` checks for these settings.
+    pub fn doctor_spec(&self) -> crate::doctor::DoctorSpec {
+        use crate::doctor::{DoctorSpec, SecretNeed};
+        let secret = |name: &str, purpose: &str| SecretNeed {
+            name: name.to_owned(),
+            keys: vec!["token".into()],
+            purpose: purpose.into(),
+        };
+        DoctorSpec {
+            namespace: self.namespace.clone(),
+            runtime_classes: vec![self.runtime_class.clone()],
+            secrets: vec![
+                secret(
+                    &self.claude_token_secret,
+                    "the Claude token agents use (claude setup-token)",
+                ),
+                secret(
+                    &self.github_token_secret,
+                    "the GitHub token agents clone and push with",
+                ),
+            ],
+            pvcs: self.claude_home_claim.iter().cloned().collect(),
+            kvm_label: format!("{}={}", self.kvm_node_label.0, self.kvm_node_label.1),
+        }
+    }
+}
+
 impl Settings {
     /// Settings with every default and this data dir.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Settings {

@@ -30,6 +30,8 @@ pub mod routes {
     pub const RUN_MESSAGES: &str = "/api/runs/{id}/messages";
     /// Page through a run's log (`?after_seq=&limit=`).
     pub const RUN_LOGS: &str = "/api/runs/{id}/logs";
+    /// The cluster checks of `agentfarm doctor` (GET).
+    pub const DOCTOR: &str = "/api/doctor";
     /// The live WebSocket stream.
     pub const WS: &str = "/api/ws";
 

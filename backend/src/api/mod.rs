@@ -39,6 +39,8 @@ pub struct AppState {
     pub policy: Arc<RequestPolicy>,
     /// Facts for `/api/info`.
     pub info: Arc<ServerInfo>,
+    /// The cluster's checks, on the Kubernetes runtime.
+    pub doctor: Option<Arc<crate::doctor::Doctor>>,
     /// The web app served at `/` and every path the API does not route; `None`: the placeholder page.
     #[from_ref(skip)]
     pub web: Option<Arc<web::WebApp>>,
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     app.route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::INFO, get(health::info))
+        .route(routes::DOCTOR, get(health::doctor))
         .route(routes::CONFIGS, get(configs::list).post(configs::create))
         .route(
             routes::CONFIG,

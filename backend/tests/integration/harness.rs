@@ -153,7 +153,7 @@ impl TestServer {
             Backend::Kube => {
                 let fake = fake_cluster(dir.path(), &settings).await;
                 let runtime = KubeRuntime::new(fake.client(), agentfarm::server::kube_settings(&settings));
-                let app = agentfarm::server::start_on(&settings, Arc::new(runtime))
+                let app = agentfarm::server::start_on(&settings, Arc::new(runtime), Some(fake.client()))
                     .await
                     .unwrap();
                 (app, Some(fake))

@@ -10,6 +10,7 @@ mod configs;
 mod doctor;
 mod harness;
 mod images;
+mod kube;
 mod lifecycle;
 mod pull_requests;
 mod queue;

@@ -1,5 +1,6 @@
-//! The web app in headless Chromium against a real server, the local runtime and the real Claude Code CLI on
-//! the fake model: the whole journey through the UI, the phone viewport, installability and offline start.
+//! The web app in headless Chromium against a real server and the real Claude Code CLI on the fake model: the
+//! whole journey through the UI on the local runtime and on the (fake) Kubernetes one, the Settings screen's
+//! runtime and cluster checks on both, the phone viewport, installability and offline start.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::browser::{Browser, Viewport};
-use crate::harness::{PATIENCE, TestServer};
+use crate::harness::{Backend, PATIENCE, TestServer};
 
 /// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
 fn web_dir() -> PathBuf {
@@ -25,7 +26,11 @@ fn web_dir() -> PathBuf {
 }
 
 async fn ui_server() -> TestServer {
-    TestServer::start_with(|s| {
+    ui_server_on(Backend::Local).await
+}
+
+async fn ui_server_on(backend: Backend) -> TestServer {
+    TestServer::start_on(backend, |s| {
         s.web_dir = Some(web_dir());
         s.idle_timeout = 3_600;
     })
@@ -64,6 +69,11 @@ impl Browser {
         self.until(&script).await;
     }
 
+    /// The text of the first element matching `css`, once there is one.
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
     /// The `data-seq` of every element matching `css`, in page order.
     async fn seqs(&self, css: &str) -> Vec<u64> {
         let script = format!(
@@ -74,12 +84,145 @@ impl Browser {
     }
 }
 
+/// Settings names the runtime: the local one is not isolated (and says so), the Kubernetes one is.
+async fn assert_runtime_label(browser: &Browser, server: &TestServer, backend: Backend) {
+    browser.open(&format!("{}/settings", server.url)).await;
+    let (kind, isolated) = match backend {
+        Backend::Local => ("local", "no"),
+        Backend::Kube => ("kubernetes", "yes"),
+    };
+    assert_eq!(browser.text("#runtime-kind").await, kind);
+    assert_eq!(browser.text("#runtime-isolated").await, isolated);
+    let warned = browser
+        .client
+        .execute("return document.querySelector('#not-isolated') !== null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        warned,
+        json!(backend == Backend::Local),
+        "the not-isolated warning"
+    );
+}
+
+/// The rows of the Cluster section: name, `data-status`, the status text, and the fix when one is shown.
+async fn cluster_rows(browser: &Browser) -> Vec<Value> {
+    browser.find("#cluster #checks li.check").await;
+    let rows = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('#cluster li.check')).map(li => ({
+                name: li.querySelector('.check-name').textContent,
+                status: li.dataset.status,
+                label: li.querySelector('.check-status').textContent,
+                detail: li.querySelector('.check-detail').textContent,
+                fix: li.querySelector('.check-fix')?.textContent ?? null,
+            }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(rows).unwrap()
+}
+
+/// Settings shows the runtime and, in its Cluster section, the rows of `GET /api/doctor` with their status as
+/// text and the fix under anything that did not pass; "Check again" runs them again. On the local runtime that
+/// is one warning, "Runtime"; on the fake cluster, the real checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_show_the_runtime_and_its_cluster_checks() {
+    let browser = Browser::start(Viewport::Desktop).await;
+    for backend in [Backend::Local, Backend::Kube] {
+        let server = ui_server_on(backend).await;
+        assert_runtime_label(&browser, &server, backend).await;
+        let rows = cluster_rows(&browser).await;
+        let (_, report) = server.get("/api/doctor").await;
+        let checks = report["checks"].as_array().unwrap();
+        assert_eq!(rows.len(), checks.len(), "one row per check: {rows:?}");
+        for (row, check) in rows.iter().zip(checks) {
+            assert_eq!(row["name"], check["name"]);
+            assert_eq!(row["status"], check["status"]);
+            assert_eq!(
+                row["label"],
+                json!(check["status"].as_str().unwrap().to_uppercase()),
+                "the status in words, not colour alone"
+            );
+            assert_eq!(row["detail"], check["detail"]);
+            let fix = match check["fix"].as_str() {
+                Some(fix) if check["status"] != "pass" => json!(format!("Fix: {fix}")),
+                _ => Value::Null,
+            };
+            assert_eq!(row["fix"], fix, "{row}");
+        }
+        match backend {
+            Backend::Local => {
+                assert_eq!(rows.len(), 1, "{rows:?}");
+                assert_eq!(rows[0]["name"], "Runtime");
+                assert_eq!(rows[0]["status"], "warn");
+                assert_eq!(rows[0]["label"], "WARN");
+                assert!(rows[0]["fix"].as_str().is_some(), "{rows:?}");
+            }
+            Backend::Kube => {
+                let api = rows.iter().find(|r| r["name"] == "API server");
+                assert_eq!(api.map(|r| &r["status"]), Some(&json!("pass")), "{rows:?}");
+            }
+        }
+        browser
+            .screenshot(&format!("settings-cluster-{backend:?}").to_lowercase())
+            .await;
+
+        // "Check again" asks the server once more.
+        browser
+            .client
+            .execute(
+                "document.querySelector('#checks').dataset.before = 'yes';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        browser.click("#check-again").await;
+        browser
+            .until("document.querySelector('#checks') && !document.querySelector('#checks').dataset.before && !document.querySelector('#check-again').disabled")
+            .await;
+        assert_eq!(cluster_rows(&browser).await, rows);
+    }
+
+    // A failed request says so in words.
+    browser
+        .client
+        .execute(
+            "const fetch = window.fetch;
+             window.fetch = (request, init) => (request.url || String(request)).endsWith('/api/doctor')
+                 ? Promise.resolve(new Response('', {status: 502})) : fetch(request, init);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.click("#check-again").await;
+    browser
+        .until_text(
+            "#cluster .load-error[role=alert]",
+            "Could not run the cluster checks: The server answered 502",
+        )
+        .await;
+}
+
 /// Create a config through the form (a validation error first), launch it, watch the transcript stream,
-/// follow up, reload mid-run, stop, delete.
+/// follow up, reload mid-run, stop, delete; on the local runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_journey_in_the_browser() {
-    let server = ui_server().await;
+    journey(Backend::Local).await;
+}
+
+/// The same journey with the run as a Job on the (fake) cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_journey_in_the_browser_on_kubernetes() {
+    journey(Backend::Kube).await;
+}
+
+async fn journey(backend: Backend) {
+    let server = ui_server_on(backend).await;
     let browser = Browser::start(Viewport::Desktop).await;
+    assert_runtime_label(&browser, &server, backend).await;
 
     browser.open(&format!("{}/configs/new", server.url)).await;
     browser.type_into("#name", "Browser journey").await;

@@ -280,3 +280,94 @@ fn mount(volume: &str, path: &str) -> VolumeMount {
         ..VolumeMount::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use agentfarm_shared::config::ConfigSpec;
+
+    use super::*;
+    use crate::runtime::RunnerSite;
+
+    fn settings() -> KubeSettings {
+        KubeSettings {
+            namespace: "agentfarm-agents".into(),
+            image: "registry.example/agentfarm-agent".into(),
+            default_image_tag: "1.0.0".into(),
+            default_runtime_class: "gvisor".into(),
+            claude_token_secret: "claude-token".into(),
+            github_token_secret: "github-token".into(),
+            claude_home_claim: Some("claude-home".into()),
+            node_selector: BTreeMap::from([("agentfarm.dev/role".into(), "agents".into())]),
+            runner: RunnerSite {
+                claude_command: "claude".into(),
+                git_url: "https://github.com".into(),
+                api_url: "https://api.github.com".into(),
+            },
+            agent_env: vec![("TZ".into(), "UTC".into())],
+            idle_timeout: Duration::from_secs(300),
+            stop_grace: Duration::from_secs(10),
+            job_ttl: Duration::from_secs(7 * 24 * 3600),
+            ephemeral_storage: "10Gi".into(),
+        }
+    }
+
+    fn run(config: ConfigSpec) -> RunSpec {
+        RunSpec {
+            run_id: "01jz0000000000000000000000".into(),
+            config_id: "fix-bugs".into(),
+            config_version: 3,
+            config,
+            prompt: "Fix the bugs".into(),
+            session_id: "00000000-0000-4000-8000-000000000000".into(),
+            branch: "agentfarm/01jz0000000000000000000000".into(),
+        }
+    }
+
+    /// The whole Job, pinned: a change to what an agent may do shows up in review as a change to this file.
+    /// `AGENTFARM_UPDATE_GOLDEN=1 cargo test` rewrites it.
+    #[test]
+    fn the_job_matches_the_golden_file() {
+        let mut config = ConfigSpec::new("Fix bugs", "Fix the bugs");
+        config.repos = vec!["octo/app".into()];
+        let made = job(&run(config), &settings()).unwrap();
+        let yaml = serde_norway::to_string(&made).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/runtime/kube/job.golden.yaml");
+        if std::env::var_os("AGENTFARM_UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &yaml).unwrap();
+        }
+        assert_eq!(yaml, std::fs::read_to_string(path).unwrap());
+    }
+
+    #[test]
+    fn the_shared_volume_mode_mounts_the_claim_and_drops_the_token() {
+        let mut config = ConfigSpec::new("Shared", "task");
+        config.credential_mode = CredentialMode::SharedVolume;
+        config.runtime_class = Some("kata-clh".into());
+        let made = job(&run(config.clone()), &settings()).unwrap();
+        let pod = made.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.runtime_class_name.as_deref(), Some("kata-clh"));
+        let env = pod.containers[0].env.clone().unwrap();
+        assert!(env.iter().all(|var| var.name != "CLAUDE_CODE_OAUTH_TOKEN"));
+        assert!(
+            env.iter()
+                .any(|var| var.name == "CLAUDE_CONFIG_DIR" && var.value.as_deref() == Some("/claude-home"))
+        );
+        let claim = pod
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find_map(|v| v.persistent_volume_claim);
+        assert_eq!(claim.map(|c| c.claim_name).as_deref(), Some("claude-home"));
+
+        let without = KubeSettings {
+            claude_home_claim: None,
+            ..settings()
+        };
+        assert!(matches!(
+            job(&run(config), &without),
+            Err(JobError::NoSharedVolume)
+        ));
+    }
+}

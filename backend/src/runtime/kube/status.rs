@@ -258,18 +258,18 @@ mod tests {
 
     use super::*;
 
-    fn pod(status: Value) -> Known<Pod> {
+    fn pod(status: &Value) -> Known<Pod> {
         Known::Present(serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap())
     }
 
-    fn job(conditions: Value) -> Known<Job> {
+    fn job(conditions: &Value) -> Known<Job> {
         Known::Present(
             serde_json::from_value(json!({"metadata": {"name": "j"}, "status": {"conditions": conditions}}))
                 .unwrap(),
         )
     }
 
-    fn container(state: Value) -> Value {
+    fn container(state: &Value) -> Value {
         json!({"phase": "Running", "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "started": true, "state": state}]})
     }
 
@@ -285,13 +285,13 @@ mod tests {
         assert_eq!(phase(&Known::Unknown, &Known::Absent), Phase::Unknown);
         assert_eq!(phase(&Known::Absent, &Known::Unknown), Phase::Unknown);
         assert_eq!(phase(&Known::Absent, &Known::Absent), Phase::Vanished);
-        assert_eq!(phase(&job(json!([])), &Known::Absent), Phase::Waiting(None));
+        assert_eq!(phase(&job(&json!([])), &Known::Absent), Phase::Waiting(None));
     }
 
     #[test]
     fn waiting_reasons_the_owner_sees() {
         let unschedulable = pod(
-            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
+            &json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
         );
         let Phase::Waiting(Some(why)) = phase(&Known::Unknown, &unschedulable) else {
             panic!("waiting")
@@ -301,7 +301,7 @@ mod tests {
             "{why}"
         );
         let pulling = pod(
-            json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x:1\""}}}]}),
+            &json!({"phase": "Pending", "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x:1\""}}}]}),
         );
         assert_eq!(
             phase(&Known::Unknown, &pulling),
@@ -311,33 +311,33 @@ mod tests {
 
     #[test]
     fn how_agents_end() {
-        let running = pod(container(json!({"running": {}})));
-        assert_eq!(phase(&job(json!([])), &running), Phase::Running);
+        let running = pod(&container(&json!({"running": {}})));
+        assert_eq!(phase(&job(&json!([])), &running), Phase::Running);
 
-        let oom = pod(container(
-            json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+        let oom = pod(&container(
+            &json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
         ));
-        let outcome = ended(phase(&job(json!([])), &oom));
+        let outcome = ended(phase(&job(&json!([])), &oom));
         assert_eq!(outcome.code, Some(137));
         assert!(outcome.error.unwrap().starts_with("OOMKilled"));
 
-        let killed = pod(container(
-            json!({"terminated": {"exitCode": 143, "reason": "Error"}}),
+        let killed = pod(&container(
+            &json!({"terminated": {"exitCode": 143, "reason": "Error"}}),
         ));
         let deadline = job(
-            json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]),
+            &json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]),
         );
         let outcome = ended(phase(&deadline, &killed));
         assert!(outcome.timed_out && outcome.error.is_none());
         assert!(ended(phase(&deadline, &Known::Absent)).timed_out);
 
         let evicted = pod(
-            json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: ephemeral-storage."}),
+            &json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: ephemeral-storage."}),
         );
-        let outcome = ended(phase(&job(json!([])), &evicted));
+        let outcome = ended(phase(&job(&json!([])), &evicted));
         assert!(outcome.error.unwrap().contains("low on resource"));
 
-        let complete = job(json!([{"type": "Complete", "status": "True"}]));
+        let complete = job(&json!([{"type": "Complete", "status": "True"}]));
         assert_eq!(ended(phase(&complete, &Known::Absent)).code, Some(0));
     }
 }
