@@ -336,6 +336,11 @@ fn run(root: &Path, extra: &[String]) -> Result<()> {
     if std::env::var_os("AGENTFARM_WEB_DIR").is_none() && !extra.iter().any(|a| a.starts_with("--web-dir")) {
         command.arg("--web-dir").arg(&dist);
     }
+    // The embedded default, even on a machine whose kubeconfig names a cluster: `-- --runtime auto` or
+    // `-- --runtime kubernetes` asks for one.
+    if std::env::var_os("AGENTFARM_RUNTIME").is_none() && !extra.iter().any(|a| a.starts_with("--runtime")) {
+        command.args(["--runtime", "local"]);
+    }
     if is_root() {
         eprintln!(
             "note: running as root, so agents get IS_SANDBOX=1 (Claude Code refuses unattended mode as root otherwise).\n      The local runtime does not isolate agents; prefer a normal user."

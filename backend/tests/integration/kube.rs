@@ -146,12 +146,13 @@ async fn the_agent_pod_is_restricted() {
     server.model.release("hold");
 }
 
-/// Every line the agent wrote is stored once, in order; then the Job goes and only our finalizer leaves
-/// the pod (another controller's stays).
+/// Every line the agent wrote is stored once, in order, though every watch event arrives twice; then the
+/// Job goes and only our finalizer leaves the pod (another controller's stays).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_once_then_the_pod_is_let_go() {
     let server = TestServer::start_on(Backend::Kube, |_| {}).await;
     let fake = server.kube.as_ref().unwrap();
+    fake.duplicate_events(true);
     let config = server.create_config("Lines", "unused").await;
     let mut socket = server.socket().await;
     let run = server
@@ -428,7 +429,7 @@ async fn restart_truth_table() {
     let server = start_process(&settings, fake.url()).await;
     let url = server.url.clone();
     let mut socket = Socket::connect(&url).await;
-    let seen = until_states(
+    let first = until_states(
         &mut socket,
         &[
             ("run-running", RunState::Running),
@@ -440,14 +441,14 @@ async fn restart_truth_table() {
     )
     .await;
     assert!(
-        seen["run-deadline"]
+        first["run-deadline"]
             .reason
             .as_deref()
             .unwrap()
             .starts_with("timed out")
     );
     assert!(
-        seen["run-oom"]
+        first["run-oom"]
             .reason
             .as_deref()
             .unwrap()
@@ -506,6 +507,7 @@ async fn restart_truth_table() {
         ("run-created", RunState::Starting),
     ] {
         assert_eq!(seen[id].state, state, "{id} changed on the second restart");
+        assert_eq!(seen[id].finished_at, first[id].finished_at, "{id} ended twice");
     }
     assert!(one_job(&fake, "run-never-created") && one_job(&fake, "run-created"));
     server.exit().await;
