@@ -2,12 +2,13 @@
 //! decoded from the API's one shape (`{"error": {code, message, field?, fields?}}`) so forms can put each
 //! message under its field.
 
-use agentfarm_shared::api::{ApiError, ErrorBody, ServerInfo, routes};
+use agentfarm_shared::api::{ApiError, Check, CheckStatus, DoctorReport, ErrorBody, ServerInfo, routes};
 use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion};
 use agentfarm_shared::run::{FollowUp, LaunchRequest, Run};
 use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A failed request: the HTTP status (0 when the server was not reached) and the API's error.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +111,41 @@ async fn send<B: Serialize, T: DeserializeOwned>(method: Method, url: &str, body
 /// `GET /api/info`.
 pub async fn info() -> Result<ServerInfo, Failure> {
     get(routes::INFO).await
+}
+
+/// `GET /api/doctor`: the cluster checks.
+pub async fn doctor() -> Result<DoctorReport, Failure> {
+    let text = call(Method::GET, routes::DOCTOR, None).await?;
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .as_ref()
+        .and_then(doctor_report)
+        .ok_or_else(|| {
+            Failure::local(
+                "decode",
+                "Unexpected answer from the server: not a doctor report".to_owned(),
+            )
+        })
+}
+
+/// Reads a [`DoctorReport`] by hand: serde's derived decoders for it and its rows cost more wasm than this.
+fn doctor_report(value: &Value) -> Option<DoctorReport> {
+    let text = |row: &Value, key: &str| row.get(key).and_then(Value::as_str).map(str::to_owned);
+    let mut checks = Vec::new();
+    for row in value.get("checks")?.as_array()? {
+        checks.push(Check {
+            name: text(row, "name")?,
+            status: match row.get("status")?.as_str()? {
+                "pass" => CheckStatus::Pass,
+                "warn" => CheckStatus::Warn,
+                "fail" => CheckStatus::Fail,
+                _ => return None,
+            },
+            detail: text(row, "detail")?,
+            fix: text(row, "fix"),
+        });
+    }
+    Some(DoctorReport { checks })
 }
 
 /// `GET /api/configs`.
@@ -264,5 +300,38 @@ mod tests {
         );
         assert_eq!(encode("a b/../c"), "a%20b%2F..%2Fc");
         assert_eq!(encode("01jabc-x"), "01jabc-x");
+    }
+
+    #[test]
+    fn doctor_reports_decode_by_hand_as_serde_writes_them() {
+        let report = DoctorReport {
+            checks: vec![
+                Check {
+                    name: "API server".into(),
+                    status: CheckStatus::Pass,
+                    detail: "reachable".into(),
+                    fix: None,
+                },
+                Check {
+                    name: "RuntimeClass gvisor".into(),
+                    status: CheckStatus::Fail,
+                    detail: "missing".into(),
+                    fix: Some("kubectl apply -f manifests/cluster".into()),
+                },
+                Check {
+                    name: "Runtime".into(),
+                    status: CheckStatus::Warn,
+                    detail: "local".into(),
+                    fix: None,
+                },
+            ],
+        };
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(doctor_report(&value), Some(report));
+        assert_eq!(
+            doctor_report(&serde_json::json!({"checks": [{"name": "x", "status": "odd", "detail": ""}]})),
+            None
+        );
+        assert_eq!(doctor_report(&serde_json::json!({})), None);
     }
 }

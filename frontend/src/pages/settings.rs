@@ -1,8 +1,9 @@
 //! Settings (`/settings`): the server's runtime (`#runtime-kind`; `#not-isolated` when agents are plain
-//! processes), `#max-running`, `#server-version`, the live connection (`#connection-state-text`) and a
+//! processes), `#max-running`, `#server-version`, the cluster checks (`#cluster`: one `li.check[data-status]`
+//! per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and a
 //! placeholder for notifications.
 
-use agentfarm_shared::api::ServerInfo;
+use agentfarm_shared::api::{Check, CheckStatus, DoctorReport, ServerInfo};
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
@@ -22,6 +23,16 @@ pub fn Settings() -> Html {
             });
         });
     }
+    // `None` while the checks run: on opening the screen and on "Check again".
+    let checks = use_state(|| None::<Result<DoctorReport, String>>);
+    {
+        let checks = checks.clone();
+        use_effect_with((), move |_| run_checks(checks));
+    }
+    let check_again = {
+        let checks = checks.clone();
+        Callback::from(move |_: MouseEvent| run_checks(checks.clone()))
+    };
     let conn = store.state.conn;
     html! {
         <section class="page settings">
@@ -50,6 +61,23 @@ pub fn Settings() -> Html {
                     },
                 } }
             </section>
+            <section id="cluster" class="card">
+                <div class="section-bar">
+                    <h2 class="section-title">{ "Cluster" }</h2>
+                    <button id="check-again" class="btn btn-small" disabled={checks.is_none()} onclick={check_again}>
+                        { "Check again" }
+                    </button>
+                </div>
+                { match &*checks {
+                    None => html! { <p class="muted">{ "Checking…" }</p> },
+                    Some(Err(error)) => html! {
+                        <p class="load-error" role="alert">{ format!("Could not run the cluster checks: {error}") }</p>
+                    },
+                    Some(Ok(report)) => html! {
+                        <ul id="checks" class="plain-list">{ for report.checks.iter().map(check_row) }</ul>
+                    },
+                } }
+            </section>
             <section class="card">
                 <h2 class="section-title">{ "Live connection" }</h2>
                 <p><span id="connection-state-text" data-state={conn.as_str()}>{ conn.label() }</span></p>
@@ -59,5 +87,33 @@ pub fn Settings() -> Html {
                 <p class="muted">{ "Arrives with push notifications: you will be told when an agent needs input or finishes." }</p>
             </section>
         </section>
+    }
+}
+
+/// Runs the cluster checks (`GET /api/doctor`) into `checks`, showing "Checking…" meanwhile.
+fn run_checks(checks: UseStateHandle<Option<Result<DoctorReport, String>>>) {
+    checks.set(None);
+    spawn_local(async move {
+        checks.set(Some(api::doctor().await.map_err(|f| f.to_string())));
+    });
+}
+
+/// One check (`li.check[data-status]`): its status as text in a coloured badge (`.check-status`), its name,
+/// what was found and, unless it passed, how to fix it (`.check-fix`).
+fn check_row(check: &Check) -> Html {
+    let (status, badge) = match check.status {
+        CheckStatus::Pass => ("pass", "badge check-status check-pass"),
+        CheckStatus::Warn => ("warn", "badge check-status check-warn"),
+        CheckStatus::Fail => ("fail", "badge check-status check-fail"),
+    };
+    html! {
+        <li class="check" data-status={status}>
+            <span class={badge}>{ check.status.label() }</span>{ " " }
+            <strong class="check-name">{ &check.name }</strong>
+            <p class="check-detail">{ &check.detail }</p>
+            if let (Some(fix), false) = (&check.fix, check.status == CheckStatus::Pass) {
+                <p class="check-fix">{ "Fix: " }<span class="mono">{ fix }</span></p>
+            }
+        </li>
     }
 }

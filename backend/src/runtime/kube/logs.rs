@@ -17,6 +17,9 @@ use super::agent::Inbox;
 use super::job::CONTAINER;
 use crate::runtime::lines::read_bounded_line;
 
+/// How often the log of an ended container is tried before the run ends without its tail.
+const FINAL_READ_ATTEMPTS: u32 = 5;
+
 /// The read position in a pod's log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {
@@ -126,7 +129,12 @@ pub async fn follow(
     inbox: mpsc::UnboundedSender<Inbox>,
 ) {
     let mut backoff = Backoff::default();
+    // Failed reads of an ended container's log in a row: its node may be gone, and with it the log.
+    let mut failed_final_reads = 0;
     loop {
+        if inbox.is_closed() {
+            return;
+        }
         // Ask first whether the container has ended: then this read is the last one needed.
         let ended = match pods.get_opt(&pod).await {
             Ok(None) => break,
@@ -184,7 +192,14 @@ pub async fn follow(
                     break;
                 }
             }
+            Err(err) if ended && failed_final_reads >= FINAL_READ_ATTEMPTS => {
+                tracing::warn!(pod, %err, "the end of the agent's log cannot be read; the run ends without it");
+                break;
+            }
             Err(err) => {
+                if ended {
+                    failed_final_reads += 1;
+                }
                 tracing::debug!(pod, %err, "cannot read the log yet; retrying");
                 backoff.wait().await;
             }

@@ -133,19 +133,19 @@ impl KubeRuntime {
 
     async fn launch_job(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
         let job = job::job(&spec, &self.settings).map_err(|err| RuntimeError::Failed(err.to_string()))?;
-        // Tracked before it exists, so no event about it is missed.
-        let events = self.track(&spec.run_id, Position::default(), None, true);
         match self.jobs.create(&PostParams::default(), &job).await {
             // Already there: an earlier attempt got through. Never a second Job for one run.
-            Ok(_) => Ok(events),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(events),
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(err) => {
-                self.registry().unregister(&spec.run_id);
-                Err(RuntimeError::Failed(format!(
+                return Err(RuntimeError::Failed(format!(
                     "cannot create the agent's Job: {err}"
-                )))
+                )));
             }
         }
+        // Tracked from here: what the watchers saw meanwhile is in the registry, and reaches the tracker
+        // first.
+        Ok(self.track(&spec.run_id, Position::default(), None, true))
     }
 
     fn send(
