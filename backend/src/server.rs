@@ -206,6 +206,7 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
         stop_grace: settings.stop_grace(),
         job_ttl: Duration::from_secs(kube.job_ttl),
         ephemeral_storage: kube.agent_storage.clone(),
+        workspace_storage_class: kube.workspace_storage_class.clone(),
     }
 }
 

@@ -162,6 +162,11 @@ pub struct KubeArgs {
     #[arg(long, env = "AGENTFARM_AGENT_STORAGE", default_value = "10Gi", value_parser = parse_quantity)]
     pub agent_storage: String,
 
+    /// A StorageClass for agents' workspaces: each gets its own volume of --agent-storage (a generic
+    /// ephemeral volume, deleted with the pod) instead of node-local emptyDir space.
+    #[arg(long, env = "AGENTFARM_WORKSPACE_STORAGE_CLASS")]
+    pub workspace_storage_class: Option<String>,
+
     /// The node label that marks nodes with /dev/kvm (where Kata runtime classes can run), KEY=VALUE.
     #[arg(long, env = "AGENTFARM_KVM_NODE_LABEL", default_value = "agentfarm.dev/kvm=true", value_parser = parse_label)]
     pub kvm_node_label: (String, String),

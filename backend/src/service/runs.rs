@@ -282,9 +282,7 @@ impl Farm {
         }
         Ok(())
     }
-}
 
-impl Farm {
     /// What the runtime needs to start `run`.
     async fn run_spec(&self, run: Run) -> Result<RunSpec, AppError> {
         Ok(RunSpec {

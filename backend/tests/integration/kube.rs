@@ -519,14 +519,7 @@ async fn restart_truth_table() {
 async fn doctor_prints_its_table_and_fails_with_a_fix() {
     let fake = FakeKube::start().await;
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        kubeconfig.path(),
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
-            fake.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(kubeconfig.path(), kubeconfig_for(&fake.url())).unwrap();
     let path = kubeconfig.path().to_owned();
     let doctor = move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_agentfarm"))
@@ -583,4 +576,60 @@ async fn the_api_serves_the_doctor_report() {
         failed.iter().any(|check| check["name"] == "RuntimeClass gvisor"),
         "the fake cluster has no gvisor RuntimeClass: {failed:?}"
     );
+}
+
+/// `--runtime auto` takes the cluster the kubeconfig names when it answers, else the local runtime, and
+/// says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_picks_the_cluster_when_one_answers() {
+    let fake = FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, kubeconfig_for(&fake.url())).unwrap();
+    let runtime_line = |kubeconfig: Option<std::path::PathBuf>, data: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentfarm"));
+        command
+            .args([
+                "serve",
+                "--runtime",
+                "auto",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path().join(data))
+            .env_clear()
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        async move {
+            let mut child = command.spawn().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("the server printed its runtime");
+                if line.contains("runtime:") {
+                    return line;
+                }
+            }
+        }
+    };
+    let line = within(runtime_line(Some(kubeconfig), "with-cluster")).await;
+    assert!(line.contains("runtime: kubernetes"), "{line}");
+    let line = within(runtime_line(None, "without")).await;
+    assert!(line.contains("runtime: local"), "{line}");
+}
+
+fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+    )
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use agentfarm_shared::config::CredentialMode;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, EphemeralVolumeSource,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimTemplate, PersistentVolumeClaimVolumeSource,
     PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -112,8 +113,35 @@ pub fn job(spec: &RunSpec, settings: &KubeSettings) -> Result<Job, JobError> {
         size_limit: Some(Quantity(limit.to_owned())),
         ..EmptyDirVolumeSource::default()
     };
+    let workspace = match &settings.workspace_storage_class {
+        Some(class) => Volume {
+            name: "workspace".into(),
+            ephemeral: Some(EphemeralVolumeSource {
+                volume_claim_template: Some(PersistentVolumeClaimTemplate {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels.clone()),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: PersistentVolumeClaimSpec {
+                        access_modes: Some(vec!["ReadWriteOnce".into()]),
+                        storage_class_name: Some(class.clone()),
+                        resources: Some(VolumeResourceRequirements {
+                            requests: Some(BTreeMap::from([(
+                                "storage".to_owned(),
+                                Quantity(settings.ephemeral_storage.clone()),
+                            )])),
+                            limits: None,
+                        }),
+                        ..PersistentVolumeClaimSpec::default()
+                    },
+                }),
+            }),
+            ..Volume::default()
+        },
+        None => empty_dir("workspace", size(&settings.ephemeral_storage)),
+    };
     let mut volumes = vec![
-        empty_dir("workspace", size(&settings.ephemeral_storage)),
+        workspace,
         empty_dir("home", size("1Gi")),
         empty_dir("tmp", size("2Gi")),
     ];
@@ -310,6 +338,7 @@ mod tests {
             stop_grace: Duration::from_secs(10),
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             ephemeral_storage: "10Gi".into(),
+            workspace_storage_class: None,
         }
     }
 
@@ -365,6 +394,22 @@ mod tests {
             claude_home_claim: None,
             ..settings()
         };
+        let on_a_volume = KubeSettings {
+            workspace_storage_class: Some("hcloud-volumes".into()),
+            ..settings()
+        };
+        let made = job(&run(config.clone()), &on_a_volume).unwrap();
+        let workspace = made
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .volumes
+            .unwrap()
+            .remove(0);
+        let claim = workspace.ephemeral.unwrap().volume_claim_template.unwrap().spec;
+        assert_eq!(claim.storage_class_name.as_deref(), Some("hcloud-volumes"));
         assert!(matches!(
             job(&run(config), &without),
             Err(JobError::NoSharedVolume)

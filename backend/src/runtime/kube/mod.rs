@@ -66,6 +66,9 @@ pub struct KubeSettings {
     pub job_ttl: Duration,
     /// Ephemeral storage an agent may use (workspace size limit), a quantity such as `10Gi`.
     pub ephemeral_storage: String,
+    /// When set, each workspace is a volume of this StorageClass (`ephemeral_storage` in size) that lives
+    /// and dies with the pod, instead of an emptyDir.
+    pub workspace_storage_class: Option<String>,
 }
 
 /// Runs agents as Jobs.
