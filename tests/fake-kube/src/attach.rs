@@ -60,11 +60,7 @@ async fn session(shared: Arc<Shared>, key: (String, String), mut socket: WebSock
     loop {
         tick.borrow_and_update();
         if terminated(&shared.lock(), &key) {
-            let status = json!({"metadata": {}, "status": "Success"}).to_string();
-            let mut frame = vec![STATUS];
-            frame.extend_from_slice(status.as_bytes());
-            let _ = socket.send(Message::Binary(frame.into())).await;
-            let _ = socket.send(Message::Close(None)).await;
+            finish(&mut socket).await;
             return;
         }
         tokio::select! {
@@ -80,11 +76,7 @@ async fn session(shared: Arc<Shared>, key: (String, String), mut socket: WebSock
                         // output): the session is over, as the kubelet ends it. The container's stdin stays
                         // open for the next session.
                         tracing::debug!(?key, "fake kube: attach stdin closed");
-                        let status = json!({"metadata": {}, "status": "Success"}).to_string();
-                        let mut frame = vec![STATUS];
-                        frame.extend_from_slice(status.as_bytes());
-                        let _ = socket.send(Message::Binary(frame.into())).await;
-                        let _ = socket.send(Message::Close(None)).await;
+                        finish(&mut socket).await;
                         return;
                     }
                     _ => {}
@@ -99,4 +91,14 @@ async fn session(shared: Arc<Shared>, key: (String, String), mut socket: WebSock
             }
         }
     }
+}
+
+/// Ends a session as the kubelet does: a `Success` status on the status channel, then a close.
+async fn finish(socket: &mut WebSocket) {
+    let status = json!({"metadata": {}, "status": "Success"}).to_string();
+    let mut frame = vec![STATUS];
+    frame.extend_from_slice(status.as_bytes());
+    // The client may be gone already; nothing to do about it.
+    let _ = socket.send(Message::Binary(frame.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
 }

@@ -35,6 +35,9 @@ use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, job_name, managed_selector};
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
 
+/// Attempts to delete a finished run's Job and free its pod (about half a minute with the backoff).
+const RELEASE_ATTEMPTS: u32 = 6;
+
 /// How the Kubernetes runtime makes and treats agents.
 #[derive(Debug, Clone)]
 pub struct KubeSettings {
@@ -194,14 +197,22 @@ impl Runtime for KubeRuntime {
     }
 
     fn release(&self, run_id: &str) -> BoxFuture<'_, ()> {
-        let run_id = run_id.to_owned();
-        async move {
-            if let Err(err) = release(&self.jobs, &self.pods, &run_id).await {
-                // The Job's TTL and the next start's sweep catch what is left.
-                tracing::warn!(run_id, %err, "cannot let go of the agent's Job and pod");
+        let (jobs, pods, run_id) = (self.jobs.clone(), self.pods.clone(), run_id.to_owned());
+        // In the background, retried for a while: the API may be down just now. The Job's TTL and the next
+        // start's sweep catch what is left after that.
+        tokio::spawn(async move {
+            let mut backoff = logs::Backoff::default();
+            for attempt in 1..=RELEASE_ATTEMPTS {
+                match release(&jobs, &pods, &run_id).await {
+                    Ok(()) => return,
+                    Err(err) if attempt == RELEASE_ATTEMPTS => {
+                        tracing::warn!(run_id, %err, "cannot let go of the agent's Job and pod");
+                    }
+                    Err(_) => backoff.wait().await,
+                }
             }
-        }
-        .boxed()
+        });
+        async {}.boxed()
     }
 
     fn remove(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
