@@ -30,6 +30,14 @@ pub mod routes {
     pub const RUN_MESSAGES: &str = "/api/runs/{id}/messages";
     /// Page through a run's log (`?after_seq=&limit=`).
     pub const RUN_LOGS: &str = "/api/runs/{id}/logs";
+    /// The VAPID public key (GET).
+    pub const PUSH_KEY: &str = "/api/push/key";
+    /// Push subscriptions: list (GET), subscribe or confirm (POST).
+    pub const PUSH_SUBSCRIPTIONS: &str = "/api/push/subscriptions";
+    /// One subscription: remove (DELETE).
+    pub const PUSH_SUBSCRIPTION: &str = "/api/push/subscriptions/{id}";
+    /// Send a test notification to one subscription (POST).
+    pub const PUSH_TEST: &str = "/api/push/subscriptions/{id}/test";
     /// The cluster checks of `agentfarm doctor` (GET).
     pub const DOCTOR: &str = "/api/doctor";
     /// The live WebSocket stream.

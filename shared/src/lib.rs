@@ -9,6 +9,7 @@
 //! - [`runner`]: the in-pod runner's spec and its own events.
 //! - [`turns`]: whether Claude is working or waiting, from its message lifecycle events.
 //! - [`ws`]: the WebSocket protocol, one tagged enum per direction.
+//! - [`push`]: Web Push keys, subscriptions and the notification payload.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
 //!
 //! Words used everywhere: a **config** is the template; a **run** is one launch of a config version; an
@@ -18,6 +19,7 @@ pub mod api;
 pub mod claude;
 pub mod config;
 pub mod log;
+pub mod push;
 pub mod run;
 pub mod runner;
 mod stamp;
