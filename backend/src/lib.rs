@@ -7,7 +7,8 @@
 //! - [`api`]: routes, the request guard, extractors, the WebSocket session.
 //! - [`service`]: the one place that decides: validates, stores, then publishes.
 //! - [`store`]: SQLite (configs, versions, runs, logs) on one thread.
-//! - [`runtime`]: where agents run; [`runtime::local`] runs them as child processes.
+//! - [`runtime`]: where agents run: [`runtime::local`] as child processes, [`runtime::kube`] as Jobs.
+//! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`hub`]: fan-out of stored changes to sockets.
 //! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
 //! - [`error`]: the one error type and its HTTP form.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod doctor;
 pub mod error;
 pub mod hub;
+pub mod push;
 pub mod runtime;
 pub mod server;
 pub mod service;

@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
+use crate::push::endpoint::Allowlist;
+use crate::push::foreground::Foreground;
+use crate::push::{Push, PushError, PushSettings};
 use crate::runtime::kube::{KubeRuntime, KubeSettings};
 use crate::runtime::local::{LocalRuntime, LocalSettings};
 use crate::runtime::{RunnerSite, SharedRuntime};
@@ -40,6 +43,9 @@ pub enum StartError {
     /// The Kubernetes runtime was asked for and no cluster could be reached.
     #[error("the Kubernetes runtime: {0}")]
     Kubernetes(String),
+    /// Web Push could not be set up.
+    #[error("notifications: {0}")]
+    Push(#[from] PushError),
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
@@ -54,6 +60,8 @@ pub struct App {
     pub router: Router,
     /// The service.
     pub farm: Arc<Farm>,
+    /// The notification sender; it finishes the notification in hand when the server stops.
+    push_worker: tokio::task::JoinHandle<()>,
     _lock: Flock<std::fs::File>,
 }
 
@@ -102,8 +110,16 @@ pub async fn start_on(
         None => None,
     };
     let doctor = cluster.map(|client| Arc::new(Doctor::new(client, settings.kube.doctor_spec())));
+    let push = Push::new(
+        farm.store().clone(),
+        push_settings(settings)?,
+        Arc::new(Foreground::default()),
+    )
+    .await?;
+    let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe(), farm.hub().closed()));
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
+        push,
         doctor,
         policy: Arc::new(policy),
         info: Arc::new(info),
@@ -112,9 +128,13 @@ pub async fn start_on(
     Ok(App {
         router,
         farm,
+        push_worker,
         _lock: lock,
     })
 }
+
+/// How long a stop waits for the notification in hand.
+const PUSH_GRACE: Duration = Duration::from_secs(20);
 
 /// How long `--runtime auto` waits for a cluster to answer.
 const CLUSTER_PATIENCE: Duration = Duration::from_secs(5);
@@ -188,6 +208,31 @@ fn local_settings(settings: &Settings) -> LocalSettings {
     }
 }
 
+/// Web Push's settings: the key from its file when one is named.
+fn push_settings(settings: &Settings) -> Result<PushSettings, StartError> {
+    let push = &settings.push;
+    let private_key = match &push.vapid_private_key_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| StartError::DataDir {
+            path: path.display().to_string(),
+            message: format!("cannot read the VAPID private key: {err}"),
+        })?),
+        None => None,
+    };
+    Ok(PushSettings {
+        contact: push.push_contact.clone(),
+        private_key,
+        allowlist: Allowlist {
+            hosts: push.push_hosts.clone(),
+            insecure_origin: push.push_insecure_origin.clone(),
+        },
+        subscription_ttl: chrono::Duration::days(i64::from(push.push_subscription_days)),
+        base_url: settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.listen)),
+    })
+}
+
 /// The Kubernetes runtime's settings.
 pub fn kube_settings(settings: &Settings) -> KubeSettings {
     let kube = &settings.kube;
@@ -211,7 +256,7 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),
-/// waits for requests in flight, and folds the WAL into the database. Agents are not touched: local ones end
+/// waits for requests in flight and the notification being sent, and folds the WAL into the database. Agents are not touched: local ones end
 /// with the process.
 pub async fn serve(
     app: App,
@@ -226,6 +271,10 @@ pub async fn serve(
     axum::serve(listener, app.router)
         .with_graceful_shutdown(closing)
         .await?;
+    // A notification already sent is also marked sent before the store closes (else it would go again).
+    if tokio::time::timeout(PUSH_GRACE, app.push_worker).await.is_err() {
+        tracing::warn!("the notification sender did not finish in time");
+    }
     app.farm.store().checkpoint().await?;
     Ok(())
 }

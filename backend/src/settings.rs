@@ -85,6 +85,10 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_STOP_GRACE", default_value_t = 10)]
     pub stop_grace: u64,
 
+    /// Web Push settings.
+    #[command(flatten)]
+    pub push: PushArgs,
+
     /// Where agents run: `local` (processes of this user: not isolated), `kubernetes` (Jobs on the cluster
     /// from the in-cluster service account or the kubeconfig), or `auto`: Kubernetes when a cluster answers
     /// and has the agents namespace, else local.
@@ -111,6 +115,34 @@ pub enum RuntimeChoice {
     Local,
     /// Kubernetes Jobs.
     Kubernetes,
+}
+
+/// Settings of Web Push notifications.
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// The contact push services see in every request (the VAPID `sub`): `mailto:you@example.com` or an
+    /// https URL. Apple refuses pushes without a real one; without it, notifications are off.
+    #[arg(long, env = "AGENTFARM_PUSH_CONTACT", value_parser = parse_contact)]
+    pub push_contact: Option<String>,
+
+    /// A file with the VAPID private key (the 32-byte P-256 scalar, base64url), e.g. from a Secret. Without
+    /// it, a key pair is made on first start and kept in the database.
+    #[arg(long, env = "AGENTFARM_VAPID_PRIVATE_KEY_FILE")]
+    pub vapid_private_key_file: Option<std::path::PathBuf>,
+
+    /// Extra push service hosts subscriptions may use, besides Apple's, Google's, Mozilla's and Microsoft's
+    /// (https only). Comma-separated.
+    #[arg(long = "push-host", env = "AGENTFARM_PUSH_HOSTS", value_delimiter = ',')]
+    pub push_hosts: Vec<String>,
+
+    /// Days a subscription lives without the device confirming it (the app confirms on every start; Apple
+    /// answers 201 for dead ones, so unconfirmed ones are dropped).
+    #[arg(long, env = "AGENTFARM_PUSH_SUBSCRIPTION_DAYS", default_value_t = 30)]
+    pub push_subscription_days: u32,
+
+    /// Testing only: one plain-http origin (scheme://host:port) allowed as a push service, e.g. a local fake.
+    #[arg(long, env = "AGENTFARM_PUSH_INSECURE_ORIGIN", hide = true)]
+    pub push_insecure_origin: Option<String>,
 }
 
 /// Settings of the Kubernetes runtime (and of `agentfarm doctor`).
@@ -238,6 +270,18 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         return Err(format!("{text:?} is not a Kubernetes label"));
     }
     Ok((key.to_owned(), value.to_owned()))
+}
+
+fn parse_contact(text: &str) -> Result<String, String> {
+    let valid = text
+        .strip_prefix("mailto:")
+        .is_some_and(|address| address.contains('@') && !address.contains(char::is_whitespace))
+        || text.starts_with("https://");
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected mailto:you@example.com or an https:// URL".into())
+    }
 }
 
 fn parse_quantity(text: &str) -> Result<String, String> {

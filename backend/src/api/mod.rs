@@ -3,7 +3,7 @@
 //!
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
-//! - [`configs`], [`runs`], [`health`]: one module per resource, handlers named by verb.
+//! - [`configs`], [`runs`], [`push`], [`health`]: one module per resource, handlers named by verb.
 //! - [`home`]: the page at `/` when no web app is built.
 //! - [`web`]: the web app (trunk's `dist`): files, SPA fallback, cache rules, Content-Security-Policy.
 //! - [`ws`]: the live stream.
@@ -13,6 +13,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod home;
+pub mod push;
 pub mod runs;
 pub mod web;
 pub mod ws;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use agentfarm_shared::api::{ServerInfo, routes};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::service::Farm;
 pub use guard::RequestPolicy;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub policy: Arc<RequestPolicy>,
     /// Facts for `/api/info`.
     pub info: Arc<ServerInfo>,
+    /// Web Push.
+    pub push: Arc<crate::push::Push>,
     /// The cluster's checks, on the Kubernetes runtime.
     pub doctor: Option<Arc<crate::doctor::Doctor>>,
     /// The web app served at `/` and every path the API does not route; `None`: the placeholder page.
@@ -69,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route(routes::RUN_STOP, post(runs::stop))
         .route(routes::RUN_MESSAGES, post(runs::send))
         .route(routes::RUN_LOGS, get(runs::logs))
+        .route(routes::PUSH_KEY, get(push::key))
+        .route(routes::PUSH_SUBSCRIPTIONS, get(push::list).post(push::subscribe))
+        .route(routes::PUSH_SUBSCRIPTION, delete(push::remove))
+        .route(routes::PUSH_TEST, post(push::test))
         .route(routes::WS, get(ws::upgrade))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

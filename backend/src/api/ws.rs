@@ -11,15 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentfarm_shared::log::LogLine;
+use agentfarm_shared::push::DEVICE_COOKIE;
 use agentfarm_shared::run::Run;
 use agentfarm_shared::ws::{ClientFrame, HEARTBEAT_SECS, MAX_CLIENT_FRAME_BYTES, ServerFrame};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::hub::HubEvent;
+use crate::push::Push;
+use crate::push::foreground::Viewer;
 use crate::service::Farm;
 use crate::store::StoreError;
 
@@ -33,13 +37,36 @@ const FRAME_TEXT_BUDGET: usize = 1024 * 1024;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /api/ws` (the guard has already checked the Origin).
-pub async fn upgrade(State(farm): State<Arc<Farm>>, upgrade: WebSocketUpgrade) -> Response {
+/// The device is named by the `agentfarm_device` cookie (its push subscription), so pushes about the runs
+/// it watches here skip it.
+pub async fn upgrade(
+    State(farm): State<Arc<Farm>>,
+    State(push): State<Arc<Push>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let viewer = device(&headers).map(|device| Viewer::new(Arc::clone(push.foreground()), device));
     upgrade
         .max_message_size(MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(MAX_CLIENT_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            session(sink, stream, farm).await;
+            session(sink, stream, farm, viewer).await;
+        })
+}
+
+/// The push subscription the `agentfarm_device` cookie names, when it looks like one.
+fn device(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, _)| *name == DEVICE_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|id| {
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -59,7 +86,7 @@ impl From<StoreError> for Closed {
 }
 
 /// Serves one client until it leaves.
-pub async fn session<W, R>(sink: W, mut stream: R, farm: Arc<Farm>)
+pub async fn session<W, R>(sink: W, mut stream: R, farm: Arc<Farm>, viewer: Option<Viewer>)
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -70,6 +97,7 @@ where
         sink,
         farm: Arc::clone(&farm),
         next: HashMap::new(),
+        viewer,
     };
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(HEARTBEAT_SECS),
@@ -107,6 +135,8 @@ struct Client<W> {
     farm: Arc<Farm>,
     /// Per subscribed run: the next sequence number the client needs.
     next: HashMap<String, u64>,
+    /// The device on the other end, when it named itself: the runs it watches are open there.
+    viewer: Option<Viewer>,
 }
 
 impl<W: Sink<Message> + Unpin> Client<W> {
@@ -138,10 +168,16 @@ impl<W: Sink<Message> + Unpin> Client<W> {
         };
         match frame {
             ClientFrame::Subscribe { run_id, after_seq } => {
+                if let Some(viewer) = &mut self.viewer {
+                    viewer.watch(&run_id);
+                }
                 self.next.insert(run_id.clone(), after_seq.saturating_add(1));
                 self.catch_up(&run_id, None).await
             }
             ClientFrame::Unsubscribe { run_id } => {
+                if let Some(viewer) = &mut self.viewer {
+                    viewer.unwatch(&run_id);
+                }
                 self.next.remove(&run_id);
                 Ok(())
             }

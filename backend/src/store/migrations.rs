@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "runtime cursor",
         sql: include_str!("sql/0003_runtime_cursor.sql"),
     },
+    Migration {
+        version: 4,
+        name: "push",
+        sql: include_str!("sql/0004_push.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -8,6 +8,7 @@
 mod configs;
 mod logs;
 mod migrations;
+mod push;
 mod runs;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 pub use logs::NewLine;
+pub use push::{DuePush, Kind as PushKind, StoredSubscription};
 pub use runs::{NewRun, RunPatch};
 
 /// What can go wrong in the store.

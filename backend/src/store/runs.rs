@@ -109,6 +109,16 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Run, StoreError> {
 /// Writes the metadata fields of `patch` that are set (`reason` only from `note`: transitions set it).
 pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i64) -> Result<(), StoreError> {
     let diff = patch.diff;
+    if patch.limit_resets_at.is_some() {
+        let first_time: bool = conn.query_row(
+            "SELECT limit_resets_at IS NULL FROM runs WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )?;
+        if first_time {
+            super::push::enqueue(conn, id, super::push::Kind::LimitHit, now)?;
+        }
+    }
     conn.execute(
         "UPDATE runs SET updated_at = ?2,
             exit_code = COALESCE(?3, exit_code),
@@ -183,6 +193,9 @@ impl Store {
                 }
                 let now = to_millis(now);
                 apply_patch(tx, &id, &patch, now)?;
+                if let Some(kind) = super::push::Kind::of_state(to) {
+                    super::push::enqueue(tx, &id, kind, now)?;
+                }
                 tx.execute(
                     "UPDATE runs SET state = ?2, reason = ?3,
                         started_at = CASE WHEN ?2 IN ('running', 'waiting_for_input')

@@ -392,6 +392,7 @@ impl ChannelClient {
             Box::pin(to_client),
             Box::pin(from_client),
             Arc::clone(farm),
+            None,
         ));
         ChannelClient { frames, say }
     }
@@ -410,5 +411,70 @@ impl ChannelClient {
             panic!("{message:?}")
         };
         serde_json::from_str(text.as_str()).unwrap()
+    }
+}
+
+/// A server as its own "process": a thread with its own tokio runtime, so that stopping it ends every task
+/// it had (as an exit would), not only the serving. On the Kubernetes runtime over the fake cluster at
+/// `kube_url` when given, else on the runtime `settings` choose. Returns once it has reconciled and serves.
+pub struct ServerProcess {
+    pub url: String,
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> ServerProcess {
+    let settings = settings.clone();
+    let (ready, url) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = match kube_url {
+                Some(kube_url) => {
+                    let client =
+                        kube::Client::try_from(kube::Config::new(kube_url.parse().unwrap())).unwrap();
+                    let agents =
+                        KubeRuntime::new(client.clone(), agentfarm::server::kube_settings(&settings));
+                    agentfarm::server::start_on(&settings, Arc::new(agents), Some(client)).await
+                }
+                None => agentfarm::server::start(&settings).await,
+            }
+            .unwrap();
+            ready.send(url).unwrap();
+            agentfarm::server::serve(app, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        // Everything this "process" started ends here.
+        runtime.shutdown_background();
+    });
+    ServerProcess {
+        url: tokio::time::timeout(PATIENCE, url).await.unwrap().unwrap(),
+        stop,
+        thread,
+    }
+}
+
+impl ServerProcess {
+    /// Stops it and waits until every task it had is gone.
+    pub async fn exit(self) {
+        drop(self.stop);
+        let thread = self.thread;
+        tokio::time::timeout(
+            PATIENCE,
+            tokio::task::spawn_blocking(move || thread.join().unwrap()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     }
 }

@@ -2,12 +2,9 @@
 //! relist after `410 Gone`, an API outage, the restart truth table, and `agentfarm doctor`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use agentfarm::runtime::RunSpec;
-use agentfarm::runtime::kube::KubeRuntime;
 use agentfarm::runtime::kube::job::{self, job_name};
-use agentfarm::settings::Settings;
 use agentfarm::store::{NewRun, RunPatch, Store};
 use agentfarm_fake_kube::{ContainerState, FakeKube, JobCondition, Kind, PodPhase};
 use agentfarm_fake_model::FakeModel;
@@ -18,10 +15,8 @@ use agentfarm_shared::ws::ServerFrame;
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-use crate::harness::{Backend, PATIENCE, Socket, TestServer, client, kube_settings};
+use crate::harness::{Backend, PATIENCE, Socket, TestServer, client, kube_settings, start_process};
 
 const NS: &str = "agentfarm-agents";
 
@@ -259,60 +254,6 @@ async fn an_api_outage_is_ridden_out_with_backoff() {
     stored_lines(&server.url, &run.id).await;
 }
 
-/// A server on the Kubernetes runtime over the fake cluster at `kube_url`, as its own "process": a thread
-/// with its own tokio runtime, so that stopping it ends every task it had (as an exit would), not only the
-/// serving. Returns once it has reconciled and serves.
-struct Process {
-    url: String,
-    stop: oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-async fn start_process(settings: &Settings, kube_url: String) -> Process {
-    let settings = settings.clone();
-    let (ready, url) = oneshot::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let client = kube::Client::try_from(kube::Config::new(kube_url.parse().unwrap())).unwrap();
-            let agents = KubeRuntime::new(client.clone(), agentfarm::server::kube_settings(&settings));
-            let app = agentfarm::server::start_on(&settings, Arc::new(agents), Some(client))
-                .await
-                .unwrap();
-            ready.send(url).unwrap();
-            agentfarm::server::serve(app, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        // Everything this "process" started ends here.
-        runtime.shutdown_background();
-    });
-    Process {
-        url: within(url).await.unwrap(),
-        stop,
-        thread,
-    }
-}
-
-impl Process {
-    async fn exit(self) {
-        drop(self.stop);
-        let thread = self.thread;
-        within(tokio::task::spawn_blocking(move || thread.join().unwrap()))
-            .await
-            .unwrap();
-    }
-}
-
 fn spec(run_id: &str) -> RunSpec {
     RunSpec {
         run_id: run_id.into(),
@@ -426,7 +367,7 @@ async fn restart_truth_table() {
     fake.set_job_condition(NS, &job_name("run-oom"), &backoff);
     let running_pod = pod("run-running");
 
-    let server = start_process(&settings, fake.url()).await;
+    let server = start_process(&settings, Some(fake.url())).await;
     let url = server.url.clone();
     let mut socket = Socket::connect(&url).await;
     let first = until_states(
@@ -482,7 +423,7 @@ async fn restart_truth_table() {
 
     // Down again; the agent writes on; back up: the log continues without a repeat or a hole.
     fake.append_log(NS, &running_pod, "while down");
-    let server = start_process(&settings, fake.url()).await;
+    let server = start_process(&settings, Some(fake.url())).await;
     let url = server.url.clone();
     let mut socket = Socket::connect(&url).await;
     fake.append_log(NS, &running_pod, "after the restart");

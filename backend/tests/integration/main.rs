@@ -13,6 +13,8 @@ mod images;
 mod kube;
 mod lifecycle;
 mod pull_requests;
+mod push;
+mod push_ui;
 mod queue;
 mod restart;
 mod socket_session;

@@ -1,0 +1,121 @@
+//! What a notification says: the title and body for each kind of event, the page a tap opens, the tag that
+//! keeps one notification per run, and the headers that go with it (TTL, Urgency, Topic).
+
+use agentfarm_shared::push::{DECLARATIVE_WEB_PUSH, Notification, PushPayload};
+use agentfarm_shared::run::Run;
+
+use crate::store::PushKind;
+
+/// Most characters of a run's error or reason in a notification (the whole payload must stay under 4 KB).
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// The notification for `kind` about `run`; `base_url` is where the app is served, `badge` the runs waiting.
+pub fn payload(kind: PushKind, run: Option<&Run>, base_url: &str, badge: u32) -> PushPayload {
+    let (title, body) = match (kind, run) {
+        (PushKind::Test, _) | (_, None) => (
+            "agentfarm".to_owned(),
+            "Notifications work on this device.".to_owned(),
+        ),
+        (PushKind::Succeeded, Some(run)) => {
+            let mut body = match &run.pr_url {
+                Some(url) => format!("Pull request: {url}"),
+                None => "Finished.".to_owned(),
+            };
+            if let Some(cost) = run.cost_usd {
+                body.push_str(&format!(" Cost ${cost:.2}"));
+            }
+            if let Some(turns) = run.turns {
+                body.push_str(&format!(", {turns} turns"));
+            }
+            (format!("{} finished", run.config_id), body)
+        }
+        (PushKind::Failed, Some(run)) => (
+            format!("{} failed", run.config_id),
+            clip(
+                run.last_error
+                    .as_deref()
+                    .or(run.reason.as_deref())
+                    .unwrap_or("It failed."),
+            ),
+        ),
+        (PushKind::WaitingForInput, Some(run)) => (
+            format!("{} needs you", run.config_id),
+            "The agent finished its turn and waits for a follow-up.".to_owned(),
+        ),
+        (PushKind::LimitHit, Some(run)) => (
+            format!("{} hit the usage limit", run.config_id),
+            match run.limit_resets_at {
+                Some(at) => format!("The subscription's limit resets at {} UTC.", at.format("%H:%M")),
+                None => "The subscription's usage limit stopped the agent.".to_owned(),
+            },
+        ),
+    };
+    let base = base_url.trim_end_matches('/');
+    PushPayload {
+        web_push: DECLARATIVE_WEB_PUSH,
+        notification: Notification {
+            title,
+            body,
+            navigate: match run {
+                Some(run) => format!("{base}/runs/{}", run.id),
+                None => format!("{base}/settings"),
+            },
+            tag: run.map(|run| format!("run-{}", run.id)),
+            app_badge: Some(badge),
+        },
+        run_id: run.map(|run| run.id.clone()),
+    }
+}
+
+fn clip(text: &str) -> String {
+    let mut clipped: String = text.chars().take(MAX_DETAIL_CHARS).collect();
+    if clipped.len() < text.len() {
+        clipped.push('…');
+    }
+    clipped
+}
+
+/// Seconds a push service keeps an undelivered notification.
+pub fn ttl(kind: PushKind) -> u32 {
+    match kind {
+        PushKind::Test => 60,
+        _ => 24 * 3600,
+    }
+}
+
+/// How soon the device should wake for it.
+pub fn urgency(kind: PushKind) -> web_push::Urgency {
+    match kind {
+        PushKind::Succeeded | PushKind::Test => web_push::Urgency::Normal,
+        PushKind::Failed | PushKind::WaitingForInput | PushKind::LimitHit => web_push::Urgency::High,
+    }
+}
+
+/// The Topic header: a newer notification about the same run replaces an undelivered older one.
+pub fn topic(run: Option<&Run>) -> Option<String> {
+    run.map(|run| format!("run-{}", run.id).chars().take(32).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_stay_small_and_say_what_happened() {
+        let mut run: Run = serde_json::from_value(serde_json::json!({
+            "id": "01jz0000000000000000000000", "config_id": "fix-bugs", "config_version": 1, "prompt": "p",
+            "state": "failed", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "last_seq": 0
+        }))
+        .unwrap();
+        run.last_error = Some("x".repeat(10_000));
+        let payload = payload(PushKind::Failed, Some(&run), "https://farm.example.ts.net/", 2);
+        assert_eq!(payload.notification.title, "fix-bugs failed");
+        assert_eq!(
+            payload.notification.navigate,
+            "https://farm.example.ts.net/runs/01jz0000000000000000000000"
+        );
+        assert!(serde_json::to_vec(&payload).unwrap().len() < 3_000);
+        assert_eq!(topic(Some(&run)).unwrap().len(), 30);
+    }
+}

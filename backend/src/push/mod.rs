@@ -1,0 +1,457 @@
+//! Web Push: tells the owner's devices, once, when an agent finishes, fails, needs input or hits a usage
+//! limit.
+//!
+//! - Keys: a VAPID key pair made on first start and kept in the store (or read from a file, e.g. a Secret).
+//! - Subscriptions: checked against an allowlist of push services ([`endpoint`]); a device re-confirms
+//!   its subscription on every app start, and unconfirmed ones expire.
+//! - The outbox: the store queues one row per event and device in the same transaction as the run change,
+//!   so a notification exists exactly when its event does, across restarts too. The delivery task
+//!   ([`Push::run`]) sends due rows: encrypted (aes128gcm) and signed (VAPID), with TTL, Urgency and Topic;
+//!   retries 5xx and timeouts with backoff, waits out a 429's `Retry-After`, drops the subscription on
+//!   404/410, follows no redirects. A device that has the run open on a live connection is skipped.
+//! - [`message`]: what each notification says; [`foreground`]: which device has which run open.
+
+pub mod endpoint;
+pub mod foreground;
+pub mod message;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentfarm_shared::push::{NewSubscription, PushKey, Subscription};
+use agentfarm_shared::validate::{self, Violations};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair};
+use tokio::sync::Notify;
+use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPushMessageBuilder};
+
+use self::endpoint::Allowlist;
+use self::foreground::Foreground;
+use crate::error::AppError;
+use crate::store::{DuePush, PushKind, Store, StoredSubscription};
+
+/// Longest device name.
+const MAX_DEVICE: usize = 100;
+/// Notifications sent per store query.
+const BATCH: u32 = 32;
+/// Longest a push service may take to answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// Attempts before a notification is given up.
+const MAX_ATTEMPTS: u32 = 12;
+/// The first retry's delay; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Longest wait between looks at the outbox (also how often unconfirmed subscriptions are dropped).
+const IDLE_LOOK: Duration = Duration::from_secs(60);
+
+/// How the push service is set up.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// The VAPID `sub` contact; notifications are off without it.
+    pub contact: Option<String>,
+    /// The VAPID private key from a file, if given (else one is made and stored).
+    pub private_key: Option<String>,
+    /// Which push services subscriptions may use.
+    pub allowlist: Allowlist,
+    /// How long a subscription lives unconfirmed.
+    pub subscription_ttl: chrono::Duration,
+    /// Where the app is served, for the page a notification opens.
+    pub base_url: String,
+}
+
+/// Why push could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The configured key is not a P-256 private key.
+    #[error("the VAPID private key is not a base64url P-256 scalar")]
+    BadKey,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// The push service.
+pub struct Push {
+    store: Store,
+    settings: PushSettings,
+    /// `(private, public)`, base64url.
+    keys: (String, String),
+    foreground: Arc<Foreground>,
+    wake: Notify,
+    http: reqwest::Client,
+}
+
+impl Push {
+    /// Loads or makes the keys; call [`Push::run`] to start delivering.
+    pub async fn new(
+        store: Store,
+        settings: PushSettings,
+        foreground: Arc<Foreground>,
+    ) -> Result<Arc<Push>, PushError> {
+        let keys = match &settings.private_key {
+            Some(private) => {
+                let pair = URL_SAFE_NO_PAD
+                    .decode(private.trim())
+                    .ok()
+                    .and_then(|raw| ES256KeyPair::from_bytes(&raw).ok())
+                    .ok_or(PushError::BadKey)?;
+                (private.trim().to_owned(), public_key(&pair))
+            }
+            None => {
+                store
+                    .push_keys(
+                        || {
+                            let pair = ES256KeyPair::generate();
+                            Ok((URL_SAFE_NO_PAD.encode(pair.to_bytes()), public_key(&pair)))
+                        },
+                        Utc::now(),
+                    )
+                    .await?
+            }
+        };
+        // TLS to the push services uses ring; installing it fails only if a provider is already installed,
+        // which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(SEND_TIMEOUT)
+            .build()
+            .map_err(|_| PushError::BadKey)?;
+        Ok(Arc::new(Push {
+            store,
+            settings,
+            keys,
+            foreground,
+            wake: Notify::new(),
+            http,
+        }))
+    }
+
+    fn enabled(&self) -> Result<&str, AppError> {
+        self.settings.contact.as_deref().ok_or_else(|| {
+            AppError::Conflict(
+                "notifications are off: start the server with --push-contact mailto:you@example.com".into(),
+            )
+        })
+    }
+
+    /// The application server key.
+    pub fn key(&self) -> Result<PushKey, AppError> {
+        self.enabled()?;
+        Ok(PushKey {
+            public_key: self.keys.1.clone(),
+        })
+    }
+
+    /// Subscribes a device, or confirms it; true when it is new.
+    pub async fn subscribe(&self, new: NewSubscription) -> Result<(Subscription, bool), AppError> {
+        self.enabled()?;
+        let mut v = Violations::default();
+        v.check("endpoint", self.settings.allowlist.check(&new.endpoint).map(drop));
+        v.check("keys.p256dh", key_bytes(&new.keys.p256dh, 65));
+        v.check("keys.auth", key_bytes(&new.keys.auth, 16));
+        v.check("device", validate::text(&new.device, MAX_DEVICE, true));
+        v.finish()?;
+        let now = Utc::now();
+        let device = if new.device.trim().is_empty() {
+            "a device".to_owned()
+        } else {
+            new.device.trim().to_owned()
+        };
+        let (stored, created) = self
+            .store
+            .upsert_subscription(StoredSubscription {
+                id: uuid::Uuid::new_v4().to_string(),
+                endpoint: new.endpoint,
+                p256dh: new.keys.p256dh,
+                auth: new.keys.auth,
+                device,
+                created_at: now,
+                confirmed_at: now,
+            })
+            .await?;
+        Ok((listed(&stored), created))
+    }
+
+    /// Every subscribed device.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, AppError> {
+        Ok(self.store.subscriptions().await?.iter().map(listed).collect())
+    }
+
+    /// Removes a device.
+    pub async fn unsubscribe(&self, id: String) -> Result<(), AppError> {
+        if self.store.delete_subscription(id.clone()).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("subscription {id}")))
+        }
+    }
+
+    /// Sends a test notification to one device.
+    pub async fn test(&self, id: String) -> Result<(), AppError> {
+        self.enabled()?;
+        if !self.store.enqueue_test_push(id.clone(), Utc::now()).await? {
+            return Err(AppError::NotFound(format!("subscription {id}")));
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Which device has which run open.
+    pub fn foreground(&self) -> &Arc<Foreground> {
+        &self.foreground
+    }
+
+    /// Delivers the outbox for as long as the server runs. `changes` wakes it when runs change (the store
+    /// may have queued notifications with them).
+    /// Ends between two notifications once `closed` resolves.
+    pub async fn run(
+        self: Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::hub::HubEvent>,
+        closed: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        if self.settings.contact.is_none() {
+            return;
+        }
+        tokio::pin!(closed);
+        loop {
+            if let Err(err) = self.deliver_due().await {
+                tracing::warn!(%err, "delivering notifications failed; trying again later");
+            }
+            let next = match self.store.next_push_due().await {
+                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(IDLE_LOOK),
+                _ => IDLE_LOOK,
+            };
+            tokio::select! {
+                () = &mut closed => return,
+                () = tokio::time::sleep(next) => {}
+                () = self.wake.notified() => {}
+                change = changes.recv() => {
+                    if matches!(change, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver_due(&self) -> Result<(), AppError> {
+        let expired = self
+            .store
+            .expire_subscriptions(Utc::now() - self.settings.subscription_ttl)
+            .await?;
+        if expired > 0 {
+            tracing::info!(expired, "dropped subscriptions their devices stopped confirming");
+        }
+        loop {
+            let due = self.store.due_pushes(Utc::now(), BATCH).await?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            for push in due {
+                self.deliver(push).await?;
+            }
+        }
+    }
+
+    async fn deliver(&self, push: DuePush) -> Result<(), AppError> {
+        let kind = match push.kind.as_str() {
+            "succeeded" => PushKind::Succeeded,
+            "failed" => PushKind::Failed,
+            "waiting_for_input" => PushKind::WaitingForInput,
+            "limit_hit" => PushKind::LimitHit,
+            _ => PushKind::Test,
+        };
+        if let Some(run) = &push.run
+            && self.foreground.is_open(&push.subscription.id, &run.id)
+        {
+            tracing::debug!(run_id = run.id, "not pushing: the device has the run open");
+            return Ok(self.store.push_done(push.id).await?);
+        }
+        if kind != PushKind::Test && push.run.is_none() {
+            // The run was deleted before its notification went out.
+            return Ok(self.store.push_done(push.id).await?);
+        }
+        let badge = self.store.runs_waiting().await?;
+        let payload = message::payload(kind, push.run.as_ref(), &self.settings.base_url, badge);
+        let outcome = match self
+            .send(&push.subscription, kind, push.run.as_ref(), &payload)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::warn!(%err, "cannot build a notification; dropping it");
+                Outcome::Drop
+            }
+        };
+        match outcome {
+            Outcome::Sent => self.store.push_done(push.id).await?,
+            Outcome::Gone => {
+                tracing::info!(
+                    device = push.subscription.device,
+                    "the push service forgot this device; removing it"
+                );
+                self.store
+                    .delete_subscription(push.subscription.id.clone())
+                    .await?;
+            }
+            Outcome::Drop => self.store.push_done(push.id).await?,
+            Outcome::RetryAfter(wait) => {
+                self.store
+                    .push_retry(
+                        push.id,
+                        Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    )
+                    .await?;
+            }
+            Outcome::Retry if push.attempts + 1 >= MAX_ATTEMPTS => {
+                tracing::warn!(
+                    device = push.subscription.device,
+                    "giving up a notification after {MAX_ATTEMPTS} attempts"
+                );
+                self.store.push_done(push.id).await?;
+            }
+            Outcome::Retry => {
+                let wait = FIRST_BACKOFF
+                    .saturating_mul(1 << push.attempts.min(16))
+                    .min(MAX_BACKOFF);
+                self.store
+                    .push_retry(
+                        push.id,
+                        Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        to: &StoredSubscription,
+        kind: PushKind,
+        run: Option<&agentfarm_shared::run::Run>,
+        payload: &agentfarm_shared::push::PushPayload,
+    ) -> Result<Outcome, web_push::WebPushError> {
+        let contact = self.settings.contact.clone().unwrap_or_default();
+        let Ok(url) = self.settings.allowlist.check(&to.endpoint) else {
+            // The allowlist changed since it subscribed.
+            return Ok(Outcome::Gone);
+        };
+        let info = SubscriptionInfo::new(to.endpoint.clone(), to.p256dh.clone(), to.auth.clone());
+        let mut signature = VapidSignatureBuilder::from_base64(&self.keys.0, &info)?;
+        signature.add_claim("sub", contact);
+        signature.add_claim("aud", url.origin().ascii_serialization());
+        let body = serde_json::to_vec(payload).unwrap_or_default();
+        let mut builder = WebPushMessageBuilder::new(&info);
+        builder.set_payload(ContentEncoding::Aes128Gcm, &body);
+        builder.set_ttl(message::ttl(kind));
+        builder.set_urgency(message::urgency(kind));
+        if let Some(topic) = message::topic(run) {
+            builder.set_topic(topic);
+        }
+        builder.set_vapid_signature(signature.build()?);
+        let message = builder.build()?;
+        let mut request = self.http.post(url).header("TTL", message.ttl.to_string());
+        if let Some(urgency) = message.urgency {
+            request = request.header("Urgency", urgency.to_string());
+        }
+        if let Some(topic) = message.topic {
+            request = request.header("Topic", topic);
+        }
+        if let Some(payload) = message.payload {
+            request = request
+                .header("Content-Encoding", payload.content_encoding.to_str())
+                .header("Content-Type", "application/octet-stream");
+            for (name, value) in payload.crypto_headers {
+                request = request.header(name, value);
+            }
+            request = request.body(payload.content);
+        }
+        Ok(match request.send().await {
+            Ok(response) => outcome(response.status().as_u16(), response.headers()),
+            Err(err) => {
+                tracing::debug!(%err, "the push service did not answer; retrying later");
+                Outcome::Retry
+            }
+        })
+    }
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Delivered to the push service.
+    Sent,
+    /// The subscription is dead: remove it.
+    Gone,
+    /// Refused for good (bad request, too large, unauthorized): drop this notification.
+    Drop,
+    /// Try again after this long (429 with `Retry-After`).
+    RetryAfter(Duration),
+    /// Try again with backoff (5xx, no answer).
+    Retry,
+}
+
+fn outcome(status: u16, headers: &reqwest::header::HeaderMap) -> Outcome {
+    let retry_after = || {
+        headers
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    };
+    match status {
+        200..=299 => Outcome::Sent,
+        404 | 410 => Outcome::Gone,
+        429 => Outcome::RetryAfter(retry_after().unwrap_or(Duration::from_secs(60)).min(MAX_BACKOFF)),
+        500..=599 => retry_after().map_or(Outcome::Retry, |wait| Outcome::RetryAfter(wait.min(MAX_BACKOFF))),
+        _ => Outcome::Drop,
+    }
+}
+
+fn public_key(pair: &ES256KeyPair) -> String {
+    URL_SAFE_NO_PAD.encode(pair.key_pair().public_key().to_bytes_uncompressed())
+}
+
+fn key_bytes(value: &str, len: usize) -> Result<(), String> {
+    match URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')) {
+        Ok(bytes) if bytes.len() == len => Ok(()),
+        _ => Err(format!("must be {len} bytes, base64url")),
+    }
+}
+
+fn listed(stored: &StoredSubscription) -> Subscription {
+    let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    Subscription {
+        id: stored.id.clone(),
+        device: stored.device.clone(),
+        service: url::Url::parse(&stored.endpoint)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default(),
+        created_at: stamp(stored.created_at),
+        confirmed_at: stamp(stored.confirmed_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_answer_means() {
+        let none = reqwest::header::HeaderMap::new();
+        let mut later = reqwest::header::HeaderMap::new();
+        later.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(outcome(201, &none), Outcome::Sent);
+        assert_eq!(outcome(404, &none), Outcome::Gone);
+        assert_eq!(outcome(410, &none), Outcome::Gone);
+        assert_eq!(outcome(429, &later), Outcome::RetryAfter(Duration::from_secs(7)));
+        assert_eq!(outcome(503, &none), Outcome::Retry);
+        assert_eq!(outcome(413, &none), Outcome::Drop);
+    }
+}
