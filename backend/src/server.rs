@@ -212,9 +212,9 @@ fn local_settings(settings: &Settings) -> LocalSettings {
 fn push_settings(settings: &Settings) -> Result<PushSettings, StartError> {
     let push = &settings.push;
     let private_key = match &push.vapid_private_key_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| StartError::DataDir {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| PushError::KeyFile {
             path: path.display().to_string(),
-            message: format!("cannot read the VAPID private key: {err}"),
+            message: err.to_string(),
         })?),
         None => None,
     };

@@ -68,6 +68,17 @@ pub enum PushError {
     /// The configured key is not a P-256 private key.
     #[error("the VAPID private key is not a base64url P-256 scalar")]
     BadKey,
+    /// The key file could not be read.
+    #[error("cannot read the VAPID private key {path}: {message}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -119,7 +130,7 @@ impl Push {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(SEND_TIMEOUT)
             .build()
-            .map_err(|_| PushError::BadKey)?;
+            .map_err(|err| PushError::Client(err.to_string()))?;
         Ok(Arc::new(Push {
             store,
             settings,
