@@ -83,14 +83,19 @@ const SELECT_SUBSCRIPTION: &str =
     "SELECT id, endpoint, p256dh, auth, device, created_at, confirmed_at FROM push_subscriptions";
 
 fn subscription_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSubscription> {
+    subscription_at(row, 0)
+}
+
+/// The subscription in the seven columns from `first` on, in [`SELECT_SUBSCRIPTION`]'s order.
+fn subscription_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<StoredSubscription> {
     Ok(StoredSubscription {
-        id: row.get(0)?,
-        endpoint: row.get(1)?,
-        p256dh: row.get(2)?,
-        auth: row.get(3)?,
-        device: row.get(4)?,
-        created_at: from_millis(row.get(5)?),
-        confirmed_at: from_millis(row.get(6)?),
+        id: row.get(first)?,
+        endpoint: row.get(first + 1)?,
+        p256dh: row.get(first + 2)?,
+        auth: row.get(first + 3)?,
+        device: row.get(first + 4)?,
+        created_at: from_millis(row.get(first + 5)?),
+        confirmed_at: from_millis(row.get(first + 6)?),
     })
 }
 
@@ -253,15 +258,7 @@ impl Store {
                         row.get::<_, Option<String>>(1)?,
                         row.get::<_, String>(2)?,
                         row.get::<_, u32>(3)?,
-                        StoredSubscription {
-                            id: row.get(4)?,
-                            endpoint: row.get(5)?,
-                            p256dh: row.get(6)?,
-                            auth: row.get(7)?,
-                            device: row.get(8)?,
-                            created_at: from_millis(row.get(9)?),
-                            confirmed_at: from_millis(row.get(10)?),
-                        },
+                        subscription_at(row, 4)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
