@@ -52,16 +52,7 @@ async fn dispatch(
         path: uri
             .path_and_query()
             .map_or_else(|| uri.path().to_owned(), |path| path.as_str().to_owned()),
-        headers: request
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: agentfarm_local_server::recorded_headers(request.headers()),
     };
     tracing::debug!(
         method = recorded.method,

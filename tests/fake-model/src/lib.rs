@@ -67,10 +67,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        agentfarm_local_server::find_header(&self.headers, name)
     }
 
     /// The text of the last user message (without `<system-reminder>` sections), empty if none.

@@ -240,15 +240,7 @@ fn recorded(
         kind,
         method: method.to_string(),
         path: uri.to_string(),
-        headers: headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: agentfarm_local_server::recorded_headers(headers),
         body,
     }
 }

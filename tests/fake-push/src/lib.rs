@@ -130,10 +130,7 @@ pub struct RecordedPush {
 impl RecordedPush {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        agentfarm_local_server::find_header(&self.headers, name)
     }
 }
 

@@ -127,16 +127,7 @@ async fn dispatch(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -
             at,
             method: parts.method.to_string(),
             path,
-            headers: parts
-                .headers
-                .iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_owned(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
+            headers: agentfarm_local_server::recorded_headers(&parts.headers),
             body,
             status: answer.status,
             refusal: answer.refusal.clone(),

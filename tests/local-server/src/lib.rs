@@ -1,9 +1,11 @@
 //! Test support: an axum router served on `127.0.0.1:<free port>` in the current tokio runtime until the
-//! handle is dropped — how every fake (model, GitHub, Kubernetes) starts and stops.
+//! handle is dropped — how every fake (model, GitHub, Kubernetes, push) starts and stops — and how they
+//! record request headers.
 
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::http::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -70,4 +72,25 @@ impl LocalServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// A request's headers as the fakes record them: names lower-case, values as text, in arrival order.
+pub fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The first value of header `name` (case-insensitive) among recorded headers.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
 }
