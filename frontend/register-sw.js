@@ -5,5 +5,9 @@ if ('serviceWorker' in navigator) {
     navigator.serviceWorker
       .register('/sw.js', { scope: '/', updateViaCache: 'none' })
       .catch((err) => console.warn('agentfarm: service worker not registered', err));
+    // Notifications allowed: push.js confirms this device to the server and sets its cookie.
+    if (window.Notification && Notification.permission === 'granted') {
+      document.head.append(Object.assign(document.createElement('script'), { src: '/push.js' }));
+    }
   });
 }

@@ -14,6 +14,8 @@
 // and since the page itself is fetched network-first, a waiting worker does not hold back a new build.
 // clients.claim() only matters on the very first install (no worker before): the open page gets one at once.
 // Bump VERSION when this file's caching logic changes.
+//
+// Below the caching: Web Push (showing notifications, opening a tapped one's page). See the comment there.
 
 const VERSION = 1;
 const CACHE = `agentfarm-shell-v${VERSION}`;
@@ -146,6 +148,83 @@ self.addEventListener('fetch', (event) => {
   }
 });
 
-// Web Push goes here (a later issue): a `push` handler that shows a notification for every push inside
-// event.waitUntil (iOS revokes subscriptions otherwise), `notificationclick` focusing or opening the run's
-// page, and `pushsubscriptionchange`. See docs on iOS Web Push before writing them.
+// Web Push. The payload is Apple's declarative form (`PushPayload` in shared/src/push.rs): iOS 18.4+ may show
+// it without waking this worker; everywhere else this handler shows it. Every push shows a notification, even
+// one that cannot be read (iOS revokes a subscription whose pushes show nothing). A tap opens the run's page
+// in an open window of the app, else a new one; only pages of this origin are ever opened.
+
+// `url` when it is of this origin, else the app's start page.
+function ownUrl(url) {
+  try {
+    const parsed = typeof url === 'string' && new URL(url, self.location.origin);
+    if (parsed && parsed.origin === self.location.origin) return parsed.href;
+  } catch {}
+  return new URL(PAGE, self.location.origin).href;
+}
+
+function text(value, fallback) {
+  return typeof value === 'string' ? value : fallback;
+}
+
+self.addEventListener('push', (event) => {
+  let notification = null;
+  try {
+    notification = event.data && event.data.json().notification;
+  } catch {}
+  const valid = notification && typeof notification.title === 'string';
+  const { title, body, navigate, tag, app_badge: count } = valid
+    ? notification
+    : { title: 'agentfarm', body: 'Something changed: open agentfarm to see it.' };
+  const options = { body: text(body, ''), data: { url: ownUrl(navigate) }, icon: '/icons/icon-192.png' };
+  // One notification per run: a newer one replaces it, and alerts again.
+  if (typeof tag === 'string' && tag) Object.assign(options, { tag, renotify: true });
+  const shown = self.registration.showNotification(title, options);
+  // The home-screen icon's badge: the runs that need the owner (left as it is when the push does not say).
+  const nav = self.navigator;
+  const badge =
+    typeof count === 'number' && 'setAppBadge' in nav
+      ? (count > 0 ? nav.setAppBadge(count) : nav.clearAppBadge()).catch(() => {})
+      : null;
+  event.waitUntil(Promise.all([shown, badge]));
+});
+
+// Focuses a window of the app (the one already showing `url`, else the focused or visible one, else any) and
+// navigates it there; opens a new window when there is none, or when it cannot be navigated (not controlled).
+async function openPage(url) {
+  const href = ownUrl(url);
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const client =
+    windows.find((c) => c.url === href) ||
+    windows.find((c) => c.focused) ||
+    windows.find((c) => c.visibilityState === 'visible') ||
+    windows[0];
+  if (client) {
+    // Allowed only while handling a tap; the window is navigated either way.
+    await client.focus().catch(() => {});
+    if (client.url === href) return;
+    try {
+      if (await client.navigate(href)) return;
+    } catch {}
+  }
+  await self.clients.openWindow(href);
+}
+
+// The tap on `notification`. (Headless Chromium cannot tap one: backend/tests/integration/push_ui.rs calls
+// this through DevTools.)
+function clicked(notification) {
+  notification.close();
+  return openPage(notification.data && notification.data.url);
+}
+
+self.addEventListener('notificationclick', (event) => {
+  event.waitUntil(clicked(event.notification).catch(() => {}));
+});
+
+// The push service replaced or dropped the subscription (Firefox does; Chromium and Safari hardly ever):
+// subscribe again with the same key. The app posts it to the server with the device's name at its next start
+// (push.js), and the server lets the old one expire.
+self.addEventListener('pushsubscriptionchange', (event) => {
+  const old = event.oldSubscription;
+  if (event.newSubscription || !old || !old.options) return;
+  event.waitUntil(self.registration.pushManager.subscribe(old.options).catch(() => {}));
+});

@@ -31,6 +31,10 @@ pub struct NewSubscription {
     /// A name for the device, shown in the list (e.g. "iPhone").
     #[serde(default)]
     pub device: String,
+    /// True when the device only re-confirms an earlier subscription (at app start): refused with 404 if
+    /// it was removed meanwhile, so a removal from another device sticks.
+    #[serde(default)]
+    pub confirm: bool,
     /// `PushSubscription.expirationTime`, when the browser gives one (ms since the epoch); ignored.
     #[serde(default, rename = "expirationTime", skip_serializing)]
     pub expiration_time: Option<f64>,

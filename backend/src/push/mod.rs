@@ -172,18 +172,26 @@ impl Push {
         } else {
             new.device.trim().to_owned()
         };
-        let (stored, created) = self
+        let confirmed = self
             .store
-            .upsert_subscription(StoredSubscription {
-                id: uuid::Uuid::new_v4().to_string(),
-                endpoint: new.endpoint,
-                p256dh: new.keys.p256dh,
-                auth: new.keys.auth,
-                device,
-                created_at: now,
-                confirmed_at: now,
-            })
+            .upsert_subscription(
+                StoredSubscription {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    endpoint: new.endpoint,
+                    p256dh: new.keys.p256dh,
+                    auth: new.keys.auth,
+                    device,
+                    created_at: now,
+                    confirmed_at: now,
+                },
+                new.confirm,
+            )
             .await?;
+        let (stored, created) = confirmed.ok_or_else(|| {
+            AppError::NotFound(
+                "this device's subscription (it was removed; turn notifications on again)".into(),
+            )
+        })?;
         Ok((listed(&stored), created))
     }
 

@@ -140,12 +140,13 @@ impl Store {
         .await
     }
 
-    /// Stores a subscription, or confirms the one with the same endpoint (new keys and name replace the old).
-    /// Returns it and whether it is new.
+    /// Stores a subscription (unless `only_confirm`), or confirms the one with the same endpoint (new keys
+    /// and name replace the old). Returns it and whether it is new; `None` when there was nothing to confirm.
     pub async fn upsert_subscription(
         &self,
         candidate: StoredSubscription,
-    ) -> Result<(StoredSubscription, bool), StoreError> {
+        only_confirm: bool,
+    ) -> Result<Option<(StoredSubscription, bool)>, StoreError> {
         self.call(move |conn| {
             write(conn, Durability::Full, |tx| {
                 let existing: Option<String> = tx
@@ -165,6 +166,7 @@ impl Store {
                         )?;
                         (id, false)
                     }
+                    None if only_confirm => return Ok(None),
                     None => {
                         tx.execute(
                             "INSERT INTO push_subscriptions
@@ -187,7 +189,7 @@ impl Store {
                     [&id],
                     subscription_from_row,
                 )?;
-                Ok((stored, created))
+                Ok(Some((stored, created)))
             })
         })
         .await

@@ -289,3 +289,28 @@ async fn the_device_looking_at_the_run_is_not_notified() {
     assert!(payloads.iter().all(|p| p.get("run_id").is_none()), "{payloads:?}");
     drop(ws);
 }
+
+/// A device removed (from another device) cannot come back by re-confirming at start: only by subscribing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_stays_removed_until_it_subscribes_again() {
+    let push = FakePush::start().await;
+    let server = server(&push).await;
+    let sub = push.subscribe();
+    let id = subscribe(&server, &sub).await;
+    let mut confirm = sub.json();
+    confirm["confirm"] = json!(true);
+    let (status, _) = server.post("/api/push/subscriptions", confirm.clone()).await;
+    assert_eq!(status, StatusCode::OK, "a known device confirms");
+    let removed = server
+        .http
+        .delete(format!("{}/api/push/subscriptions/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let (status, body) = server.post("/api/push/subscriptions", confirm).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, list) = server.get("/api/push/subscriptions").await;
+    assert_eq!(list, json!([]));
+    subscribe(&server, &sub).await;
+}

@@ -1,7 +1,9 @@
 //! Settings (`/settings`): the server's runtime (`#runtime-kind`; `#not-isolated` when agents are plain
 //! processes), `#max-running`, `#server-version`, the cluster checks (`#cluster`: one `li.check[data-status]`
-//! per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and a
-//! placeholder for notifications.
+//! per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and
+//! notifications (`#notifications`), drawn by `frontend/push.js`: a plain script added with the section, so
+//! it is fetched only when Settings opens (never in the first load); it draws the section's content each time
+//! it is added.
 
 use agentfarm_shared::api::{Check, CheckStatus, DoctorReport, ServerInfo};
 use yew::platform::spawn_local;
@@ -84,7 +86,7 @@ pub fn Settings() -> Html {
             </section>
             <section id="notifications" class="card">
                 <h2 class="section-title">{ "Notifications" }</h2>
-                <p class="muted">{ "Arrives with push notifications: you will be told when an agent needs input or finishes." }</p>
+                <script src="/push.js"></script>
             </section>
         </section>
     }
