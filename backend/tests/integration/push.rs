@@ -314,3 +314,41 @@ async fn a_removed_device_stays_removed_until_it_subscribes_again() {
     assert_eq!(list, json!([]));
     subscribe(&server, &sub).await;
 }
+
+/// A usage limit is announced with its reset time, and the failure that follows with its error; both carry
+/// the run's tag, so the second replaces the first on the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_limit_and_a_failure_are_announced() {
+    let push = FakePush::start().await;
+    let server = server(&push).await;
+    let sub = push.subscribe();
+    subscribe(&server, &sub).await;
+    let config = server.create_config("Limited", "unused").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "[[usage-limit]] work").await;
+    socket.until_state(&run.id, RunState::Failed).await;
+    within(push.wait_for(&sub, 2)).await;
+    let payloads = push.cleartext_json(&sub);
+    let titles: Vec<&str> = payloads
+        .iter()
+        .filter_map(|p| p["notification"]["title"].as_str())
+        .collect();
+    assert!(
+        titles.contains(&format!("{config} hit the usage limit").as_str()),
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&format!("{config} failed").as_str()),
+        "{titles:?}"
+    );
+    assert!(
+        payloads
+            .iter()
+            .all(|p| p["notification"]["tag"] == format!("run-{}", run.id))
+    );
+    let urgencies: Vec<Option<String>> = push.received(&sub).into_iter().map(|d| d.urgency).collect();
+    assert!(
+        urgencies.iter().all(|u| u.as_deref() == Some("high")),
+        "{urgencies:?}"
+    );
+}
