@@ -256,8 +256,8 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),
-/// waits for requests in flight and the notification being sent, and folds the WAL into the database. Agents are not touched: local ones end
-/// with the process.
+/// waits for requests in flight and the notification being sent, and folds the WAL into the database.
+/// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,
     listener: TcpListener,
