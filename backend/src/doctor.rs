@@ -33,13 +33,13 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const POD_SECURITY_LABEL: &str = "pod-security.kubernetes.io/enforce";
 
 /// The control plane's Role (agents namespace) and ClusterRole (RuntimeClasses, nodes).
-const RBAC_MANIFEST: &str = "manifests/control-plane/rbac.yaml";
+const RBAC_MANIFEST: &str = "manifests/base/control-plane/rbac.yaml";
 
 /// Where the agents namespace is defined.
-const NAMESPACE_MANIFEST: &str = "manifests/cluster/namespace.yaml";
+const NAMESPACE_MANIFEST: &str = "manifests/base/cluster/namespace.yaml";
 
 /// The directory of the RuntimeClass manifests (`runtimeclass-{name}.yaml`).
-const RUNTIME_CLASS_DIR: &str = "manifests/cluster";
+const RUNTIME_CLASS_DIR: &str = "manifests/base/cluster";
 
 /// The cluster setup guide (sandbox runtimes, node labels).
 const INFRA_README: &str = "infra/README.md";
@@ -100,7 +100,7 @@ pub async fn run(client: &Client, spec: &DoctorSpec) -> DoctorReport {
     }
     let namespace = call(Api::<Namespace>::all(client.clone()).get(&spec.namespace)).await;
     checks.push(namespace_check(&spec.namespace, namespace));
-    checks.push(rbac(client, &spec.namespace).await);
+    checks.push(rbac(client, &spec.namespace, &spec.secrets).await);
     let classes = call(Api::<RuntimeClass>::all(client.clone()).list(&ListParams::default())).await;
     checks.extend(runtime_class_checks(spec, classes));
     for need in &spec.secrets {
@@ -344,24 +344,26 @@ fn namespace_check(namespace: &str, answer: Result<Namespace, Problem>) -> Check
 
 /// One permission the runtime needs.
 #[derive(Debug, Clone, Copy)]
-struct Permission {
+struct Permission<'a> {
     /// E.g. `create`.
-    verb: &'static str,
+    verb: &'a str,
     /// API group (`""` for core).
-    group: &'static str,
+    group: &'a str,
     /// Resource plural.
-    resource: &'static str,
+    resource: &'a str,
     /// Subresource, e.g. `log`.
-    subresource: &'static str,
+    subresource: &'a str,
     /// Cluster-scoped (asked without a namespace).
     cluster: bool,
     /// Missing it fails the check (otherwise it warns).
     required: bool,
+    /// One named object (a Role may grant `resourceNames` only); `""`: any.
+    name: &'a str,
 }
 
-impl Permission {
+impl<'a> Permission<'a> {
     /// A permission in the agents namespace.
-    const fn namespaced(verb: &'static str, group: &'static str, resource: &'static str) -> Permission {
+    const fn namespaced(verb: &'a str, group: &'a str, resource: &'a str) -> Permission<'a> {
         Permission {
             verb,
             group,
@@ -369,24 +371,30 @@ impl Permission {
             subresource: "",
             cluster: false,
             required: true,
+            name: "",
         }
     }
 
     /// The same on a subresource.
-    const fn sub(self, subresource: &'static str) -> Permission {
+    const fn sub(self, subresource: &'a str) -> Permission<'a> {
         Permission { subresource, ..self }
     }
 
     /// The same, cluster-scoped.
-    const fn cluster(self) -> Permission {
+    const fn cluster(self) -> Permission<'a> {
         Permission {
             cluster: true,
             ..self
         }
     }
 
+    /// The same, on the object named `name` only.
+    const fn named(self, name: &'a str) -> Permission<'a> {
+        Permission { name, ..self }
+    }
+
     /// The same, only warned about when missing.
-    const fn optional(self) -> Permission {
+    const fn optional(self) -> Permission<'a> {
         Permission {
             required: false,
             ..self
@@ -402,13 +410,16 @@ impl Permission {
         if !self.group.is_empty() {
             resource = format!("{resource}.{}", self.group);
         }
+        if !self.name.is_empty() {
+            resource = format!("{resource}/{}", self.name);
+        }
         let scope = if self.cluster { " (cluster-wide)" } else { "" };
         format!("{} {resource}{scope}", self.verb)
     }
 }
 
-/// Everything the Kubernetes runtime does, as permissions.
-const PERMISSIONS: [Permission; 18] = [
+/// Everything the Kubernetes runtime does, as permissions (and `get` on each Secret it reads, by name).
+const PERMISSIONS: [Permission<'static>; 17] = [
     job("create"),
     job("get"),
     job("list"),
@@ -424,8 +435,6 @@ const PERMISSIONS: [Permission; 18] = [
     // kubectl and kube use POST or GET for the attach WebSocket upgrade, depending on the version.
     pod("create").sub("attach"),
     pod("get").sub("attach"),
-    // `get` only: the runtime names the Secrets it reads and never lists them.
-    Permission::namespaced("get", "", "secrets"),
     Permission::namespaced("get", "", "persistentvolumeclaims"),
     Permission::namespaced("list", "node.k8s.io", "runtimeclasses").cluster(),
     // Only the informative KVM check lists nodes.
@@ -433,17 +442,17 @@ const PERMISSIONS: [Permission; 18] = [
 ];
 
 /// A Job permission in the agents namespace.
-const fn job(verb: &'static str) -> Permission {
+const fn job(verb: &'static str) -> Permission<'static> {
     Permission::namespaced(verb, "batch", "jobs")
 }
 
 /// A Pod permission in the agents namespace.
-const fn pod(verb: &'static str) -> Permission {
+const fn pod(verb: &'static str) -> Permission<'static> {
     Permission::namespaced(verb, "", "pods")
 }
 
 /// Asks the API server whether the control plane may do `permission`.
-async fn may(client: &Client, namespace: &str, permission: Permission) -> Result<bool, Problem> {
+async fn may(client: &Client, namespace: &str, permission: Permission<'_>) -> Result<bool, Problem> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -451,6 +460,7 @@ async fn may(client: &Client, namespace: &str, permission: Permission) -> Result
                 group: Some(permission.group.to_owned()),
                 resource: Some(permission.resource.to_owned()),
                 subresource: (!permission.subresource.is_empty()).then(|| permission.subresource.to_owned()),
+                name: (!permission.name.is_empty()).then(|| permission.name.to_owned()),
                 namespace: (!permission.cluster).then(|| namespace.to_owned()),
                 ..ResourceAttributes::default()
             }),
@@ -464,20 +474,25 @@ async fn may(client: &Client, namespace: &str, permission: Permission) -> Result
 }
 
 /// 3. One SelfSubjectAccessReview per permission, summarised in one row.
-async fn rbac(client: &Client, namespace: &str) -> Check {
+async fn rbac(client: &Client, namespace: &str, secrets: &[SecretNeed]) -> Check {
+    // `get` on each Secret by name only: the runtime never lists them, and a Role grants them by name.
+    let secret_gets = secrets
+        .iter()
+        .map(|secret| Permission::namespaced("get", "", "secrets").named(&secret.name));
+    let permissions: Vec<Permission> = PERMISSIONS.iter().copied().chain(secret_gets).collect();
     let answers = join_all(
-        PERMISSIONS
+        permissions
             .iter()
             .map(|permission| may(client, namespace, *permission)),
     )
     .await;
-    rbac_check(namespace, PERMISSIONS.iter().copied().zip(answers))
+    rbac_check(namespace, permissions.into_iter().zip(answers))
 }
 
 /// The RBAC row from each permission's answer.
-fn rbac_check(
+fn rbac_check<'a>(
     namespace: &str,
-    answers: impl IntoIterator<Item = (Permission, Result<bool, Problem>)>,
+    answers: impl IntoIterator<Item = (Permission<'a>, Result<bool, Problem>)>,
 ) -> Check {
     let mut total = 0;
     let mut missing = Vec::new();

@@ -212,10 +212,21 @@ fn local_settings(settings: &Settings) -> LocalSettings {
 fn push_settings(settings: &Settings) -> Result<PushSettings, StartError> {
     let push = &settings.push;
     let private_key = match &push.vapid_private_key_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|err| PushError::KeyFile {
-            path: path.display().to_string(),
-            message: err.to_string(),
-        })?),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(key) => Some(key),
+            // An optional Secret that does not exist: the key kept in the database serves.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "no VAPID key file; using the key kept in the database");
+                None
+            }
+            Err(err) => {
+                return Err(PushError::KeyFile {
+                    path: path.display().to_string(),
+                    message: err.to_string(),
+                }
+                .into());
+            }
+        },
         None => None,
     };
     Ok(PushSettings {

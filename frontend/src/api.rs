@@ -316,7 +316,7 @@ mod tests {
                     name: "RuntimeClass gvisor".into(),
                     status: CheckStatus::Fail,
                     detail: "missing".into(),
-                    fix: Some("kubectl apply -f manifests/cluster".into()),
+                    fix: Some("kubectl apply -k manifests/overlays/hetzner".into()),
                 },
                 Check {
                     name: "Runtime".into(),

@@ -213,7 +213,7 @@ async fn a_missing_runtime_class_fails_with_how_to_install_it() {
 
     let table = doctor::render(&report);
     assert!(
-        table.contains("fix: kubectl apply -f manifests/cluster/runtimeclass-gvisor.yaml"),
+        table.contains("fix: kubectl apply -f manifests/base/cluster/runtimeclass-gvisor.yaml"),
         "{table}"
     );
 }
