@@ -25,6 +25,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair};
 use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
 use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPushMessageBuilder};
 
 use self::endpoint::Allowlist;
@@ -44,7 +45,7 @@ const MAX_ATTEMPTS: u32 = 12;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest retry delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// Longest wait between looks at the outbox (also how often unconfirmed subscriptions are dropped).
+/// Longest wait between looks at the outbox, and how often unconfirmed subscriptions are dropped.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
 
 /// How the push service is set up.
@@ -224,8 +225,8 @@ impl Push {
         &self.foreground
     }
 
-    /// Delivers the outbox for as long as the server runs. `changes` wakes it when runs change (the store
-    /// may have queued notifications with them).
+    /// Delivers the outbox for as long as the server runs. `changes` wakes it when a run changes (the store
+    /// may have queued notifications with it).
     /// Ends between two notifications once `closed` resolves.
     pub async fn run(
         self: Arc<Self>,
@@ -236,7 +237,14 @@ impl Push {
             return;
         }
         tokio::pin!(closed);
+        let mut expired_at: Option<tokio::time::Instant> = None;
         loop {
+            if expired_at.is_none_or(|at| at.elapsed() >= IDLE_LOOK) {
+                expired_at = Some(tokio::time::Instant::now());
+                if let Err(err) = self.expire().await {
+                    tracing::warn!(%err, "dropping unconfirmed subscriptions failed; trying again later");
+                }
+            }
             if let Err(err) = self.deliver_due().await {
                 tracing::warn!(%err, "delivering notifications failed; trying again later");
             }
@@ -244,12 +252,23 @@ impl Push {
                 Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(IDLE_LOOK),
                 _ => IDLE_LOOK,
             };
+            // Only a run change can have queued a notification: log lines, the bulk of the hub's traffic,
+            // do not wake the sender.
+            let run_changed = async {
+                loop {
+                    match changes.recv().await {
+                        Ok(crate::hub::HubEvent::Run(_)) | Err(RecvError::Lagged(_)) => return true,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return false,
+                    }
+                }
+            };
             tokio::select! {
                 () = &mut closed => return,
                 () = tokio::time::sleep(next) => {}
                 () = self.wake.notified() => {}
-                change = changes.recv() => {
-                    if matches!(change, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                open = run_changed => {
+                    if !open {
                         return;
                     }
                 }
@@ -257,7 +276,8 @@ impl Push {
         }
     }
 
-    async fn deliver_due(&self) -> Result<(), AppError> {
+    /// Drops subscriptions their devices stopped confirming.
+    async fn expire(&self) -> Result<(), AppError> {
         let expired = self
             .store
             .expire_subscriptions(Utc::now() - self.settings.subscription_ttl)
@@ -265,6 +285,10 @@ impl Push {
         if expired > 0 {
             tracing::info!(expired, "dropped subscriptions their devices stopped confirming");
         }
+        Ok(())
+    }
+
+    async fn deliver_due(&self) -> Result<(), AppError> {
         loop {
             let due = self.store.due_pushes(Utc::now(), BATCH).await?;
             if due.is_empty() {

@@ -34,6 +34,37 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Safety net for anything a test awaits: far longer than any step takes, so it only ends hung tests.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
+/// `future`, or a test failure after [`PATIENCE`].
+pub async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .expect("it never got there")
+}
+
+/// The VAPID contact servers that push are started with.
+pub const PUSH_CONTACT: &str = "mailto:owner@example.com";
+
+/// Turns notifications on in `settings`, with `push` (a local fake push service) allowed besides the real
+/// push services.
+pub fn push_to(settings: &mut Settings, push: &agentfarm_fake_push::FakePush) {
+    settings.push.push_contact = Some(PUSH_CONTACT.into());
+    settings.push.push_insecure_origin = Some(push.origin());
+}
+
+/// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
+pub fn web_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        dir.join("index.html").exists(),
+        "{} has no index.html: run `cargo xtask web` first",
+        dir.display()
+    );
+    dir
+}
+
 /// The agent runner built with this workspace: `$AGENTFARM_RUNNER_BIN`, else next to this test binary's
 /// directory (`target/<profile>/agentfarm-runner`, which `cargo test --workspace` builds).
 pub fn runner_bin() -> std::path::PathBuf {

@@ -16,15 +16,9 @@ use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PATIENCE, Socket, TestServer, client, kube_settings, start_process};
+use crate::harness::{Backend, Socket, TestServer, client, kube_settings, start_process, within};
 
 const NS: &str = "agentfarm-agents";
-
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .expect("the cluster never got there")
-}
 
 async fn stored_lines(server_url: &str, run_id: &str) -> Vec<String> {
     let (status, page) = crate::harness::respond(client(server_url).get(format!(

@@ -10,17 +10,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::harness::{PATIENCE, TestServer, client, respond, start_process, test_settings};
-
-const CONTACT: &str = "mailto:owner@example.com";
+use crate::harness::{
+    PUSH_CONTACT, TestServer, client, push_to, respond, start_process, test_settings, within,
+};
 
 async fn server(push: &FakePush) -> TestServer {
-    let origin = push.origin();
-    TestServer::start_with(move |settings| {
-        settings.push.push_contact = Some(CONTACT.into());
-        settings.push.push_insecure_origin = Some(origin);
-    })
-    .await
+    TestServer::start_with(|settings| push_to(settings, push)).await
 }
 
 async fn subscribe(server: &TestServer, sub: &Subscriber) -> String {
@@ -29,10 +24,6 @@ async fn subscribe(server: &TestServer, sub: &Subscriber) -> String {
     let (status, created) = server.post("/api/push/subscriptions", body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created["id"].as_str().unwrap().to_owned()
-}
-
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future).await.expect("in time")
 }
 
 /// A finished run reaches the device: decrypted with its key, signed for the push service's origin, with
@@ -80,7 +71,7 @@ async fn a_finished_run_is_pushed_encrypted_and_signed() {
         Some(format!("run-{}", run.id).as_str())
     );
     assert_eq!(delivery.vapid.aud, push.origin());
-    assert_eq!(delivery.vapid.sub, CONTACT);
+    assert_eq!(delivery.vapid.sub, PUSH_CONTACT);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -186,8 +177,7 @@ async fn a_restart_between_enqueue_and_send_delivers_once() {
     let model = agentfarm_fake_model::FakeModel::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path(), &model);
-    settings.push.push_contact = Some(CONTACT.into());
-    settings.push.push_insecure_origin = Some(push.origin());
+    push_to(&mut settings, &push);
     let sub = push.subscribe();
 
     let first = start_process(&settings, None).await;

@@ -8,7 +8,6 @@
 //! made. Nor can a system notification be tapped, and `getNotifications()` there sometimes misses one just
 //! shown: the test attaches to the worker over DevTools, records what it shows, and calls its tap handler.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use agentfarm_fake_push::FakePush;
@@ -21,24 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::browser::{Browser, Viewport};
-use crate::harness::{Backend, PATIENCE, TestServer, client_builder};
-
-/// The VAPID contact the push-enabled server is started with.
-const CONTACT: &str = "mailto:owner@example.com";
-
-/// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
-fn web_dir() -> PathBuf {
-    let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("index.html").exists(),
-        "{} has no index.html: run `cargo xtask web` first",
-        dir.display()
-    );
-    dir
-}
+use crate::harness::{Backend, PATIENCE, TestServer, client_builder, push_to, web_dir};
 
 /// A server with the web app and without notifications (no push contact).
 async fn plain_server() -> TestServer {
@@ -51,12 +33,10 @@ async fn plain_server() -> TestServer {
 
 /// A server that pushes, to `push` (a local fake push service) among the real ones.
 async fn server_pushing_to(push: &FakePush) -> TestServer {
-    let origin = push.origin();
     TestServer::start_on(Backend::Local, |s| {
         s.web_dir = Some(web_dir());
         s.idle_timeout = 3_600;
-        s.push.push_contact = Some(CONTACT.into());
-        s.push.push_insecure_origin = Some(origin);
+        push_to(s, push);
     })
     .await
 }

@@ -2,28 +2,12 @@
 //! whole journey through the UI on the local runtime and on the (fake) Kubernetes one, the Settings screen's
 //! runtime and cluster checks on both, the phone viewport, installability and offline start.
 
-use std::path::PathBuf;
-
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::browser::{Browser, Viewport};
-use crate::harness::{Backend, PATIENCE, TestServer};
-
-/// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
-fn web_dir() -> PathBuf {
-    let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../frontend/dist"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("index.html").exists(),
-        "{} has no index.html: run `cargo xtask web` first",
-        dir.display()
-    );
-    dir
-}
+use crate::harness::{Backend, PATIENCE, TestServer, web_dir};
 
 async fn ui_server() -> TestServer {
     ui_server_on(Backend::Local).await
