@@ -38,8 +38,11 @@ const RBAC_MANIFEST: &str = "manifests/base/control-plane/rbac.yaml";
 /// Where the agents namespace is defined.
 const NAMESPACE_MANIFEST: &str = "manifests/base/cluster/namespace.yaml";
 
-/// The directory of the RuntimeClass manifests (`runtimeclass-{name}.yaml`).
+/// The directory of the gVisor RuntimeClass manifest (`runtimeclass-{name}.yaml`).
 const RUNTIME_CLASS_DIR: &str = "manifests/base/cluster";
+
+/// The directory of the Kata RuntimeClass manifests (`runtimeclass-{name}.yaml`).
+const KATA_CLASS_DIR: &str = "manifests/components/kata";
 
 /// The cluster setup guide (sandbox runtimes, node labels).
 const INFRA_README: &str = "infra/README.md";
@@ -100,7 +103,7 @@ pub async fn run(client: &Client, spec: &DoctorSpec) -> DoctorReport {
     }
     let namespace = call(Api::<Namespace>::all(client.clone()).get(&spec.namespace)).await;
     checks.push(namespace_check(&spec.namespace, namespace));
-    checks.push(rbac(client, &spec.namespace, &spec.secrets).await);
+    checks.push(rbac(client, spec).await);
     let classes = call(Api::<RuntimeClass>::all(client.clone()).list(&ListParams::default())).await;
     checks.extend(runtime_class_checks(spec, classes));
     for need in &spec.secrets {
@@ -342,23 +345,23 @@ fn namespace_check(namespace: &str, answer: Result<Namespace, Problem>) -> Check
     }
 }
 
-/// One permission the runtime needs.
-#[derive(Debug, Clone, Copy)]
-struct Permission<'a> {
+/// One permission the control plane needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission<'a> {
     /// E.g. `create`.
-    verb: &'a str,
+    pub verb: &'a str,
     /// API group (`""` for core).
-    group: &'a str,
+    pub group: &'a str,
     /// Resource plural.
-    resource: &'a str,
+    pub resource: &'a str,
     /// Subresource, e.g. `log`.
-    subresource: &'a str,
-    /// Cluster-scoped (asked without a namespace).
-    cluster: bool,
+    pub subresource: &'a str,
+    /// Cluster-scoped (asked without a namespace); otherwise in the agents namespace.
+    pub cluster: bool,
     /// Missing it fails the check (otherwise it warns).
-    required: bool,
+    pub required: bool,
     /// One named object (a Role may grant `resourceNames` only); `""`: any.
-    name: &'a str,
+    pub name: &'a str,
 }
 
 impl<'a> Permission<'a> {
@@ -418,8 +421,8 @@ impl<'a> Permission<'a> {
     }
 }
 
-/// Everything the Kubernetes runtime does, as permissions (and `get` on each Secret it reads, by name).
-const PERMISSIONS: [Permission<'static>; 17] = [
+/// Everything the Kubernetes runtime does, as permissions (besides `get` on each Secret it reads, by name).
+const RUNTIME_PERMISSIONS: [Permission<'static>; 17] = [
     job("create"),
     job("get"),
     job("list"),
@@ -473,13 +476,29 @@ async fn may(client: &Client, namespace: &str, permission: Permission<'_>) -> Re
     Ok(answer.status.is_some_and(|status| status.allowed))
 }
 
-/// 3. One SelfSubjectAccessReview per permission, summarised in one row.
-async fn rbac(client: &Client, namespace: &str, secrets: &[SecretNeed]) -> Check {
+/// Everything the control plane does with the API (the Kubernetes runtime and these checks): what its RBAC
+/// must grant, and all it needs (`manifests/base/control-plane/rbac.yaml` grants exactly this).
+pub fn permissions(spec: &DoctorSpec) -> Vec<Permission<'_>> {
     // `get` on each Secret by name only: the runtime never lists them, and a Role grants them by name.
-    let secret_gets = secrets
+    let secret_gets = spec
+        .secrets
         .iter()
         .map(|secret| Permission::namespaced("get", "", "secrets").named(&secret.name));
-    let permissions: Vec<Permission> = PERMISSIONS.iter().copied().chain(secret_gets).collect();
+    let namespace_get = Permission::namespaced("get", "", "namespaces")
+        .cluster()
+        .named(&spec.namespace);
+    RUNTIME_PERMISSIONS
+        .iter()
+        .copied()
+        .chain(secret_gets)
+        .chain([namespace_get])
+        .collect()
+}
+
+/// 3. One SelfSubjectAccessReview per permission, summarised in one row.
+async fn rbac(client: &Client, spec: &DoctorSpec) -> Check {
+    let namespace = &spec.namespace;
+    let permissions = permissions(spec);
     let answers = join_all(
         permissions
             .iter()
@@ -570,13 +589,14 @@ fn is_kata(name: &str) -> bool {
 
 /// How to create a missing RuntimeClass.
 fn runtime_class_fix(name: &str, kvm_label: &str) -> String {
-    let file = format!("{RUNTIME_CLASS_DIR}/runtimeclass-{name}.yaml");
     if is_kata(name) {
+        let file = format!("{KATA_CLASS_DIR}/runtimeclass-{name}.yaml");
         format!(
             "kubectl apply -f {file}; Kata needs KVM-capable nodes labelled {kvm_label} with kata-deploy \
              installed (see {INFRA_README})"
         )
     } else if name.starts_with("gvisor") || name == "runsc" {
+        let file = format!("{RUNTIME_CLASS_DIR}/runtimeclass-{name}.yaml");
         format!("kubectl apply -f {file}; gVisor must be installed on the nodes (see {INFRA_README})")
     } else {
         format!(
@@ -985,9 +1005,10 @@ mod tests {
 
     #[test]
     fn only_optional_permissions_missing_warns() {
-        let answers = PERMISSIONS
-            .iter()
-            .map(|permission| (*permission, Ok(permission.required)));
+        let spec = spec();
+        let answers = permissions(&spec)
+            .into_iter()
+            .map(|permission| (permission, Ok(permission.required)));
         let row = rbac_check("agents", answers);
         assert_eq!(row.status, CheckStatus::Warn);
         assert!(row.detail.contains("list nodes (cluster-wide)"), "{}", row.detail);

@@ -156,7 +156,7 @@ async fn a_ready_cluster_passes_and_prints_every_check() {
         row(&report, "Namespace agentfarm-agents").status,
         CheckStatus::Pass
     );
-    assert!(row(&report, "RBAC").detail.contains("all 18"), "{report:#?}");
+    assert!(row(&report, "RBAC").detail.contains("all 19"), "{report:#?}");
     assert!(row(&report, "RuntimeClass gvisor").detail.contains("runsc"));
     assert!(row(&report, "Other RuntimeClasses").detail.contains("kata-fc"));
     let secret = row(&report, "Secret claude-token");

@@ -7,6 +7,7 @@
 mod bad_input;
 mod browser;
 mod configs;
+mod deploy;
 mod doctor;
 mod harness;
 mod images;

@@ -380,7 +380,7 @@ pub fn ConfigEditor(props: &Props) -> Html {
                             <p id="shared-volume-warning" class="warning-box" role="note">
                                 { "Every shared-volume agent uses one Claude login. Claude rotates refresh tokens, so \
                                    agents can log each other out, and one agent can plant hooks or settings that run \
-                                   in the others. The server must be started with --shared-claude-dir." }
+                                   in the others. The server must offer it (--shared-claude-dir, or --claude-home-claim on Kubernetes)." }
                             </p>
                         }
                         { field_error(errs, "credential_mode") }

@@ -1,0 +1,14 @@
+//! The deploy kit, checked offline (no cluster runs here): every kustomization renders and parses strictly
+//! into k8s-openapi types; the rendered objects meet the security policy (restricted pods, RBAC no wider
+//! than `doctor` checks, agent egress never to private ranges, no Secret data); the Job the Kubernetes runtime
+//! makes refers only to objects the manifests create; the hetzner-k3s config matches the tool's schema; the
+//! scripts pass shellcheck and plan without a cluster.
+
+mod agent_job;
+mod cluster_config;
+mod objects;
+mod policy;
+mod render;
+mod restricted;
+mod scripts;
+mod settings;

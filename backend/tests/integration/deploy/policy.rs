@@ -1,0 +1,510 @@
+//! Policy on the rendered manifests: pods only where `restricted` is enforced, RBAC exactly what `doctor`
+//! checks (never list/watch on Secrets), agents without ingress and without egress to private ranges, the
+//! control plane reachable only from the Tailscale proxy, no Secret data anywhere in the repository.
+
+use std::collections::BTreeSet;
+
+use agentfarm::doctor;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+
+use super::objects::{self, Object, every_rendering_parsed};
+use super::render::{every_rendering, repo, yaml_documents, yaml_files};
+use super::restricted;
+use super::settings::deployed_settings;
+
+/// Namespaces that may run pods outside `restricted`, and why.
+const NOT_RESTRICTED: [(&str, &str); 1] = [(
+    "agentfarm-nfs",
+    "the opt-in NFS server needs a privileged container",
+)];
+
+/// Ranges agents must never reach: the private networks (nodes, API server, kubelets, pods, services), the
+/// tailnet and link-local (the metadata service).
+const FORBIDDEN_EGRESS: [&str; 5] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+];
+
+#[test]
+fn every_rendering_and_manifest_file_parses_strictly() {
+    let renderings = every_rendering();
+    assert!(
+        renderings
+            .iter()
+            .any(|rendering| rendering.name == "overlays/hetzner")
+    );
+    for (name, objects) in every_rendering_parsed() {
+        assert!(
+            objects
+                .iter()
+                .any(|object| matches!(object, Object::Deployment(_))),
+            "{name} renders no Deployment"
+        );
+    }
+    // Files applied by hand (example Secrets, one-time pods) parse the same way; files of kustomizations
+    // are checked as rendered above, and documents without a kind (Helm values, the cluster config) are not
+    // Kubernetes objects.
+    let mut checked = 0;
+    let applied_by_hand = yaml_files("manifests")
+        .into_iter()
+        .chain(yaml_files("infra"))
+        .filter(|path| {
+            !path
+                .ancestors()
+                .skip(1)
+                .take_while(|dir| *dir != repo())
+                .any(|dir| dir.join("kustomization.yaml").exists())
+        });
+    for path in applied_by_hand {
+        let text = std::fs::read_to_string(&path).expect("read manifest");
+        let documents: Vec<_> = yaml_documents(&text)
+            .into_iter()
+            .filter(|document| document["kind"].is_string() && document["apiVersion"].is_string())
+            .filter(|document| {
+                !document["apiVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("kustomize.config.k8s.io/")
+            })
+            .collect();
+        checked += objects::parse_all(&path.display().to_string(), &documents).len();
+    }
+    assert!(
+        checked >= 4,
+        "only {checked} objects applied by hand in manifests/ and infra/"
+    );
+}
+
+#[test]
+fn pods_run_only_in_namespaces_that_enforce_restricted() {
+    for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
+        let enforced: BTreeSet<&str> = objects
+            .iter()
+            .filter_map(|object| match object {
+                Object::Namespace(namespace) => {
+                    let labels = namespace.metadata.labels.as_ref()?;
+                    (labels
+                        .get("pod-security.kubernetes.io/enforce")
+                        .map(String::as_str)
+                        == Some("restricted"))
+                    .then(|| object.name())
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            enforced.contains(settings.kube.namespace.as_str()),
+            "{name}: the agents' namespace {} must be rendered with Pod Security `restricted` enforced",
+            settings.kube.namespace
+        );
+        for object in objects {
+            let Some(spec) = object.pod_spec() else { continue };
+            let namespace = object.namespace();
+            if NOT_RESTRICTED.iter().any(|(exempt, _)| *exempt == namespace) {
+                continue;
+            }
+            assert!(
+                enforced.contains(namespace),
+                "{name}: {} runs in a namespace that does not enforce `restricted`",
+                object.describe()
+            );
+            let problems = restricted::violations(spec);
+            assert!(problems.is_empty(), "{name}: {}: {problems:?}", object.describe());
+        }
+    }
+}
+
+/// One thing a role lets a subject do, in `doctor::Permission` terms.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    verb: String,
+    group: String,
+    resource: String,
+    name: String,
+    cluster: bool,
+}
+
+impl From<doctor::Permission<'_>> for Grant {
+    fn from(permission: doctor::Permission<'_>) -> Grant {
+        let resource = if permission.subresource.is_empty() {
+            permission.resource.to_owned()
+        } else {
+            format!("{}/{}", permission.resource, permission.subresource)
+        };
+        Grant {
+            verb: permission.verb.to_owned(),
+            group: permission.group.to_owned(),
+            resource,
+            name: permission.name.to_owned(),
+            cluster: permission.cluster,
+        }
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_what_doctor_checks() {
+    for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
+        let control_plane = control_plane_account(objects);
+        let mut granted = BTreeSet::new();
+        let mut problems = Vec::new();
+        for object in objects {
+            let (role_ref, subjects, binding_namespace) = match object {
+                Object::RoleBinding(binding) => {
+                    (&binding.role_ref, &binding.subjects, Some(object.namespace()))
+                }
+                Object::ClusterRoleBinding(binding) => (&binding.role_ref, &binding.subjects, None),
+                _ => continue,
+            };
+            let subjects: Vec<(String, String)> = subjects
+                .iter()
+                .flatten()
+                .map(|subject| {
+                    let namespace = subject.namespace.clone().unwrap_or_default();
+                    (format!("{}/{namespace}", subject.kind), subject.name.clone())
+                })
+                .collect();
+            if subjects != [control_plane.clone()] {
+                problems.push(format!("{} binds {subjects:?}", object.describe()));
+                continue;
+            }
+            if binding_namespace.is_some_and(|namespace| namespace != settings.kube.namespace) {
+                problems.push(format!(
+                    "{} grants outside the agents' namespace",
+                    object.describe()
+                ));
+            }
+            let rules = objects
+                .iter()
+                .find_map(|role| match (role, role_ref.kind.as_str()) {
+                    (Object::Role(found), "Role")
+                        if role.name() == role_ref.name && Some(role.namespace()) == binding_namespace =>
+                    {
+                        Some(found.rules.clone().unwrap_or_default())
+                    }
+                    (Object::ClusterRole(found), "ClusterRole") if role.name() == role_ref.name => {
+                        Some(found.rules.clone().unwrap_or_default())
+                    }
+                    _ => None,
+                });
+            let Some(rules) = rules else {
+                problems.push(format!(
+                    "{} refers to a missing {}",
+                    object.describe(),
+                    role_ref.name
+                ));
+                continue;
+            };
+            for rule in &rules {
+                expand(rule, binding_namespace.is_none(), &mut granted, &mut problems);
+            }
+        }
+        let spec = settings.kube.doctor_spec();
+        let needed: BTreeSet<Grant> = doctor::permissions(&spec).into_iter().map(Grant::from).collect();
+        for grant in granted.difference(&needed) {
+            problems.push(format!("granted but not needed: {grant:?}"));
+        }
+        for grant in needed.difference(&granted) {
+            problems.push(format!("needed but not granted: {grant:?}"));
+        }
+        for grant in &granted {
+            if grant.resource == "secrets" && grant.verb != "get" {
+                problems.push(format!("Secrets may only be read by name: {grant:?}"));
+            }
+        }
+        assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+    }
+}
+
+/// The control plane's service account as a subject: `("ServiceAccount/<namespace>", name)`.
+fn control_plane_account(objects: &[Object]) -> (String, String) {
+    objects
+        .iter()
+        .find_map(|object| match object {
+            Object::Deployment(deployment) if object.name() == super::settings::DEPLOYMENT => {
+                let account = deployment
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .as_ref()?
+                    .service_account_name
+                    .clone()?;
+                Some((format!("ServiceAccount/{}", object.namespace()), account))
+            }
+            _ => None,
+        })
+        .expect("the control plane names its service account")
+}
+
+/// A rule as single grants; wildcards and non-resource URLs are problems.
+fn expand(rule: &PolicyRule, cluster: bool, granted: &mut BTreeSet<Grant>, problems: &mut Vec<String>) {
+    if rule
+        .non_resource_urls
+        .as_ref()
+        .is_some_and(|urls| !urls.is_empty())
+    {
+        problems.push(format!("non-resource URLs granted: {rule:?}"));
+    }
+    let groups = rule.api_groups.clone().unwrap_or_default();
+    let resources = rule.resources.clone().unwrap_or_default();
+    let names = rule.resource_names.clone().unwrap_or_default();
+    let names = if names.is_empty() {
+        vec![String::new()]
+    } else {
+        names
+    };
+    for verb in &rule.verbs {
+        for group in &groups {
+            for resource in &resources {
+                if [verb, group, resource].iter().any(|part| part.contains('*')) {
+                    problems.push(format!("wildcard granted: {rule:?}"));
+                }
+                for name in &names {
+                    granted.insert(Grant {
+                        verb: verb.clone(),
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        name: name.clone(),
+                        cluster,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn agents_accept_no_ingress_and_never_reach_private_ranges() {
+    for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
+        let policies = policies_in(objects, &settings.kube.namespace);
+        assert!(
+            policies.iter().any(|policy| selects_every_pod(policy)
+                && policy_types(policy).contains(&"Ingress".to_owned())
+                && policy_types(policy).contains(&"Egress".to_owned())),
+            "{name}: the agents' namespace needs a default-deny policy for ingress and egress"
+        );
+        let mut problems = Vec::new();
+        for policy in &policies {
+            let spec = policy.spec.clone().unwrap_or_default();
+            let policy_name = policy.metadata.name.clone().unwrap_or_default();
+            if spec.ingress.as_ref().is_some_and(|rules| !rules.is_empty()) {
+                problems.push(format!("{policy_name} admits ingress to agents"));
+            }
+            for rule in spec.egress.iter().flatten() {
+                let peers = rule.to.clone().unwrap_or_default();
+                if peers.is_empty() {
+                    problems.push(format!("{policy_name} allows egress to every address"));
+                }
+                let only_dns = rule.ports.as_ref().is_some_and(|ports| {
+                    !ports.is_empty()
+                        && ports.iter().all(|port| {
+                            port.port
+                                == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53))
+                        })
+                });
+                for peer in &peers {
+                    problems.extend(peer_problems(&policy_name, peer, only_dns));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
+    }
+}
+
+/// Why an egress peer of an agents' policy is too wide.
+fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(block) = &peer.ip_block {
+        let Some(cidr) = Cidr::parse(&block.cidr) else {
+            return vec![format!(
+                "{policy}: {} is not an IPv4 block this test can check",
+                block.cidr
+            )];
+        };
+        let excepted: Vec<Cidr> = block
+            .except
+            .iter()
+            .flatten()
+            .filter_map(|text| Cidr::parse(text))
+            .collect();
+        for text in FORBIDDEN_EGRESS {
+            let forbidden = Cidr::parse(text).expect("valid range");
+            let reachable =
+                cidr.overlaps(&forbidden) && !excepted.iter().any(|except| except.contains(&forbidden));
+            if reachable {
+                problems.push(format!("{policy}: {} lets agents reach {text}", block.cidr));
+            }
+        }
+    }
+    if peer.namespace_selector.is_some() || peer.pod_selector.is_some() {
+        let to_kube_dns = peer
+            .namespace_selector
+            .as_ref()
+            .and_then(|selector| selector.match_labels.as_ref())
+            .and_then(|labels| labels.get("kubernetes.io/metadata.name"))
+            .is_some_and(|namespace| namespace == "kube-system");
+        if !(to_kube_dns && only_dns) {
+            problems.push(format!(
+                "{policy}: agents may reach in-cluster pods other than DNS"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy() {
+    for (name, objects) in every_rendering_parsed() {
+        let system = objects
+            .iter()
+            .find(|object| object.name() == super::settings::DEPLOYMENT)
+            .map(|object| object.namespace().to_owned())
+            .expect("the control plane");
+        let policies = policies_in(objects, &system);
+        assert!(
+            policies
+                .iter()
+                .any(|policy| selects_every_pod(policy)
+                    && policy_types(policy).contains(&"Ingress".to_owned())),
+            "{name}: the control plane's namespace needs a default-deny ingress policy"
+        );
+        for policy in &policies {
+            for rule in policy.spec.iter().flat_map(|spec| spec.ingress.iter().flatten()) {
+                let peers = rule.from.clone().unwrap_or_default();
+                let from_tailscale = |peer: &NetworkPolicyPeer| {
+                    peer.ip_block.is_none()
+                        && peer
+                            .namespace_selector
+                            .as_ref()
+                            .and_then(|selector| selector.match_labels.as_ref())
+                            .and_then(|labels| labels.get("kubernetes.io/metadata.name"))
+                            .is_some_and(|namespace| namespace == "tailscale")
+                };
+                assert!(
+                    !peers.is_empty() && peers.iter().all(from_tailscale),
+                    "{name}: {:?} admits more than the Tailscale proxy: {rule:?}",
+                    policy.metadata.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_committed_secret_carries_data() {
+    for (name, objects) in every_rendering_parsed() {
+        for object in objects {
+            assert!(
+                !matches!(object, Object::Secret(_)),
+                "{name}: Secrets are created by bootstrap, never rendered: {}",
+                object.describe()
+            );
+        }
+    }
+    let mut secrets = 0;
+    for path in yaml_files(".") {
+        let text = std::fs::read_to_string(&path).expect("read YAML file");
+        for document in yaml_documents(&text)
+            .iter()
+            .filter(|document| document["kind"] == "Secret")
+        {
+            secrets += 1;
+            for field in ["data", "stringData"] {
+                let value = &document[field];
+                let empty = value.is_null() || value.as_object().is_some_and(serde_json::Map::is_empty);
+                assert!(
+                    empty,
+                    "{} commits Secret {field} ({})",
+                    path.strip_prefix(repo()).unwrap_or(&path).display(),
+                    document["metadata"]["name"]
+                );
+            }
+        }
+    }
+    assert!(secrets >= 3, "the example Secrets were not found");
+}
+
+/// The NetworkPolicies in `namespace`.
+fn policies_in(objects: &[Object], namespace: &str) -> Vec<NetworkPolicy> {
+    objects
+        .iter()
+        .filter_map(|object| match object {
+            Object::NetworkPolicy(policy) if object.namespace() == namespace => Some(policy.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn selects_every_pod(policy: &NetworkPolicy) -> bool {
+    policy.spec.as_ref().is_some_and(|spec| {
+        spec.pod_selector.as_ref().is_none_or(|selector| {
+            selector
+                .match_labels
+                .as_ref()
+                .is_none_or(|labels| labels.is_empty())
+                && selector
+                    .match_expressions
+                    .as_ref()
+                    .is_none_or(|list| list.is_empty())
+        })
+    })
+}
+
+fn policy_types(policy: &NetworkPolicy) -> Vec<String> {
+    policy
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.policy_types.clone())
+        .unwrap_or_default()
+}
+
+/// An IPv4 block.
+#[derive(Debug, Clone, Copy)]
+struct Cidr {
+    address: u32,
+    prefix: u32,
+}
+
+impl Cidr {
+    fn parse(text: &str) -> Option<Cidr> {
+        let (address, prefix) = text.split_once('/')?;
+        let address: std::net::Ipv4Addr = address.parse().ok()?;
+        let prefix: u32 = prefix.parse().ok().filter(|prefix| *prefix <= 32)?;
+        Some(Cidr {
+            address: u32::from(address),
+            prefix,
+        })
+    }
+
+    fn mask(prefix: u32) -> u32 {
+        u32::MAX.checked_shl(32 - prefix).unwrap_or(0)
+    }
+
+    /// Whether every address of `inner` is in `self`.
+    fn contains(&self, inner: &Cidr) -> bool {
+        let mask = Cidr::mask(self.prefix);
+        self.prefix <= inner.prefix && (inner.address & mask) == (self.address & mask)
+    }
+
+    fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+}
+
+#[test]
+fn cidr_containment() {
+    let cidr = |text| Cidr::parse(text).unwrap();
+    assert!(cidr("0.0.0.0/0").contains(&cidr("169.254.0.0/16")));
+    assert!(cidr("10.0.0.0/8").contains(&cidr("10.43.0.0/16")));
+    assert!(!cidr("10.43.0.0/16").contains(&cidr("10.0.0.0/8")));
+    assert!(cidr("10.43.0.0/16").overlaps(&cidr("10.0.0.0/8")));
+    assert!(!cidr("100.64.0.0/10").overlaps(&cidr("100.128.0.0/10")));
+    assert!(Cidr::parse("::/0").is_none());
+}

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Shared by infra/bootstrap.sh and infra/teardown.sh (sourced, never run): output helpers, where the
+# kubeconfig is, the prerequisites both need, and the step runner that prints the plan and runs it. Only
+# builtins run before a step does, so that --dry-run works with nothing but bash on PATH.
+
+info() { printf '    %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  local code=$1
+  shift
+  printf 'error: %s\n' "$*" >&2
+  exit "$code"
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+present() { if have "$1"; then echo present; else echo missing; fi; }
+
+# hetzner-k3s writes ./kubeconfig into the directory `create` ran in; an explicit KUBECONFIG wins.
+# KUBECONFIG_NOTE says which, for messages; it is empty when there is none.
+KUBECONFIG_NOTE=
+if [ -n "${KUBECONFIG:-}" ]; then
+  KUBECONFIG_NOTE="\$KUBECONFIG"
+elif [ -f ./kubeconfig ]; then
+  KUBECONFIG="$PWD/kubeconfig"
+  export KUBECONFIG
+  KUBECONFIG_NOTE=./kubeconfig
+fi
+
+# What the plan's first line says about the shared prerequisites.
+cluster_tools_summary() {
+  echo "kubectl $(present kubectl), helm $(present helm)," \
+    "kubeconfig ${KUBECONFIG_NOTE:-missing (./kubeconfig or \$KUBECONFIG)}"
+}
+
+# Prints one line per missing shared prerequisite (kubectl, helm, a kubeconfig), with where to get it.
+missing_cluster_tools() {
+  if ! have kubectl; then
+    printf '\n  kubectl: https://kubernetes.io/docs/tasks/tools/ (macOS: brew install kubectl)'
+  fi
+  if ! have helm; then
+    printf '\n  helm 3: https://helm.sh/docs/intro/install/ (macOS: brew install helm)'
+  fi
+  if [ -z "$KUBECONFIG_NOTE" ]; then
+    printf '\n  %s' "a kubeconfig: run from the directory where \`hetzner-k3s create\` wrote ./kubeconfig, or set KUBECONFIG"
+  fi
+}
+
+# Fails (exit 2) unless the cluster answers.
+require_cluster() {
+  if ! kubectl get nodes -o name --request-timeout=20s >/dev/null; then
+    die 2 "cannot reach the cluster with $KUBECONFIG_NOTE: is the API up, and is your current IP in" \
+      "networking.allowed_networks.api of infra/cluster.yaml?"
+  fi
+}
+
+# One list for the plan and the run: prints each of $1 (step names) as "==> n/total <describe name>" and,
+# unless DRY_RUN is 1, runs step_<name> after printing it.
+run_steps() {
+  local step total=0 number=0
+  for step in $1; do
+    total=$((total + 1))
+  done
+  for step in $1; do
+    number=$((number + 1))
+    printf '==> %d/%d %s\n' "$number" "$total" "$(describe "$step")"
+    if [ "$DRY_RUN" = 0 ]; then
+      "step_$step"
+    fi
+  done
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "(dry run: nothing changed)"
+  fi
+}
