@@ -67,11 +67,7 @@ for arg in "$@"; do
       usage
       exit 0
       ;;
-    *)
-      printf 'unknown argument: %s\n\n' "$arg" >&2
-      usage >&2
-      exit 2
-      ;;
+    *) unknown_argument "$arg" ;;
   esac
 done
 
@@ -81,7 +77,6 @@ AF_TAILNET=${AGENTFARM_TAILNET:-}
 AF_PUSH_CONTACT=${AGENTFARM_PUSH_CONTACT:-}
 AF_SHARED_HOME=${AGENTFARM_SHARED_CLAUDE_HOME:-0}
 PUBLIC_URL="https://$AF_HOST.${AF_TAILNET:-<AGENTFARM_TAILNET>}"
-
 
 AGENTS_NS=agentfarm-agents
 SYSTEM_NS=agentfarm-system
@@ -106,6 +101,18 @@ apply_secret_from_stdin() {
   kubectl -n "$1" create secret generic "$2" --from-file="$3=/dev/stdin" --dry-run=client -o yaml |
     kubectl apply --server-side --field-manager="$FIELD_MANAGER" --force-conflicts -f - >/dev/null
   info "Secret $1/$2 (key $3) applied"
+}
+
+# Applies the agents' Secret $3 (key `token`) from the variable named $1, else from the file the variable
+# named $2 names; keeps the existing Secret when neither is set.
+apply_token_secret() {
+  if is_set "$1"; then
+    printf '%s' "${!1}" | strip | apply_secret_from_stdin "$AGENTS_NS" "$3" token
+  elif is_set "$2"; then
+    strip <"${!2}" | apply_secret_from_stdin "$AGENTS_NS" "$3" token
+  else
+    info "Secret $AGENTS_NS/$3 kept"
+  fi
 }
 
 # The VAPID private key: the 32-byte P-256 scalar, base64url without padding (43 characters), as in
@@ -417,21 +424,8 @@ step_namespaces() {
 }
 
 step_secrets() {
-  if is_set CLAUDE_CODE_OAUTH_TOKEN; then
-    printf '%s' "$CLAUDE_CODE_OAUTH_TOKEN" | strip | apply_secret_from_stdin "$AGENTS_NS" claude-token token
-  elif is_set CLAUDE_TOKEN_FILE; then
-    strip <"$CLAUDE_TOKEN_FILE" | apply_secret_from_stdin "$AGENTS_NS" claude-token token
-  else
-    info "Secret $AGENTS_NS/claude-token kept"
-  fi
-
-  if is_set GITHUB_TOKEN; then
-    printf '%s' "$GITHUB_TOKEN" | strip | apply_secret_from_stdin "$AGENTS_NS" github-token token
-  elif is_set GITHUB_TOKEN_FILE; then
-    strip <"$GITHUB_TOKEN_FILE" | apply_secret_from_stdin "$AGENTS_NS" github-token token
-  else
-    info "Secret $AGENTS_NS/github-token kept"
-  fi
+  apply_token_secret CLAUDE_CODE_OAUTH_TOKEN CLAUDE_TOKEN_FILE claude-token
+  apply_token_secret GITHUB_TOKEN GITHUB_TOKEN_FILE github-token
 
   # Keep the VAPID key stable: every device's push subscription is tied to its public key.
   local key

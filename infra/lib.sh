@@ -11,6 +11,12 @@ die() {
   printf 'error: %s\n' "$*" >&2
   exit "$code"
 }
+# Refuses an argument the script does not take, with its usage (the caller's `usage`); exit 2.
+unknown_argument() {
+  printf 'unknown argument: %s\n\n' "$1" >&2
+  usage >&2
+  exit 2
+}
 have() { command -v "$1" >/dev/null 2>&1; }
 present() { if have "$1"; then echo present; else echo missing; fi; }
 

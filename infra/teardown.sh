@@ -57,14 +57,9 @@ for arg in "$@"; do
       usage
       exit 0
       ;;
-    *)
-      printf 'unknown argument: %s\n\n' "$arg" >&2
-      usage >&2
-      exit 2
-      ;;
+    *) unknown_argument "$arg" ;;
   esac
 done
-
 
 AGENTS_NS=agentfarm-agents
 SYSTEM_NS=agentfarm-system
@@ -79,7 +74,6 @@ else
   OVERLAY_DIR=$REPO_ROOT/manifests/overlays/hetzner
   OVERLAY_NOTE="manifests/overlays/hetzner (infra/site not found)"
 fi
-
 
 # Drops the kept objects from rendered manifests on stdin. kustomize's output is normalized (`kind:` and
 # `metadata:` at column 0, the object's name as `  name:` inside metadata), which is all this relies on.
