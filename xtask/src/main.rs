@@ -374,7 +374,11 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         "linting (cargo clippy)",
     )?;
     let dist = build_web(root)?;
-    eprintln!("==> running every test (cargo test --workspace)");
+    let deadline = test_deadline()?;
+    eprintln!(
+        "==> running every test (cargo test --workspace; stopped after {} minutes)",
+        deadline.as_secs() / 60
+    );
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .args(extra)
@@ -382,8 +386,11 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .env("AGENTFARM_WEB_DIR", &dist)
         .current_dir(root)
         .stdout(Stdio::piped())
+        // Its own process group, so the watchdog can stop cargo, the test binaries and what they started.
+        .process_group(0)
         .spawn()
         .context("cannot run cargo")?;
+    let watchdog = Watchdog::start(child.id(), deadline);
     let mut totals = Totals::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
@@ -393,11 +400,19 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    let timed_out = watchdog.finish();
     // One closing line for every test binary together.
     println!(
         "tests: {} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     );
+    if timed_out {
+        bail!(
+            "the tests were stopped after {} minutes; still running then: {}",
+            deadline.as_secs() / 60,
+            totals.slow.join(", ")
+        );
+    }
     if !status.success() {
         bail!("tests failed ({status})");
     }
@@ -405,6 +420,54 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         bail!("no test ran");
     }
     Ok(())
+}
+
+/// How long every test together may take: `AGENTFARM_TEST_MINUTES`, 40 by default. A hung test then fails
+/// the run with its name instead of running into CI's own limit with nothing said.
+fn test_deadline() -> Result<std::time::Duration> {
+    let minutes = match std::env::var("AGENTFARM_TEST_MINUTES") {
+        Ok(value) => value
+            .parse::<u64>()
+            .ok()
+            .filter(|minutes| *minutes > 0)
+            .with_context(|| {
+                format!("AGENTFARM_TEST_MINUTES must be a positive number of minutes, not {value:?}")
+            })?,
+        Err(_) => 40,
+    };
+    Ok(std::time::Duration::from_secs(minutes * 60))
+}
+
+/// Kills a process group that runs past its deadline.
+struct Watchdog {
+    done: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(group: u32, deadline: std::time::Duration) -> Self {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if finished.recv_timeout(deadline) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return false;
+            }
+            eprintln!("==> the tests ran past their deadline: stopping them");
+            let stopped = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+            if !stopped.is_ok_and(|status| status.success()) {
+                eprintln!("==> could not stop process group {group}");
+            }
+            true
+        });
+        Self { done, thread }
+    }
+
+    /// Whether the deadline passed before this call.
+    fn finish(self) -> bool {
+        let _ = self.done.send(());
+        self.thread.join().unwrap_or(true)
+    }
 }
 
 /// Prints the first-load bytes of the built web app: every wasm, js and css file of `frontend/dist` that
@@ -529,11 +592,25 @@ struct Totals {
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// Tests reported as running for over 60 seconds and not finished since.
+    slow: Vec<String>,
 }
 
 impl Totals {
-    /// Reads `test result: ok. 15 passed; 0 failed; 0 ignored; …`.
+    /// Reads `test result: ok. 15 passed; 0 failed; 0 ignored; …`, `test NAME has been running for over 60
+    /// seconds` and `test NAME ... ok`.
     fn add(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" has been running for over 60 seconds"))
+        {
+            self.slow.push(name.to_owned());
+        } else if let Some((name, _)) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.split_once(" ... "))
+        {
+            self.slow.retain(|slow| slow != name);
+        }
         let Some(rest) = line.strip_prefix("test result: ") else {
             return;
         };
