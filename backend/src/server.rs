@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentfarm_shared::api::ServerInfo;
+use agentfarm_shared::redact::Redactor;
 use axum::Router;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
@@ -90,7 +91,8 @@ pub async fn start_on(
         max_running: settings.max_running,
         log_retention: settings.log_retention,
     };
-    let farm = Farm::new(store, runtime, Hub::new(HUB_CAPACITY), limits);
+    let redactor = Redactor::new(credentials_in_env(&settings.env_passthrough));
+    let farm = Farm::new(store, runtime, Hub::new(HUB_CAPACITY), limits, redactor);
     farm.start().await.map_err(StartError::Reconcile)?;
     let policy = RequestPolicy {
         public_origin: settings.public_url.clone(),
@@ -193,6 +195,22 @@ fn runner_site(settings: &Settings) -> RunnerSite {
         git_url: settings.github_url.clone(),
         api_url: settings.github_api_url.clone(),
     }
+}
+
+/// The values of the variables passed through to agents whose names say they hold a credential (`…TOKEN`,
+/// `…KEY`, `…SECRET`, `…PASSWORD`): agent output quoting them is masked. Token-shaped strings are masked
+/// whatever their source, so a cluster's Secrets, which this server never reads, are covered by shape.
+fn credentials_in_env(passthrough: &[String]) -> Vec<String> {
+    passthrough
+        .iter()
+        .filter(|name| {
+            let name = name.to_ascii_uppercase();
+            ["TOKEN", "KEY", "SECRET", "PASSWORD"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+        })
+        .filter_map(|name| std::env::var(name).ok())
+        .collect()
 }
 
 fn local_settings(settings: &Settings) -> LocalSettings {

@@ -6,7 +6,7 @@
 //! 2. Starts Claude Code headless ([`claude`]), gives it the task as the first stream-json user message,
 //!    and relays follow-ups and interrupts that arrive on the runner's own stdin ([`session`]).
 //! 3. Prints every Claude event unchanged and its own events in the `{"type":"agentfarm",…}` envelope
-//!    ([`output`]), with credentials masked ([`redact`]).
+//!    ([`output`]), with credentials masked ([`Redactor`](agentfarm_shared::redact::Redactor)).
 //! 4. Whenever Claude finishes a turn, and once more when it exits: commits, pushes the branch, and opens
 //!    the pull request or updates the open one ([`github`]).
 //!
@@ -20,7 +20,6 @@ pub mod claude;
 pub mod git;
 pub mod github;
 pub mod output;
-pub mod redact;
 pub mod repo;
 pub mod session;
 

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use agentfarm_runner::output::Output;
-use agentfarm_runner::redact::Redactor;
 use agentfarm_runner::session::Session;
+use agentfarm_shared::redact::Redactor;
 use agentfarm_shared::runner::RunnerSpec;
 use anyhow::Context;
 use clap::Parser;

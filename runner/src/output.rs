@@ -5,7 +5,7 @@ use std::io::Write;
 
 use agentfarm_shared::runner::RunnerEvent;
 
-use crate::redact::Redactor;
+use agentfarm_shared::redact::Redactor;
 
 /// The runner's printer.
 #[derive(Debug, Clone)]

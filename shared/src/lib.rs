@@ -10,6 +10,7 @@
 //! - [`turns`]: whether Claude is working or waiting, from its message lifecycle events.
 //! - [`ws`]: the WebSocket protocol, one tagged enum per direction.
 //! - [`push`]: Web Push keys, subscriptions and the notification payload.
+//! - [`redact`]: masking of credentials (known values and token-shaped strings) in agent output.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
 //!
 //! Words used everywhere: a **config** is the template; a **run** is one launch of a config version; an
@@ -20,6 +21,7 @@ pub mod claude;
 pub mod config;
 pub mod log;
 pub mod push;
+pub mod redact;
 pub mod run;
 pub mod runner;
 mod stamp;

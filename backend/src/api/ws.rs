@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite;
 
 use crate::hub::HubEvent;
 use crate::push::Push;
@@ -117,6 +118,14 @@ where
                 Some(Ok(Message::Text(text))) => client.on_frame(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => client.error("invalid", "frames must be JSON text").await,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Err(err)) if too_big(&err) => {
+                    let frame = CloseFrame {
+                        code: close_code::SIZE,
+                        reason: format!("frames are limited to {MAX_CLIENT_FRAME_BYTES} bytes").into(),
+                    };
+                    let _ = client.sink.send(Message::Close(Some(frame))).await;
+                    Err(Closed::Client)
+                }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Closed::Client),
             },
             event = hub.recv() => match event {
@@ -128,6 +137,13 @@ where
         };
     }
     tracing::debug!(reason = ?result, "socket session ended");
+}
+
+/// Whether a read failed because the client sent a frame or message over the limit.
+fn too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 struct Client<W> {

@@ -3,7 +3,7 @@
 //!
 //! - [`configs`]: create, edit (a new version each time), delete.
 //! - [`runs`]: launch, stop, follow-ups, delete, and the scheduler that keeps at most `max_running` agents.
-//! - [`pump`]: turns one agent's events into stored log lines and state transitions.
+//! - [`pump`]: turns one agent's events into stored log lines and state transitions, credentials masked.
 //! - [`meta`]: what Claude's output says about a run (session, turns, cost, errors).
 
 mod configs;
@@ -14,6 +14,7 @@ mod runs;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use agentfarm_shared::redact::Redactor;
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
@@ -41,11 +42,20 @@ pub struct Farm {
     stopping: Mutex<HashSet<String>>,
     /// Run ids: ULIDs, monotonic so that runs queued in the same millisecond keep their order.
     ids: Mutex<ulid::Generator>,
+    /// Masks credentials in whatever an agent says before it is stored or sent anywhere.
+    redactor: Redactor,
 }
 
 impl Farm {
-    /// A service over this store, runtime and hub. Call [`Farm::start`] before serving.
-    pub fn new(store: Store, runtime: SharedRuntime, hub: Hub, limits: FarmLimits) -> Arc<Farm> {
+    /// A service over this store, runtime and hub, masking what `redactor` knows in agent output. Call
+    /// [`Farm::start`] before serving.
+    pub fn new(
+        store: Store,
+        runtime: SharedRuntime,
+        hub: Hub,
+        limits: FarmLimits,
+        redactor: Redactor,
+    ) -> Arc<Farm> {
         Arc::new(Farm {
             store,
             runtime,
@@ -54,6 +64,7 @@ impl Farm {
             wake: Notify::new(),
             stopping: Mutex::default(),
             ids: Mutex::new(ulid::Generator::new()),
+            redactor,
         })
     }
 

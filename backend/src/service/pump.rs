@@ -1,6 +1,8 @@
 //! The pump: one task per agent that turns its events into stored log lines (in batches) and validated state
-//! transitions, publishing each only after it is stored.
+//! transitions, publishing each only after it is stored. Credentials in the agent's output are masked before
+//! anything reads it, so no stored row, frame or notification carries one.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use agentfarm_shared::log::{LogStream, truncate_line};
@@ -66,9 +68,13 @@ impl Farm {
             RunEvent::Line {
                 ts,
                 stream,
-                mut text,
+                text,
                 cursor,
             } => {
+                let mut text = match self.redactor.redact(&text) {
+                    Cow::Borrowed(_) => text,
+                    Cow::Owned(masked) => masked,
+                };
                 if cursor.is_some() {
                     pending.patch.log_cursor = cursor;
                 }
@@ -154,6 +160,8 @@ impl Farm {
         let flushed = self.flush(run_id, pending).await;
         let stopped = self.stop_requested(run_id);
         let (state, reason) = final_state(outcome, stopped, pending.observer.turn_error.as_deref());
+        // The runtime's account of the exit can quote the agent (a pod's termination message).
+        let reason = self.redactor.redact(&reason).into_owned();
         let mut patch = RunPatch {
             reason: Some(reason),
             exit_code: outcome.code,

@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use agentfarm_shared::ws::ServerFrame;
+
 use crate::harness::{TestServer, respond};
 
 fn config(overrides: &Value) -> Value {
@@ -161,7 +163,7 @@ fn assert_no_cors(case: &str, headers: &reqwest::header::HeaderMap) {
     assert!(cors.is_empty(), "{case}: CORS headers {cors:?}");
 }
 
-/// Rebinding hosts, oversized, malformed and deeply nested bodies are refused before anything happens.
+/// A Host that is not ours (DNS rebinding) and a body that is not JSON are refused before anything happens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transport_level_refusals() {
     let server = TestServer::start().await;
@@ -177,11 +179,6 @@ async fn transport_level_refusals() {
         "an unknown Host is refused"
     );
 
-    let huge = config(&json!({"task_prompt": "x".repeat(300 * 1024)}));
-    let (status, error) = server.post("/api/configs", huge).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
-    assert_eq!(error["error"]["code"], "payload_too_large");
-
     let (status, error) = respond(
         server
             .http
@@ -192,8 +189,24 @@ async fn transport_level_refusals() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 
+    assert_eq!(server.get("/api/configs").await, (StatusCode::OK, json!([])));
+}
+
+/// CI-11 (size and shape limits): a 3 MB body gets 413, JSON nested 10,000 deep 400 (not a stack overflow),
+/// a prompt over its limit 400 naming the field, a WebSocket frame over the limit a close with 1009; nothing
+/// is created and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_11_size_and_shape_limits() {
+    let server = TestServer::start().await;
+    let url = format!("{}/api/configs", server.url);
+
+    let huge = config(&json!({"task_prompt": "x".repeat(3 * 1024 * 1024)}));
+    let (status, error) = server.post("/api/configs", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{error}");
+    assert_eq!(error["error"]["code"], "payload_too_large");
+
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let (status, _) = respond(
+    let (status, error) = respond(
         server
             .http
             .post(&url)
@@ -201,14 +214,24 @@ async fn transport_level_refusals() {
             .body(deep),
     )
     .await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "deep nesting is refused, not a stack overflow"
-    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    let long_prompt = config(&json!({"task_prompt": "x".repeat(100 * 1024)}));
+    let (status, error) = server.post("/api/configs", long_prompt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"]["field"], "task_prompt", "{error}");
+
+    let mut socket = server.socket().await;
+    assert!(matches!(socket.next().await, ServerFrame::Snapshot { .. }));
+    socket
+        .send_text("x".repeat(agentfarm_shared::ws::MAX_CLIENT_FRAME_BYTES + 1))
+        .await;
+    assert_eq!(socket.close_code().await, 1009, "message too big");
 
     assert_eq!(server.get("/api/configs").await, (StatusCode::OK, json!([])));
     assert_eq!(server.get("/healthz").await.0, StatusCode::OK);
+    let mut socket = server.socket().await;
+    assert!(matches!(socket.next().await, ServerFrame::Snapshot { .. }));
 }
 
 /// Runs: an unknown config, a bad prompt or a bad filter are refused, naming the field; nothing is queued.
@@ -286,4 +309,110 @@ async fn ci_08_websocket_origin() {
         .await
         .expect("our own origin upgrades");
     assert_eq!(response.status(), 101);
+}
+
+/// Posts one config per value of `field`, each expecting 400 naming `field`; then checks nothing was stored.
+async fn refused_values(server: &TestServer, field: &str, values: &[&str]) {
+    for value in values {
+        let (status, error) = server
+            .post("/api/configs", config(&json!({ field: value })))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value:?} -> {error}");
+        assert_eq!(error["error"]["field"], field, "{field}={value:?} -> {error}");
+    }
+    assert_eq!(server.get("/api/configs").await, (StatusCode::OK, json!([])));
+}
+
+/// CI-03 (image reference): a config names only a tag of the server's one agent image (the repository is a
+/// server setting, so it is the whole allowlist); another registry or repository, a 129-character tag,
+/// whitespace, a digest or a tag+digest pair are refused, and a valid tag is kept as sent.
+#[tokio::test]
+async fn ci_03_image_reference() {
+    let server = TestServer::start().await;
+    let long = "a".repeat(129);
+    let digest = format!("1.0@sha256:{}", "a".repeat(64));
+    let plain_digest = format!("sha256:{}", "b".repeat(64));
+    refused_values(
+        &server,
+        "image_tag",
+        &[
+            "evil.io/x:1",
+            "evil.io/x",
+            "x:1",
+            &long,
+            " 1.0",
+            "1.0 ",
+            "1.0\n",
+            "1 0",
+            &digest,
+            &plain_digest,
+            ".hidden",
+            "-x",
+            "",
+        ],
+    )
+    .await;
+    let (status, created) = server
+        .post("/api/configs", config(&json!({"image_tag": "1.2.3-rc_1"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["image_tag"], "1.2.3-rc_1");
+}
+
+/// CI-04 (resource quantities): negative, exponent, exabyte, sub-millicore, NaN, overflowing and spaced
+/// quantities are refused naming the field, nothing is created; in-range values are kept in the canonical
+/// forms the validator admits (which Kubernetes parses as written).
+#[tokio::test]
+async fn ci_04_resource_quantities() {
+    let server = TestServer::start().await;
+    refused_values(
+        &server,
+        "cpu",
+        &[
+            "-1",
+            "1e3",
+            "0.0001m",
+            "0.0001",
+            "NaN",
+            "inf",
+            " 1",
+            "1 ",
+            "1 m",
+            "99999999999",
+            "1Gi",
+            "",
+        ],
+    )
+    .await;
+    refused_values(
+        &server,
+        "memory",
+        &[
+            "-1Gi",
+            "1e3",
+            "1Ei",
+            "1.5Gi",
+            "NaN",
+            "99999999999Gi",
+            " 1Gi",
+            "1Gi ",
+            "1 Gi",
+            "1gb",
+            "",
+        ],
+    )
+    .await;
+    for (cpu, memory) in [("500m", "512Mi"), ("1.5", "4Gi"), ("2", "1G")] {
+        let (status, created) = server
+            .post(
+                "/api/configs",
+                config(&json!({"name": format!("q {cpu} {memory}"), "cpu": cpu, "memory": memory})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{cpu} {memory}: {created}");
+        assert_eq!(
+            (&created["cpu"], &created["memory"]),
+            (&json!(cpu), &json!(memory))
+        );
+    }
 }

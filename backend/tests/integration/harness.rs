@@ -19,6 +19,7 @@ use agentfarm::runtime::kube::KubeRuntime;
 use agentfarm::settings::{RuntimeChoice, Settings};
 use agentfarm_fake_kube::{FakeKube, Kubelet};
 use agentfarm_fake_model::{FAKE_OAUTH_TOKEN, FakeModel, claude_bin};
+use agentfarm_shared::redact::Redactor;
 use agentfarm_shared::run::{Run, RunState};
 use agentfarm_shared::ws::{ClientFrame, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
@@ -252,13 +253,7 @@ impl TestServer {
     /// Stops the server and returns the close code `socket` received.
     pub async fn shutdown_and_read_close(self, mut socket: Socket) -> u16 {
         drop(self._shutdown);
-        loop {
-            let message = tokio::time::timeout(PATIENCE, socket.ws.next()).await.unwrap();
-            if let Some(Ok(Message::Close(frame))) = message {
-                return frame.map_or(1005, |f| f.code.into());
-            }
-            assert!(message.is_some(), "the socket ended without a close frame");
-        }
+        socket.close_code().await
     }
 }
 
@@ -310,6 +305,25 @@ impl Socket {
             .send(Message::text(serde_json::to_string(frame).unwrap()))
             .await
             .unwrap();
+    }
+
+    /// Sends `text` as one text frame, whatever it holds.
+    pub async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Reads until the server's close frame and returns its code (1005 when it named none).
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next()).await.unwrap();
+            if let Some(Ok(Message::Close(frame))) = message {
+                return frame.map_or(1005, |f| f.code.into());
+            }
+            assert!(
+                matches!(message, Some(Ok(_))),
+                "the socket ended without a close frame: {message:?}"
+            );
+        }
     }
 
     pub async fn subscribe(&mut self, run_id: &str, after_seq: u64) {
@@ -399,7 +413,11 @@ pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, T
         max_running: 1,
         log_retention,
     };
-    (Farm::new(store, runtime, Hub::new(hub_capacity), limits), dir)
+    let redactor = Redactor::new([]);
+    (
+        Farm::new(store, runtime, Hub::new(hub_capacity), limits, redactor),
+        dir,
+    )
 }
 
 /// A socket session served over channels: frames from the server wait in a queue of one.

@@ -415,4 +415,96 @@ mod tests {
             Err(JobError::NoSharedVolume)
         ));
     }
+
+    /// A label value: empty, or at most 63 of `[A-Za-z0-9._-]` starting and ending with a letter or digit.
+    fn valid_label_value(value: &str) -> bool {
+        let edge = |b: Option<&u8>| b.is_none_or(u8::is_ascii_alphanumeric);
+        value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && edge(value.as_bytes().first())
+            && edge(value.as_bytes().last())
+    }
+
+    /// A DNS label as Kubernetes object names need: `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, at most 63 characters.
+    fn valid_name(value: &str) -> bool {
+        agentfarm_shared::validate::rfc1123_label(value).is_ok()
+    }
+
+    /// Characters random names are drawn from: ASCII, separators, Unicode that lowercases oddly or is wide,
+    /// right-to-left marks, and control characters.
+    const ALPHABET: &[char] = &[
+        'a', 'Z', 'q', '0', '9', '-', '_', '.', '/', ' ', '\t', '\n', '\0', '\u{1b}', '%', '2', 'F', ':',
+        'é', 'ß', 'İ', 'ﬁ', 'Ⅻ', '日', '🙂', '\u{202e}', '\u{200b}', 'ａ', 'K', '\u{212a}',
+    ];
+
+    /// splitmix64: a small seeded generator, so a failure names an input that reproduces.
+    struct Seeded(u64);
+
+    impl Seeded {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            usize::try_from(self.next() % bound as u64).unwrap()
+        }
+    }
+
+    /// CI-02 (names and labels from any text): 10,000 seeded random names (up to 200 characters of ASCII,
+    /// Unicode and control characters). Whenever a name gives a config id, the id is a valid object name, and
+    /// the Job for a run of that config has a valid name and only valid label values, which are ours (the
+    /// managed-by mark, the run id, the derived id: never the owner's text), and annotations under 1 KiB.
+    #[test]
+    fn ci_02_names_and_labels_from_any_text() {
+        let mut rng = Seeded(0x0a6e_27fa_2000_0002);
+        let mut ids = 0;
+        for _ in 0..10_000 {
+            let length = rng.below(201);
+            let name: String = (0..length).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+            let Some(id) = ConfigSpec::new(&name, "task").derived_id() else {
+                continue;
+            };
+            ids += 1;
+            assert!(valid_name(&id), "{name:?} gave the id {id:?}");
+            let run_id = ulid::Ulid::new().to_string().to_ascii_lowercase();
+            assert!(valid_name(&job_name(&run_id)), "{run_id}");
+            let spec = RunSpec {
+                run_id: run_id.clone(),
+                config_id: id.clone(),
+                branch: format!("agentfarm/{run_id}"),
+                ..run(ConfigSpec::new(&name, "task"))
+            };
+            let made = job(&spec, &settings()).unwrap();
+            let template = made
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.template.metadata.as_ref());
+            for meta in [Some(&made.metadata), template].into_iter().flatten() {
+                for (key, value) in meta.labels.iter().flatten() {
+                    assert!(valid_label_value(value), "{name:?}: label {key}={value:?}");
+                    assert!(
+                        [MANAGED_BY.1, &run_id, &id].contains(&value.as_str()),
+                        "{name:?}: label {key}={value:?} is none of ours"
+                    );
+                }
+                for (key, value) in meta.annotations.iter().flatten() {
+                    assert!(
+                        value.len() <= 1024,
+                        "{name:?}: annotation {key} is {} bytes",
+                        value.len()
+                    );
+                }
+            }
+        }
+        assert!(
+            ids > 5_000,
+            "only {ids} of the names gave an id: the generator is too narrow"
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! Redaction: nothing the runner prints may carry a credential, whether it is one the runner holds or one
-//! that merely looks like a GitHub or Anthropic token.
+//! Redaction: no agent output may carry a credential, whether it is one the runner or the server holds or
+//! one that merely looks like a GitHub or Anthropic token.
+
+use std::borrow::Cow;
 
 /// Prefixes of token formats, each followed by at least [`MIN_TOKEN_TAIL`] token characters.
 const PATTERNS: [&str; 7] = ["sk-ant-", "github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"];
@@ -24,16 +26,16 @@ impl Redactor {
         Self { secrets }
     }
 
-    /// `text` with every secret and token-shaped run masked.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+    /// `text` with every secret and token-shaped run masked (borrowed when there was nothing to mask).
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
+                out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
         }
         if PATTERNS.iter().any(|p| out.contains(p)) {
-            out = mask_patterns(&out);
+            out = Cow::Owned(mask_patterns(&out));
         }
         out
     }
