@@ -67,9 +67,25 @@ pub fn payload(kind: PushKind, run: Option<&Run>, base_url: &str, badge: u32) ->
     }
 }
 
+/// `text` as one short line of plain text: terminal escape sequences dropped, other control characters
+/// (newlines too) turned into spaces, cut at [`MAX_DETAIL_CHARS`].
 fn clip(text: &str) -> String {
-    let mut clipped: String = text.chars().take(MAX_DETAIL_CHARS).collect();
-    if clipped.len() < text.len() {
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // CSI (`ESC [ … final`), OSC (`ESC ] … BEL`) and two-character escapes.
+            '\u{1b}' => match chars.next() {
+                Some('[') => while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {},
+                Some(']') => while chars.next().is_some_and(|c| c != '\u{7}' && c != '\u{1b}') {},
+                _ => {}
+            },
+            c if c.is_control() => plain.push(' '),
+            c => plain.push(c),
+        }
+    }
+    let mut clipped: String = plain.chars().take(MAX_DETAIL_CHARS).collect();
+    if clipped.len() < plain.len() {
         clipped.push('…');
     }
     clipped
@@ -99,6 +115,16 @@ pub fn topic(run: Option<&Run>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CI-12, notifications: title and body are short plain text whatever the agent printed.
+    #[test]
+    fn ci_12_notifications_are_short_plain_text() {
+        assert_eq!(
+            clip("\u{1b}[1;31merror:\u{1b}[0m <b>bad</b>\nnext\u{1b}]0;t\u{7}\tend"),
+            "error: <b>bad</b> next end"
+        );
+        assert_eq!(clip(&"é".repeat(1000)).chars().count(), MAX_DETAIL_CHARS + 1);
+    }
 
     #[test]
     fn payloads_stay_small_and_say_what_happened() {

@@ -336,6 +336,11 @@ impl Socket {
 
     /// The next frame other than a heartbeat.
     pub async fn next(&mut self) -> ServerFrame {
+        self.next_with_text().await.0
+    }
+
+    /// The next frame other than a heartbeat, and the text it came as.
+    pub async fn next_with_text(&mut self) -> (ServerFrame, String) {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.ws.next())
                 .await
@@ -343,7 +348,7 @@ impl Socket {
             match message.expect("socket closed").expect("socket error") {
                 Message::Text(text) => match serde_json::from_str(text.as_str()).unwrap() {
                     ServerFrame::Heartbeat => {}
-                    frame => return frame,
+                    frame => return (frame, text.to_string()),
                 },
                 Message::Ping(_) | Message::Pong(_) => {}
                 other => panic!("unexpected message {other:?}"),

@@ -9,6 +9,7 @@ mod browser;
 mod configs;
 mod deploy;
 mod doctor;
+mod encoding;
 mod harness;
 mod images;
 mod kube;
