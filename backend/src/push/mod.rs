@@ -393,9 +393,7 @@ impl Push {
         builder.set_payload(ContentEncoding::Aes128Gcm, &body);
         builder.set_ttl(message::ttl(kind));
         builder.set_urgency(message::urgency(kind));
-        if let Some(topic) = message::topic(run) {
-            builder.set_topic(topic);
-        }
+        builder.set_topic(message::topic(run));
         builder.set_vapid_signature(signature.build()?);
         let message = builder.build()?;
         let mut request = self.http.post(url).header("TTL", message.ttl.to_string());

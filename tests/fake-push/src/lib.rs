@@ -76,6 +76,11 @@ pub enum Scripted {
         /// The `Retry-After` value, in seconds.
         retry_after_secs: u64,
     },
+    /// `302 Found` pointing at `location`, which a sender must not follow.
+    Redirect {
+        /// The `Location` header.
+        location: String,
+    },
 }
 
 /// The claims of a verified VAPID JWT.

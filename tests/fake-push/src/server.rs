@@ -271,6 +271,11 @@ fn handle(
             headers: vec![(header::RETRY_AFTER, retry_after_secs.to_string())],
             refusal: Some("scripted 429".to_owned()),
         },
+        Some(Scripted::Redirect { location }) => Answer {
+            status: 302,
+            headers: vec![(header::LOCATION, location)],
+            refusal: Some("scripted 302".to_owned()),
+        },
         None => {
             endpoint.deliveries.push(delivery);
             Answer {
