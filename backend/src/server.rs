@@ -281,6 +281,8 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
         job_ttl: Duration::from_secs(kube.job_ttl),
         ephemeral_storage: kube.agent_storage.clone(),
         workspace_storage_class: kube.workspace_storage_class.clone(),
+        // Twice what can run at once (runs that end quickly make room for more), and never under 20.
+        creates_per_minute: settings.max_running.saturating_mul(2).max(20),
     }
 }
 

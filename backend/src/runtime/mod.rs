@@ -148,6 +148,11 @@ pub trait Runtime: Send + Sync {
     /// What this runtime is, for `/api/info` and the settings screen.
     fn info(&self) -> RuntimeInfo;
 
+    /// Why the runtime cannot do its job right now (e.g. the cluster's API does not answer), if it cannot.
+    fn trouble(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
+
     /// Starts an agent for `spec`; its events follow on the returned stream.
     fn launch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunEvents, RuntimeError>>;
 

@@ -68,6 +68,11 @@ impl Farm {
         })
     }
 
+    /// Why the runtime cannot do its job right now, if it cannot.
+    pub async fn runtime_trouble(&self) -> Option<String> {
+        self.runtime.trouble().await
+    }
+
     /// The store (read-only uses: sockets catching up, health checks).
     pub fn store(&self) -> &Store {
         &self.store

@@ -416,3 +416,51 @@ async fn ci_04_resource_quantities() {
         );
     }
 }
+
+/// CI-01 (repository names): every case of the list — path traversal, option-looking names, extra path
+/// parts, `.git`, dot names, over-long repo and owner, a double hyphen in the owner, Unicode, an encoded
+/// slash, a newline, empty — gets 400 naming `repos[0]` and creates nothing, so no agent can ever be
+/// launched with one; `a-b/c.d_e` is accepted. (The runner passes the clone URL after `--`: its own test.)
+#[tokio::test]
+async fn ci_01_repo_names() {
+    let server = TestServer::start().await;
+    let long_repo = format!("octo/{}", "r".repeat(101));
+    let long_owner = format!("{}/repo", "o".repeat(40));
+    let cases = [
+        "../x",
+        "-u",
+        "--upload-pack=x",
+        "a/b/c",
+        "a/b.git",
+        "a/.",
+        "a/..",
+        &long_repo,
+        &long_owner,
+        "a--b/repo",
+        "ä/b",
+        "a/b\u{301}",
+        "a%2Fb/c",
+        "a/b%2F..",
+        "a/b\n",
+        "\na/b",
+        "",
+        "/",
+        "a/",
+        "/b",
+        "a/b@",
+        "a/b@-x",
+    ];
+    for case in cases {
+        let (status, error) = server
+            .post("/api/configs", config(&json!({ "repos": [case] })))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case:?} -> {error}");
+        assert_eq!(error["error"]["field"], "repos[0]", "{case:?} -> {error}");
+    }
+    assert_eq!(server.get("/api/configs").await, (StatusCode::OK, json!([])));
+    assert_eq!(server.get("/api/runs").await, (StatusCode::OK, json!([])));
+    let (status, created) = server
+        .post("/api/configs", config(&json!({"repos": ["a-b/c.d_e"]})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+}

@@ -69,7 +69,7 @@ fn pod_of(fake: &FakeKube, run_id: &str) -> String {
 /// Every field the `restricted` Pod Security profile asks for, on the Job the server really created; the
 /// whole Job is pinned by the golden file in `runtime/kube/job.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_pod_is_restricted() {
+async fn ci_05_the_agent_pod_is_restricted() {
     let server = TestServer::start_on(Backend::Kube, |s| s.idle_timeout = 60).await;
     let fake = server.kube.as_ref().unwrap();
     let config = server.create_config("Locked down", "unused").await;
@@ -138,7 +138,7 @@ async fn the_agent_pod_is_restricted() {
 /// Every line the agent wrote is stored once, in order, though every watch event arrives twice; then the
 /// Job goes and only our finalizer leaves the pod (another controller's stays).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_line_once_then_the_pod_is_let_go() {
+async fn ci_21_every_line_once_then_the_pod_is_let_go() {
     let server = TestServer::start_on(Backend::Kube, |_| {}).await;
     let fake = server.kube.as_ref().unwrap();
     fake.duplicate_events(true);
@@ -175,7 +175,7 @@ async fn every_line_once_then_the_pod_is_let_go() {
 /// A watch that resumes too late gets `410 Gone` and relists: a run whose Job and pod were deleted meanwhile
 /// (with no event) ends as `lost`, never `running`; the others carry on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relist_after_gone_notices_deleted_agents() {
+async fn ci_17_a_relist_after_gone_notices_deleted_agents() {
     let server = TestServer::start_on(Backend::Kube, |_| {}).await;
     let fake = server.kube.as_ref().unwrap();
     let config = server.create_config("Relist", "unused").await;
@@ -205,10 +205,10 @@ async fn a_relist_after_gone_notices_deleted_agents() {
     server.model.release("a");
 }
 
-/// The API server answers 503 for a while: the watchers back off (no tight loop) and the run completes once
-/// it is back.
+/// The API server answers 503 for a while: the watchers back off (no tight loop), `/readyz` reports the
+/// runtime degraded with the reason, then ready again once the API is back, and the run completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_outage_is_ridden_out_with_backoff() {
+async fn ci_18_an_api_outage_is_ridden_out_with_backoff() {
     let server = TestServer::start_on(Backend::Kube, |_| {}).await;
     let fake = server.kube.as_ref().unwrap();
     let config = server.create_config("Outage", "unused").await;
@@ -240,12 +240,31 @@ async fn an_api_outage_is_ridden_out_with_backoff() {
         spread >= std::time::Duration::from_secs(1),
         "12 attempts within {spread:?}: a tight loop"
     );
+    // The probe behind it gives up after a few seconds of retries; the outage goes on meanwhile.
+    let health = within(async {
+        loop {
+            let seen = fake.requests().len();
+            let (status, health) = server.get("/readyz").await;
+            assert_eq!(status, StatusCode::OK, "still serving: {health}");
+            if health["status"] == "degraded" {
+                return health;
+            }
+            fake.wait_until(|fake| fake.requests().len() > seen).await;
+        }
+    })
+    .await;
+    assert!(
+        health["reason"].as_str().unwrap().contains("cluster's API"),
+        "{health}"
+    );
 
     fake.recover();
     server.model.release("out");
     let (done, _) = socket.until_state(&run.id, RunState::Succeeded).await;
     assert_eq!(done.exit_code, Some(0));
     stored_lines(&server.url, &run.id).await;
+    // The watchers saw the run end: they are through.
+    assert_eq!(server.get("/readyz").await.1, json!({"status": "ready"}));
 }
 
 fn spec(run_id: &str) -> RunSpec {
@@ -269,7 +288,7 @@ fn terminated(code: i32, reason: &str) -> ContainerState {
 
 /// The restart truth table: what the server finds after a restart, and what each run becomes — once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_truth_table() {
+async fn ci_19_20_restart_truth_table() {
     let model = FakeModel::start().await;
     let dir = tempfile::tempdir().unwrap();
     let settings = kube_settings(dir.path(), &model);

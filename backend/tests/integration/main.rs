@@ -19,5 +19,6 @@ mod push;
 mod push_ui;
 mod queue;
 mod restart;
+mod security_suite;
 mod socket_session;
 mod web_ui;

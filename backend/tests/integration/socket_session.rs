@@ -25,7 +25,7 @@ fn lines(count: u64) -> Vec<NewLine> {
 }
 
 #[tokio::test]
-async fn a_slow_client_resyncs_and_misses_nothing() {
+async fn ci_15_a_slow_client_resyncs_and_misses_nothing() {
     let (farm, _dir) = crate::harness::bare_farm(8, 1_000_000).await;
     let mut client = ChannelClient::connect(&farm);
     let first = client.next().await;
@@ -81,7 +81,7 @@ async fn a_slow_client_resyncs_and_misses_nothing() {
 }
 
 #[tokio::test]
-async fn lines_no_longer_kept_are_announced_by_a_gap() {
+async fn ci_14_lines_no_longer_kept_are_announced_by_a_gap() {
     let (farm, _dir) = crate::harness::bare_farm(64, 100).await;
     farm.store()
         .append_logs("r1".into(), lines(300), RunPatch::default(), 100, Utc::now())

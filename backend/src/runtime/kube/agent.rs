@@ -1,6 +1,7 @@
 //! One run's tracker: a task that owns what is known of the run's Job and pod, follows the pod's log, takes
 //! follow-ups and stops, and reports the run's [`RunEvent`]s in order — ending with exactly one `Exited`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
@@ -15,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::CONTAINER;
+use super::limit::CreateLimiter;
 use super::logs::{self, Position};
 use super::status::{Known, Phase, phase};
 use crate::runtime::{ExitOutcome, RunEvent, RuntimeError};
@@ -64,6 +66,8 @@ pub struct Tracker {
     pub position: Position,
     /// The Job to create should the first listing show neither Job nor pod (a run that was `starting`).
     pub create: Option<Job>,
+    /// The runtime's limit on Job creates, which that create waits for too.
+    pub creates: Arc<CreateLimiter>,
     /// True when the Job was just created: its absence in a listing is not yet news.
     pub expect_job: bool,
     /// Grace period of a stop.
@@ -177,6 +181,7 @@ impl Tracker {
             Phase::Vanished => match self.create.take() {
                 Some(job) => {
                     // The server stopped between storing `starting` and creating the Job: create it now.
+                    self.creates.acquire().await;
                     match self.jobs.create(&PostParams::default(), &job).await {
                         Ok(_) => {
                             self.expect_job = true;

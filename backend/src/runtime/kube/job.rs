@@ -339,6 +339,7 @@ mod tests {
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             ephemeral_storage: "10Gi".into(),
             workspace_storage_class: None,
+            creates_per_minute: 20,
         }
     }
 

@@ -234,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_stream_skips_exactly_what_was_taken() {
+    fn ci_13_a_resumed_stream_skips_exactly_what_was_taken() {
         let mut position = Position::default();
         let first = [
             "2026-01-01T00:00:01.5Z",

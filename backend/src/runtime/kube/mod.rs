@@ -6,6 +6,7 @@
 //! - [`agent`]: one tracker per run turns Job and pod states into run events, follows the log, attaches for
 //!   follow-ups and stops.
 //! - [`logs`]: the log follower, resuming without repeating a line.
+//! - [`limit`]: a token bucket in front of Job creates.
 //! - [`status`]: the mapping from Job and pod status to the run's terms.
 //!
 //! The Kubernetes objects are the truth about what runs; the store is the truth about history. A pod
@@ -13,6 +14,7 @@
 
 pub mod agent;
 pub mod job;
+pub mod limit;
 pub mod logs;
 pub mod status;
 mod watch;
@@ -32,9 +34,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::agent::{Inbox, Tracker, is_not_found};
 use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, job_name, managed_selector};
+use self::limit::CreateLimiter;
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
 
+/// How long `/readyz` waits for the cluster's API before calling the runtime degraded.
+const TROUBLE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts to delete a finished run's Job and free its pod (about half a minute with the backoff).
 const RELEASE_ATTEMPTS: u32 = 6;
 
@@ -72,6 +77,8 @@ pub struct KubeSettings {
     /// When set, each workspace is a volume of this StorageClass (`ephemeral_storage` in size) that lives
     /// and dies with the pod, instead of an emptyDir.
     pub workspace_storage_class: Option<String>,
+    /// Most Jobs created a minute (and at once); more wait.
+    pub creates_per_minute: u32,
 }
 
 /// Runs agents as Jobs.
@@ -80,6 +87,7 @@ pub struct KubeRuntime {
     jobs: Api<Job>,
     pods: Api<Pod>,
     registry: Arc<Mutex<watch::Registry>>,
+    creates: Arc<CreateLimiter>,
 }
 
 impl KubeRuntime {
@@ -97,6 +105,7 @@ impl KubeRuntime {
             Arc::clone(&settings),
         ));
         Self {
+            creates: Arc::new(CreateLimiter::new(settings.creates_per_minute)),
             settings,
             jobs,
             pods,
@@ -120,6 +129,7 @@ impl KubeRuntime {
             inbox: (inbox.0.clone(), inbox.1),
             position,
             create,
+            creates: Arc::clone(&self.creates),
             expect_job,
             stop_grace: self.settings.stop_grace,
             follow_ups: !self.settings.idle_timeout.is_zero(),
@@ -139,6 +149,7 @@ impl KubeRuntime {
 
     async fn launch_job(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
         let job = job::job(&spec, &self.settings).map_err(|err| RuntimeError::Failed(err.to_string()))?;
+        self.creates.acquire().await;
         match self.jobs.create(&PostParams::default(), &job).await {
             // Already there: an earlier attempt got through. Never a second Job for one run.
             Ok(_) => {}
@@ -182,6 +193,22 @@ impl Runtime for KubeRuntime {
                 self.settings.namespace, self.settings.default_runtime_class
             ),
         }
+    }
+
+    fn trouble(&self) -> BoxFuture<'_, Option<String>> {
+        async {
+            // The cheapest read that needs the API and the agents namespace: one Job's metadata.
+            let one = ListParams::default().limit(1);
+            match tokio::time::timeout(TROUBLE_PROBE_TIMEOUT, self.jobs.list_metadata(&one)).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(err)) => Some(format!("the cluster's API refuses: {err}")),
+                Err(_) => Some(format!(
+                    "the cluster's API did not answer within {} s",
+                    TROUBLE_PROBE_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        .boxed()
     }
 
     fn launch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunEvents, RuntimeError>> {

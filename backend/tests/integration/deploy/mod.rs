@@ -8,7 +8,7 @@ mod agent_job;
 mod cluster_config;
 mod objects;
 mod policy;
-mod render;
+pub mod render;
 mod restricted;
 mod scripts;
 mod settings;
