@@ -10,6 +10,7 @@ mod configs;
 mod deploy;
 mod doctor;
 mod harness;
+mod identity;
 mod images;
 mod kube;
 mod lifecycle;
