@@ -16,7 +16,9 @@
 //! | otherwise | passes |
 //!
 //! Whois is asked about the last `X-Forwarded-For` address (the one the trusted proxy wrote), as `IP:0`, which
-//! every tailscaled version accepts for a tailnet address. Without `--allowed-login` nothing is checked.
+//! every tailscaled version accepts for a tailnet address. It catches a proxy that passes on a client's
+//! header, not a local process: whatever connects from a trusted address can name any login and the owner's
+//! address, so trust only the proxy's addresses. Without `--allowed-login` nothing is checked.
 //! Non-ASCII logins are not supported: Serve sends them RFC 2047-encoded, so they match no allowlist entry.
 
 use std::net::{IpAddr, SocketAddr};
