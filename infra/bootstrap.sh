@@ -43,6 +43,8 @@ Inputs (environment variables; names only are ever printed):
   AGENTFARM_HOSTNAME            the machine name on the tailnet (default: agentfarm); the app is served at
                                 https://$AGENTFARM_HOSTNAME.$AGENTFARM_TAILNET
   AGENTFARM_PUSH_CONTACT        required: the Web Push contact, mailto:you@example.com or an https URL
+  AGENTFARM_ALLOWED_LOGINS      required: your Tailscale login (Admin console, Users), e.g. you@example.com
+                                or you@github; comma-separated for more. Only these users get in
   CLAUDE_CODE_OAUTH_TOKEN       the agents' Claude token (`claude setup-token`), or
   CLAUDE_TOKEN_FILE             a file holding it; required unless the Secret claude-token exists
   GITHUB_TOKEN                  the agents' GitHub token (a fine-grained PAT), or
@@ -75,6 +77,7 @@ done
 AF_HOST=${AGENTFARM_HOSTNAME:-agentfarm}
 AF_TAILNET=${AGENTFARM_TAILNET:-}
 AF_PUSH_CONTACT=${AGENTFARM_PUSH_CONTACT:-}
+AF_ALLOWED_LOGINS=${AGENTFARM_ALLOWED_LOGINS:-}
 AF_SHARED_HOME=${AGENTFARM_SHARED_CLAUDE_HOME:-0}
 PUBLIC_URL="https://$AF_HOST.${AF_TAILNET:-<AGENTFARM_TAILNET>}"
 
@@ -141,7 +144,7 @@ describe() {
       ;;
     inputs)
       local set_names="" missing_names="" name
-      for name in AGENTFARM_TAILNET AGENTFARM_PUSH_CONTACT AGENTFARM_HOSTNAME \
+      for name in AGENTFARM_TAILNET AGENTFARM_PUSH_CONTACT AGENTFARM_ALLOWED_LOGINS AGENTFARM_HOSTNAME \
         CLAUDE_CODE_OAUTH_TOKEN CLAUDE_TOKEN_FILE GITHUB_TOKEN GITHUB_TOKEN_FILE \
         TS_OAUTH_CLIENT_ID TS_OAUTH_CLIENT_SECRET VAPID_PRIVATE_KEY_FILE AGENTFARM_SHARED_CLAUDE_HOME; do
         if is_set "$name"; then
@@ -173,7 +176,7 @@ describe() {
       local extra=""
       if shared_home; then extra=" + shared-claude-home"; fi
       echo "writing the site overlay infra/site (manifests/overlays/hetzner$extra; $PUBLIC_URL;" \
-        "each node's public IPv4 excepted from the agents' egress) and rendering it"
+        "the allowed Tailscale logins; each node's public IPv4 excepted from the agents' egress) and rendering it"
       ;;
     namespaces) echo "applying the namespaces $SYSTEM_NS and $AGENTS_NS" ;;
     secrets) echo "applying the Secrets claude-token, github-token ($AGENTS_NS) and vapid-keys ($SYSTEM_NS)" ;;
@@ -220,6 +223,15 @@ step_inputs() {
   elif ! [[ $AF_PUSH_CONTACT =~ $re ]]; then
     problems="$problems
   AGENTFARM_PUSH_CONTACT must start with mailto: or https:// and contain no spaces or quotes"
+  fi
+  # Logins as the server accepts them, and nothing that would need quoting in the settings patch.
+  re='^[A-Za-z0-9._%+-]+@[A-Za-z0-9._-]+(,[A-Za-z0-9._%+-]+@[A-Za-z0-9._-]+)*$'
+  if [ -z "$AF_ALLOWED_LOGINS" ]; then
+    problems="$problems
+  AGENTFARM_ALLOWED_LOGINS is not set: your Tailscale login, e.g. you@example.com (Admin console, Users)"
+  elif ! [[ $AF_ALLOWED_LOGINS =~ $re ]]; then
+    problems="$problems
+  AGENTFARM_ALLOWED_LOGINS must be Tailscale logins like you@example.com or you@github, comma-separated, no spaces"
   fi
   case "$AF_SHARED_HOME" in
     0 | 1) ;;
@@ -383,7 +395,7 @@ step_site_overlay() {
   } >"$SITE_DIR/kustomization.yaml"
 
   {
-    echo "# The site's public URL (the Tailscale Ingress name) and Web Push contact."
+    echo "# The site's public URL (the Tailscale Ingress name), Web Push contact and allowed Tailscale logins."
     echo "apiVersion: v1"
     echo "kind: ConfigMap"
     echo "metadata:"
@@ -392,6 +404,7 @@ step_site_overlay() {
     echo "data:"
     echo "  AGENTFARM_PUBLIC_URL: \"$PUBLIC_URL\""
     echo "  AGENTFARM_PUSH_CONTACT: \"$AF_PUSH_CONTACT\""
+    echo "  AGENTFARM_ALLOWED_LOGINS: \"$AF_ALLOWED_LOGINS\""
   } >"$SITE_DIR/settings-patch.yaml"
 
   if [ "$AF_HOST" != agentfarm ]; then

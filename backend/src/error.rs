@@ -29,7 +29,10 @@ pub enum AppError {
     /// The body is larger than allowed.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    /// A cross-site request, a foreign origin or an unknown host.
+    /// No identity where one is required.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A cross-site request, a foreign origin, an unknown host, or an identity not allowed or not believed.
     #[error("{0}")]
     Forbidden(String),
     /// No such thing.
@@ -90,6 +93,7 @@ impl IntoResponse for AppError {
             AppError::Invalid(_) | AppError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             AppError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

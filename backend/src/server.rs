@@ -1,6 +1,7 @@
 //! Putting it together: open the data dir and store, pick the runtime, reconcile, and serve.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use axum::Router;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, RequestPolicy};
+use crate::api::identity::IdentityError;
+use crate::api::{self, AppState, IdentityPolicy, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
 use crate::push::endpoint::Allowlist;
@@ -47,6 +49,9 @@ pub enum StartError {
     /// Web Push could not be set up.
     #[error("notifications: {0}")]
     Push(#[from] PushError),
+    /// The identity check could not be set up.
+    #[error("identity: {0}")]
+    Identity(#[from] IdentityError),
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
@@ -98,6 +103,7 @@ pub async fn start_on(
         public_origin: settings.public_url.clone(),
         allowed_hosts: settings.allowed_hosts.clone(),
     };
+    let identity = identity_policy(settings)?;
     let web = match settings.web_app_dir() {
         Some(dir) => match api::web::WebApp::open(&dir).await {
             Ok(web) => {
@@ -124,6 +130,7 @@ pub async fn start_on(
         push,
         doctor,
         policy: Arc::new(policy),
+        identity: Arc::new(identity),
         info: Arc::new(info),
         web,
     });
@@ -133,6 +140,22 @@ pub async fn start_on(
         push_worker,
         _lock: lock,
     })
+}
+
+/// Who may use the server; warns when anyone on the network could.
+fn identity_policy(settings: &Settings) -> Result<IdentityPolicy, StartError> {
+    let identity = IdentityPolicy::new(
+        settings.allowed_logins.clone(),
+        settings.trusted_proxies.clone(),
+        settings.tailscale_whois.as_ref(),
+    )?;
+    if !identity.required() && !settings.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %settings.listen,
+            "no --allowed-login: anyone who reaches this address can use the server; allowlist your Tailscale login"
+        );
+    }
+    Ok(identity)
 }
 
 /// How long a stop waits for the notification in hand.
@@ -299,9 +322,13 @@ pub async fn serve(
         shutdown.await;
         hub.close();
     };
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(closing)
-        .await?;
+    // The peer's address decides whether its identity headers are believed.
+    axum::serve(
+        listener,
+        app.router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(closing)
+    .await?;
     // A notification already sent is also marked sent before the store closes (else it would go again).
     if tokio::time::timeout(PUSH_GRACE, app.push_worker).await.is_err() {
         tracing::warn!("the notification sender did not finish in time");

@@ -1,10 +1,13 @@
 //! The server's settings: command-line flags, each also readable from an `AGENTFARM_*` environment variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use ipnet::IpNet;
+
+use crate::api::identity::{WhoisEndpoint, normalize_login};
 
 /// Settings of `agentfarm serve`.
 #[derive(Debug, Clone, Args)]
@@ -26,6 +29,30 @@ pub struct Settings {
     /// Extra host names accepted in the Host header (IP literals and localhost always are). Comma-separated.
     #[arg(long = "allowed-host", env = "AGENTFARM_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+
+    /// A Tailscale login allowed to use the server, e.g. you@example.com (repeatable; comma-separated in the
+    /// environment), taken from the Tailscale-User-Login header Tailscale Serve sets and compared
+    /// case-insensitively. Without one, no login is required.
+    #[arg(long = "allowed-login", env = "AGENTFARM_ALLOWED_LOGINS", value_delimiter = ',', value_parser = parse_login)]
+    pub allowed_logins: Vec<String>,
+
+    /// A peer (IP address or CIDR block) whose Tailscale identity headers are believed: the proxy in front
+    /// (`tailscale serve` on this machine: loopback; the operator's Ingress proxy: the pod network).
+    /// Repeatable; comma-separated in the environment.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AGENTFARM_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1/32,::1/128",
+        value_parser = parse_trusted_proxy
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// tailscaled's LocalAPI: its socket (e.g. /var/run/tailscale/tailscaled.sock) or http://IP:PORT. Each
+    /// login must then be the one tailscaled's whois gives for the request's X-Forwarded-For address.
+    /// Needs --allowed-login.
+    #[arg(long, env = "AGENTFARM_TAILSCALE_WHOIS", value_parser = parse_whois, requires = "allowed_logins")]
+    pub tailscale_whois: Option<WhoisEndpoint>,
 
     /// Most runs with an agent at once; more launches wait as `queued` and start in order.
     #[arg(long, env = "AGENTFARM_MAX_RUNNING", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -297,6 +324,41 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
+fn parse_login(text: &str) -> Result<String, String> {
+    normalize_login(text).ok_or_else(|| {
+        format!("{text:?} is not a Tailscale login such as you@example.com (printable ASCII, no spaces)")
+    })
+}
+
+/// An address or a CIDR block, as a block (an address is a block of one).
+fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    let parsed = if text.contains('/') {
+        text.parse::<IpNet>().map(|net| net.trunc()).ok()
+    } else {
+        text.parse::<IpAddr>().map(IpNet::from).ok()
+    };
+    parsed.ok_or_else(|| format!("{text:?} is not an IP address or a CIDR block such as 10.244.0.0/16"))
+}
+
+/// `http://IP:PORT`, or else the path of a Unix socket.
+fn parse_whois(text: &str) -> Result<WhoisEndpoint, String> {
+    if let Some(address) = text.strip_prefix("http://") {
+        return address
+            .trim_end_matches('/')
+            .parse()
+            .map(WhoisEndpoint::Tcp)
+            .map_err(|_| "expected http://IP:PORT (no host name, path or credentials)".into());
+    }
+    if text.is_empty() || text.contains("://") {
+        return Err(
+            "expected the path of tailscaled's socket (e.g. /var/run/tailscale/tailscaled.sock) or http://IP:PORT"
+                .into(),
+        );
+    }
+    Ok(WhoisEndpoint::Socket(text.into()))
+}
+
 /// Accepts `http(s)://host[:port][/]` and returns the origin (`scheme://host[:port]`).
 fn parse_origin(text: &str) -> Result<String, String> {
     let (scheme, rest) = text
@@ -338,6 +400,102 @@ mod tests {
         assert!(parse_origin("ftp://x").is_err());
         assert!(parse_origin("https://x/path").is_err());
         assert!(parse_origin("https://user@x").is_err());
+    }
+
+    /// `agentfarm serve <args>`, or clap's error message.
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let argv = std::iter::once("agentfarm").chain(args.iter().copied());
+        <Wrapper as clap::Parser>::try_parse_from(argv)
+            .map(|wrapper| wrapper.settings)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn identity_flags() {
+        let settings = Settings::with_data_dir("/tmp/x");
+        assert!(settings.allowed_logins.is_empty(), "no login required by default");
+        let trusted: Vec<String> = settings.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(trusted, ["127.0.0.1/32", "::1/128"]);
+        assert_eq!(settings.tailscale_whois, None);
+
+        let settings = parse(&[
+            "--allowed-login",
+            " You@Example.com ",
+            "--allowed-login=octocat@github,other@example.com",
+            "--trusted-proxy",
+            "10.244.3.9/16,127.0.0.9",
+            "--tailscale-whois",
+            "/var/run/tailscale/tailscaled.sock",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.allowed_logins,
+            ["you@example.com", "octocat@github", "other@example.com"]
+        );
+        let trusted: Vec<String> = settings.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(trusted, ["10.244.0.0/16", "127.0.0.9/32"]);
+        assert_eq!(
+            settings.tailscale_whois,
+            Some(WhoisEndpoint::Socket("/var/run/tailscale/tailscaled.sock".into()))
+        );
+        let settings = parse(&[
+            "--allowed-login=a@b",
+            "--tailscale-whois",
+            "http://127.0.0.1:41112/",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.tailscale_whois,
+            Some(WhoisEndpoint::Tcp("127.0.0.1:41112".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn bad_identity_flags_are_refused_naming_the_flag() {
+        for (args, flag) in [
+            (&["--trusted-proxy", "10.0.0.0/33"][..], "--trusted-proxy"),
+            (&["--trusted-proxy", "10.0.0.300"][..], "--trusted-proxy"),
+            (&["--trusted-proxy", "localhost"][..], "--trusted-proxy"),
+            (&["--trusted-proxy", "127.0.0.1,"][..], "--trusted-proxy"),
+            (
+                &["--allowed-login", "two words@example.com"][..],
+                "--allowed-login",
+            ),
+            (&["--allowed-login", "jürgen@example.com"][..], "--allowed-login"),
+            (&["--allowed-login", ""][..], "--allowed-login"),
+            (
+                &[
+                    "--allowed-login=a@b",
+                    "--tailscale-whois",
+                    "http://localhost:41112",
+                ][..],
+                "--tailscale-whois",
+            ),
+            (
+                &[
+                    "--allowed-login=a@b",
+                    "--tailscale-whois",
+                    "http://u:p@127.0.0.1:1",
+                ][..],
+                "--tailscale-whois",
+            ),
+            (
+                &["--allowed-login=a@b", "--tailscale-whois", "https://127.0.0.1:1"][..],
+                "--tailscale-whois",
+            ),
+            (
+                &["--tailscale-whois", "/var/run/tailscale/tailscaled.sock"][..],
+                "--allowed-login",
+            ),
+        ] {
+            let error = parse(args).expect_err(&format!("{args:?} is refused"));
+            assert!(error.contains(flag), "{args:?}: {error}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! handlers share.
 //!
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
+//! - [`identity`]: the owner's Tailscale login, believed only from a trusted proxy.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
 //! - [`configs`], [`runs`], [`push`], [`health`]: one module per resource, handlers named by verb.
 //! - [`home`]: the page at `/` when no web app is built.
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod home;
+pub mod identity;
 pub mod push;
 pub mod runs;
 pub mod web;
@@ -27,6 +29,7 @@ use axum::routing::{delete, get, post};
 
 use crate::service::Farm;
 pub use guard::RequestPolicy;
+pub use identity::IdentityPolicy;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub farm: Arc<Farm>,
     /// Which hosts and origins may talk to us.
     pub policy: Arc<RequestPolicy>,
+    /// Whose requests are served.
+    pub identity: Arc<IdentityPolicy>,
     /// Facts for `/api/info`.
     pub info: Arc<ServerInfo>,
     /// Web Push.
@@ -49,7 +54,8 @@ pub struct AppState {
     pub web: Option<Arc<web::WebApp>>,
 }
 
-/// The whole application.
+/// The whole application: the request guard runs first, then the identity check, then the route. Serve it
+/// with `ConnectInfo<SocketAddr>`, or no peer is trusted with identity headers.
 pub fn router(state: AppState) -> Router {
     let app = match &state.web {
         Some(web) => Router::new().fallback_service(web::router(Arc::clone(web))),
@@ -78,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         .route(routes::PUSH_TEST, post(push::test))
         .route(routes::WS, get(ws::upgrade))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.identity),
+            identity::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.policy),
             guard::check,

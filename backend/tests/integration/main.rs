@@ -11,6 +11,7 @@ mod deploy;
 mod doctor;
 mod encoding;
 mod harness;
+mod identity;
 mod images;
 mod kube;
 mod lifecycle;

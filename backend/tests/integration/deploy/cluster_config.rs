@@ -244,6 +244,11 @@ impl ClusterConfig {
             .collect()
     }
 
+    /// The pod network (`networking.cluster_cidr`).
+    pub fn cluster_cidr(&self) -> Option<&str> {
+        self.networking.as_ref()?.cluster_cidr.as_deref()
+    }
+
     /// What hetzner-k3s would refuse.
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

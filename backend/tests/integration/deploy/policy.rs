@@ -397,6 +397,46 @@ fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy() {
     }
 }
 
+/// An overlay that puts the control plane on the tailnet through the Tailscale Ingress requires an allowed
+/// login, and believes the identity header only from the pod network the Ingress proxy runs in (the
+/// NetworkPolicy above keeps every other pod out).
+#[test]
+fn an_overlay_on_the_tailnet_requires_an_allowed_login_from_the_pod_network() {
+    let cluster_cidr = super::cluster_config::ClusterConfig::load()
+        .cluster_cidr()
+        .expect("infra/cluster.yaml names its pod network")
+        .to_owned();
+    let mut checked = 0;
+    for (name, objects) in every_rendering_parsed() {
+        let on_the_tailnet = objects.iter().any(|object| match object {
+            Object::Ingress(ingress) => {
+                ingress
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.ingress_class_name.as_deref())
+                    == Some("tailscale")
+            }
+            _ => false,
+        });
+        if !name.starts_with("overlays/") || !on_the_tailnet {
+            continue;
+        }
+        checked += 1;
+        let settings = deployed_settings(name, objects);
+        assert!(
+            !settings.allowed_logins.is_empty(),
+            "{name}: no AGENTFARM_ALLOWED_LOGINS, so anyone on the tailnet who reaches the Ingress gets in"
+        );
+        let trusted: Vec<String> = settings.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            trusted,
+            [cluster_cidr.as_str()],
+            "{name}: identity headers believed from exactly the pod network"
+        );
+    }
+    assert!(checked >= 1, "no overlay with the Tailscale Ingress");
+}
+
 #[test]
 fn no_committed_secret_carries_data() {
     for (name, objects) in every_rendering_parsed() {

@@ -99,6 +99,7 @@ impl Sandbox {
             .env("KUBECONFIG", self.dir.path().join("no-kubeconfig"))
             .env("AGENTFARM_TAILNET", "tail1234.ts.net")
             .env("AGENTFARM_PUSH_CONTACT", "mailto:owner@example.com")
+            .env("AGENTFARM_ALLOWED_LOGINS", "owner@example.com")
             .envs(CANARIES)
             .output()
             .expect("run bash");
@@ -276,6 +277,7 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
         .env("AGENTFARM_TAILNET", "tail1234.ts.net")
         .env("AGENTFARM_HOSTNAME", "farm")
         .env("AGENTFARM_PUSH_CONTACT", "mailto:owner@example.com")
+        .env("AGENTFARM_ALLOWED_LOGINS", "Owner@Example.com,octocat@github")
         .env("AGENTFARM_SHARED_CLAUDE_HOME", "1")
         .envs(CANARIES)
         .output()
@@ -367,7 +369,7 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, vapid).expect("base64url");
     assert_eq!(scalar.len(), 32, "a P-256 private scalar");
 
-    // The site overlay: this site's URL, host and opt-in volume, and the nodes' IPv4s excepted.
+    // The site overlay: this site's URL, logins, host and opt-in volume, and the nodes' IPv4s excepted.
     let objects = super::objects::parse_all(
         "infra/site",
         &super::render::render(&work.path().join("infra/site")),
@@ -383,6 +385,11 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
     assert!(
         settings.kube.claude_home_claim.is_some(),
         "the shared volume was opted in"
+    );
+    assert_eq!(
+        settings.allowed_logins,
+        ["owner@example.com", "octocat@github"],
+        "this site's logins, and only them"
     );
     let except: Vec<String> = objects
         .iter()
