@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared by infra/bootstrap.sh and infra/teardown.sh (sourced, never run): output helpers, where the
-# kubeconfig is, the prerequisites both need, and the step runner that prints the plan and runs it. Only
-# builtins run before a step does, so that --dry-run works with nothing but bash on PATH.
+# Shared by infra/bootstrap.sh, infra/teardown.sh and tests/cluster/lib.sh (sourced, never run): output
+# helpers, where the kubeconfig is, the prerequisites they need, and the step runner that prints the plan and
+# runs it. Only builtins run before a step does, so that --dry-run works with nothing but bash on PATH.
 
 info() { printf '    %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }

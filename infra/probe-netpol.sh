@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Measures the agents' egress NetworkPolicies (SECURITY.md T5-T7) from pods that look like
-# agents: namespace agentfarm-agents, RuntimeClass gvisor, the `restricted` security context, one pod on
-# each agent node (a policy can behave differently towards the pod's own node). Each check prints PASS or
-# FAIL; the exit status is 1 if any check fails or a probe pod does not report.
+# agents: namespace agentfarm-agents, RuntimeClass gvisor (or --runtime-class), the `restricted` security
+# context, one pod on each agent node (a policy can behave differently towards the pod's own node). Each
+# check prints PASS or FAIL; the exit status is 1 if any check fails or a probe pod does not report.
 #
-# Usage: infra/probe-netpol.sh [--dry-run] [--node NAME] [--help]
+# Usage: infra/probe-netpol.sh [--dry-run] [--node NAME] [--runtime-class NAME] [--help]
 #
 # Blocked: the metadata service (169.254.169.254), the Kubernetes API Service (10.43.0.1), every node's
 # public and private address on 6443 (API server) and 10250 (kubelet). Reachable: https://api.github.com.
@@ -24,15 +24,17 @@ INTERNET_URL=https://api.github.com/zen
 
 usage() {
   cat <<'EOF'
-Usage: infra/probe-netpol.sh [--dry-run] [--node NAME] [--help]
+Usage: infra/probe-netpol.sh [--dry-run] [--node NAME] [--runtime-class NAME] [--help]
 
-Runs one short-lived probe pod (curl image, RuntimeClass gvisor) in
+Runs one short-lived probe pod (curl image, RuntimeClass gvisor by default) in
 agentfarm-agents on each node labelled agentfarm.dev/role=agents, and checks from it that the agents'
 NetworkPolicies block the metadata service, the Kubernetes API and every node's 6443/10250, and let
 HTTPS to the internet through. Uses ./kubeconfig or $KUBECONFIG.
 
   --dry-run    list the checks; contacts no cluster
   --node NAME  probe from this node only
+  --runtime-class NAME
+               run the probe pods with this RuntimeClass (default gvisor; e.g. kata-clh)
   --help       this text
 
 Exit status: 0 all checks passed, 1 a check failed or a probe did not report, 2 usage or prerequisites.
@@ -41,6 +43,7 @@ EOF
 
 DRY_RUN=0
 ONLY_NODE=""
+RUNTIME_CLASS=gvisor
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
@@ -50,6 +53,14 @@ while [ "$#" -gt 0 ]; do
         exit 2
       fi
       ONLY_NODE=$2
+      shift
+      ;;
+    --runtime-class)
+      if [ "$#" -lt 2 ]; then
+        echo "--runtime-class needs a RuntimeClass name" >&2
+        exit 2
+      fi
+      RUNTIME_CLASS=$2
       shift
       ;;
     -h | --help)
@@ -97,7 +108,7 @@ echo "DONE $fails"
 '
 
 if [ "$DRY_RUN" = 1 ]; then
-  echo "would run $PROBE_IMAGE (RuntimeClass gvisor) in $NAMESPACE on ${ONLY_NODE:-each node labelled $AGENT_LABEL}, and check:"
+  echo "would run $PROBE_IMAGE (RuntimeClass $RUNTIME_CLASS) in $NAMESPACE on ${ONLY_NODE:-each node labelled $AGENT_LABEL}, and check:"
   echo "  blocked    metadata service    $METADATA_URL"
   echo "  blocked    Kubernetes API      https://$API_SERVICE_IP:443 (the kubernetes Service)"
   echo "  blocked    every node          <ExternalIP and InternalIP>:6443 and :10250 (from kubectl get nodes)"
@@ -145,7 +156,7 @@ overrides() {
   "apiVersion": "v1",
   "spec": {
     "nodeName": "$1",
-    "runtimeClassName": "gvisor",
+    "runtimeClassName": "$RUNTIME_CLASS",
     "automountServiceAccountToken": false,
     "enableServiceLinks": false,
     "securityContext": {

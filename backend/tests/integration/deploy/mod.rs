@@ -2,10 +2,12 @@
 //! into k8s-openapi types; the rendered objects meet the security policy (restricted pods, RBAC no wider
 //! than `doctor` checks, agent egress never to private ranges, no Secret data); the Job the Kubernetes runtime
 //! makes refers only to objects the manifests create; the hetzner-k3s config matches the tool's schema; the
-//! scripts pass shellcheck and plan without a cluster.
+//! scripts pass shellcheck and plan without a cluster; the cluster checks (tests/cluster/) explain themselves
+//! without one and name what the manifests name.
 
 mod agent_job;
 mod cluster_config;
+mod cluster_scripts;
 mod objects;
 mod policy;
 pub mod render;

@@ -7,7 +7,7 @@ use std::process::Command;
 use super::render::repo;
 
 /// Every shell script in the repository (by extension or shebang), tracked or about to be.
-fn shell_scripts() -> Vec<PathBuf> {
+pub(super) fn shell_scripts() -> Vec<PathBuf> {
     let output = Command::new("git")
         .args(["ls-files", "--cached", "--others", "--exclude-standard"])
         .current_dir(repo())
@@ -38,6 +38,8 @@ fn every_shell_script_passes_shellcheck() {
         "infra/teardown.sh",
         "infra/node/install-gvisor.sh",
         ".ci/run",
+        "tests/cluster/lib.sh",
+        "tests/cluster/run-all.sh",
     ] {
         assert!(
             scripts.contains(&repo().join(expected)),
@@ -60,8 +62,11 @@ fn every_shell_script_passes_shellcheck() {
 
 /// A script run with only `/usr/bin:/bin` and stand-ins for kubectl and helm that record every call and
 /// fail, no kubeconfig, and canary secrets in the environment.
-struct Sandbox {
-    dir: tempfile::TempDir,
+pub(super) struct Sandbox {
+    /// Holds the stand-ins, the calls they saw, and the home directory.
+    pub(super) dir: tempfile::TempDir,
+    /// The scripts' PATH.
+    path: String,
 }
 
 /// Secret values that must never be printed.
@@ -73,7 +78,7 @@ const CANARIES: [(&str, &str); 4] = [
 ];
 
 impl Sandbox {
-    fn new() -> Sandbox {
+    pub(super) fn new() -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         for tool in ["kubectl", "helm"] {
             let path = dir.path().join(tool);
@@ -84,17 +89,39 @@ impl Sandbox {
             std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
             std::fs::set_permissions(&path, permissions).expect("chmod stub");
         }
-        Sandbox { dir }
+        let path = format!("{}:/usr/bin:/bin", dir.path().display());
+        Sandbox { dir, path }
+    }
+
+    /// A sandbox whose PATH holds only a few basic tools: no kubectl, helm, curl or jq, even where the
+    /// machine has them in /usr/bin.
+    pub(super) fn without_cluster_tools() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir bin");
+        for tool in [
+            "bash", "sh", "cat", "dirname", "sed", "grep", "tr", "sort", "head", "tail", "wc", "cut",
+        ] {
+            if let Some(found) = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|dir| std::path::Path::new(dir).join(tool))
+                .find(|path| path.is_file())
+            {
+                std::os::unix::fs::symlink(found, bin.join(tool)).expect("link a tool");
+            }
+        }
+        let path = bin.display().to_string();
+        Sandbox { dir, path }
     }
 
     /// Runs `bash <script> <args>` from the repository root; returns (success, stdout + stderr).
-    fn run(&self, script: &str, args: &[&str]) -> (bool, String) {
+    pub(super) fn run(&self, script: &str, args: &[&str]) -> (bool, String) {
         let output = Command::new("bash")
             .arg(script)
             .args(args)
             .current_dir(repo())
             .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", self.dir.path().display()))
+            .env("PATH", &self.path)
             .env("HOME", self.dir.path())
             .env("KUBECONFIG", self.dir.path().join("no-kubeconfig"))
             .env("AGENTFARM_TAILNET", "tail1234.ts.net")
@@ -112,7 +139,7 @@ impl Sandbox {
     }
 
     /// Every call the stand-ins saw.
-    fn calls(&self) -> String {
+    pub(super) fn calls(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default()
     }
 }
