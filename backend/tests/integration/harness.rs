@@ -26,6 +26,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
@@ -530,5 +531,104 @@ impl ServerProcess {
         .await
         .unwrap()
         .unwrap();
+    }
+}
+
+/// `agentfarm serve` of the real binary on `data_dir`: a free loopback port, the local runtime, agents told
+/// to end when a turn ends. Add flags, then [`ServerBinary::spawn`] it (or run it to see it refuse).
+pub fn serve_command(data_dir: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentfarm"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--runtime",
+            "local",
+            "--idle-timeout",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .kill_on_drop(true);
+    command
+}
+
+/// The real server binary as a child process (killed if dropped): for crashes and signals.
+pub struct ServerBinary {
+    child: tokio::process::Child,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl ServerBinary {
+    /// A server on `data_dir` whose agents run the real CLI against `model`.
+    pub async fn start(data_dir: &std::path::Path, model: &FakeModel) -> ServerBinary {
+        let env = model.model_env();
+        let passthrough: Vec<&str> = std::iter::once("PATH")
+            .chain(env.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        let mut command = serve_command(data_dir);
+        command
+            .arg("--agent-command")
+            .arg(runner_bin())
+            .arg("--claude-command")
+            .arg(claude_bin())
+            .arg("--agent-env-passthrough")
+            .arg(passthrough.join(","))
+            .envs(env);
+        Self::spawn(command).await
+    }
+
+    /// Runs `command` (see [`serve_command`]) and returns once it serves.
+    pub async fn spawn(mut command: tokio::process::Command) -> ServerBinary {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = within(async {
+            while let Some(line) = stdout.next_line().await.unwrap() {
+                if let Some(at) = line.find("http://") {
+                    return line[at..].split_whitespace().next().unwrap().to_owned();
+                }
+            }
+            panic!("the server exited without printing its URL");
+        })
+        .await;
+        // Keep reading, so the server never writes into a closed pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        ServerBinary {
+            http: client(&url),
+            child,
+            url,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        respond(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+        respond(
+            self.http
+                .request(method, format!("{}{path}", self.url))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// SIGKILL; returns once it is gone.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// SIGTERM; returns how it exited.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        within(self.child.wait()).await.unwrap()
     }
 }

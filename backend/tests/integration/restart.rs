@@ -1,90 +1,12 @@
 //! Restarts: SIGKILL the real server binary mid-run and start it again on the same data dir; shut down
 //! gracefully.
 
-use std::path::Path;
-use std::process::Stdio;
-
-use agentfarm_fake_model::{FakeModel, claude_bin};
+use agentfarm_fake_model::FakeModel;
 use agentfarm_shared::run::{Run, RunState};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use serde_json::json;
 
-use crate::harness::{PATIENCE, TestServer, client, respond, runner_bin};
-
-struct ServerProcess {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl ServerProcess {
-    async fn start(data_dir: &Path, model: &FakeModel) -> ServerProcess {
-        let env = model.model_env();
-        let passthrough: Vec<&str> = std::iter::once("PATH")
-            .chain(env.iter().map(|(k, _)| k.as_str()))
-            .collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentfarm"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--idle-timeout",
-                "0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .arg("--agent-command")
-            .arg(runner_bin())
-            .arg("--claude-command")
-            .arg(claude_bin())
-            .arg("--agent-env-passthrough")
-            .arg(passthrough.join(","))
-            .envs(env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = tokio::time::timeout(PATIENCE, async {
-            while let Some(line) = stdout.next_line().await.unwrap() {
-                if let Some(at) = line.find("http://") {
-                    return line[at..].split_whitespace().next().unwrap().to_owned();
-                }
-            }
-            panic!("the server exited without printing its URL");
-        })
-        .await
-        .unwrap();
-        // Keep reading, so the server never writes into a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-        ServerProcess {
-            http: client(&url),
-            child,
-            url,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        respond(self.http.get(format!("{}{path}", self.url))).await
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
-        respond(
-            self.http
-                .request(method, format!("{}{path}", self.url))
-                .json(&body),
-        )
-        .await
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().unwrap();
-        self.child.wait().await.unwrap();
-    }
-}
+use crate::harness::{PATIENCE, ServerBinary, TestServer};
 
 fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |row| row.get(0)).unwrap()
@@ -96,7 +18,7 @@ async fn sigkill_mid_run_loses_nothing_but_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let server = ServerProcess::start(&data, &model).await;
+    let server = ServerBinary::start(&data, &model).await;
     let (status, _) = server
         .send(
             reqwest::Method::POST,
@@ -127,7 +49,7 @@ async fn sigkill_mid_run_loses_nothing_but_the_run() {
         .unwrap();
     server.kill().await;
 
-    let server = ServerProcess::start(&data, &model).await;
+    let server = ServerBinary::start(&data, &model).await;
     let (status, after) = server.get(&format!("/api/runs/{}", run.id)).await;
     assert_eq!(status, StatusCode::OK);
     let after: Run = serde_json::from_value(after).unwrap();
