@@ -559,6 +559,23 @@ pub struct ServerBinary {
     child: tokio::process::Child,
     pub url: String,
     pub http: reqwest::Client,
+    /// Every line it printed on stdout and stderr so far.
+    output: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The tasks reading its stdout and stderr: done once it has exited.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Reads `pipe` line by line into `output` until it closes.
+fn collect_lines(
+    pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    output: Arc<std::sync::Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            output.lock().unwrap().push(line);
+        }
+    })
 }
 
 impl ServerBinary {
@@ -584,12 +601,14 @@ impl ServerBinary {
     pub async fn spawn(mut command: tokio::process::Command) -> ServerBinary {
         let mut child = command
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let output = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let url = within(async {
             while let Some(line) = stdout.next_line().await.unwrap() {
+                output.lock().unwrap().push(line.clone());
                 if let Some(at) = line.find("http://") {
                     return line[at..].split_whitespace().next().unwrap().to_owned();
                 }
@@ -598,12 +617,28 @@ impl ServerBinary {
         })
         .await;
         // Keep reading, so the server never writes into a closed pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        let readers = vec![
+            collect_lines(stdout.into_inner(), Arc::clone(&output)),
+            collect_lines(child.stderr.take().unwrap(), Arc::clone(&output)),
+        ];
         ServerBinary {
             http: client(&url),
             child,
             url,
+            output,
+            readers,
         }
+    }
+
+    /// Its process id (the soak reads its memory and open files).
+    #[cfg(feature = "soak")]
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// What it printed so far, stdout and stderr.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -625,10 +660,14 @@ impl ServerBinary {
         self.child.wait().await.unwrap();
     }
 
-    /// SIGTERM; returns how it exited.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
+    /// SIGTERM; returns how it exited and everything it printed.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        within(self.child.wait()).await.unwrap()
+        let status = within(self.child.wait()).await.unwrap();
+        for reader in self.readers.drain(..) {
+            within(reader).await.unwrap();
+        }
+        (status, self.output())
     }
 }

@@ -11,6 +11,7 @@ mod deploy;
 mod doctor;
 mod encoding;
 mod harness;
+mod hygiene;
 mod identity;
 mod images;
 mod kube;
@@ -21,5 +22,7 @@ mod push_ui;
 mod queue;
 mod restart;
 mod security_suite;
+#[cfg(feature = "soak")]
+mod soak;
 mod socket_session;
 mod web_ui;

@@ -24,10 +24,18 @@ fn case_tests(root: &Path) -> BTreeMap<String, BTreeSet<u32>> {
                 }
             } else if name.ends_with(".rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for at in text.match_indices("fn ci_").map(|(at, _)| at + 3) {
-                    let test: String = text[at..]
+                let declared = text.lines().filter_map(|line| {
+                    let line = line.trim_start();
+                    let line = line.strip_prefix("async ").unwrap_or(line);
+                    line.strip_prefix("fn ci_")
+                });
+                for rest in declared {
+                    let test: String = "ci_"
                         .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .chain(
+                            rest.chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_'),
+                        )
                         .collect();
                     let cases: BTreeSet<u32> = test
                         .split('_')

@@ -1,0 +1,152 @@
+//! Credentials never leave through the server: CI-06.
+
+use agentfarm_shared::run::RunState;
+use agentfarm_shared::ws::ServerFrame;
+use serde_json::json;
+
+use crate::harness::{ServerBinary, Socket, serve_command};
+
+/// Canary credentials as the server's environment hands them to agents: one token-shaped, one not (masked
+/// only because the server knows the value).
+const CLAUDE_CANARY: &str = "sk-ant-oat01-canaryClaude7d1f0c2a9b3e";
+const GITHUB_CANARY: &str = "canary-github-5e8a41c07f";
+/// Token-shaped strings the agent makes up: masked by shape alone.
+const MADE_UP: [&str; 3] = [
+    "ghp_madeUpCanary0123456789abcdefghij",
+    "github_pat_11MADEUPCANARY0123456789_abcdefghijklmnop",
+    "sk-ant-api03-madeUpCanary0123456789",
+];
+
+/// An agent that prints the credentials it was given, and invented ones, every way it can: plain, inside
+/// Claude-style JSON, on stderr, and in its last words before failing.
+fn agent_script() -> String {
+    format!(
+        "#!/bin/sh\n\
+         echo \"github=$GITHUB_TOKEN claude=$CLAUDE_CODE_OAUTH_TOKEN\"\n\
+         printf '{{\"type\":\"assistant\",\"message\":{{\"content\":[{{\"type\":\"text\",\"text\":\"%s %s\"}}]}}}}\\n' \
+           \"$GITHUB_TOKEN\" \"$CLAUDE_CODE_OAUTH_TOKEN\"\n\
+         echo '{made_up}'\n\
+         echo \"fatal: could not read Password for https://$GITHUB_TOKEN@github.com\" >&2\n\
+         exit 3\n",
+        made_up = MADE_UP.join(" "),
+    )
+}
+
+fn canaries() -> Vec<&'static str> {
+    [CLAUDE_CANARY, GITHUB_CANARY]
+        .into_iter()
+        .chain(MADE_UP)
+        .collect()
+}
+
+fn assert_clean(place: &str, bytes: &[u8]) {
+    for canary in canaries() {
+        assert!(
+            !bytes
+                .windows(canary.len())
+                .any(|window| window == canary.as_bytes()),
+            "{canary} leaked into {place}"
+        );
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// CI-06 (credential hygiene): canary credentials passed to an agent, which prints them and made-up tokens
+/// on stdout, inside JSON and on stderr before failing, appear in no API response, no WebSocket frame, no
+/// line the server logs (at debug level) and no byte of any file in its data dir; the log shows `[REDACTED]`
+/// where they were. The runner masks the same on its side (its own tests), and never puts the GitHub token
+/// in a URL or `.git/config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ci_06_credential_hygiene() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(&agent, agent_script()).unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let mut command = serve_command(&data);
+    command
+        .arg("--agent-command")
+        .arg(&agent)
+        .args([
+            "--agent-env-passthrough",
+            "PATH,GITHUB_TOKEN,CLAUDE_CODE_OAUTH_TOKEN",
+        ])
+        .env("GITHUB_TOKEN", GITHUB_CANARY)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", CLAUDE_CANARY)
+        .env("RUST_LOG", "debug");
+    let server = ServerBinary::spawn(command).await;
+    let (_, config) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/configs",
+            json!({"name": "Leaky", "task_prompt": "print your token", "repos": ["octo/app"]}),
+        )
+        .await;
+    let mut socket = Socket::connect(&server.url).await;
+    let (_, run) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/runs",
+            json!({"config_id": config["id"], "prompt": "print your token"}),
+        )
+        .await;
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    socket.subscribe(&run_id, 0).await;
+    let mut frames = String::new();
+    loop {
+        let (frame, text) = socket.next_with_text().await;
+        frames.push_str(&text);
+        if let ServerFrame::Run { run } = frame
+            && run.id == run_id
+            && run.state == RunState::Failed
+        {
+            break;
+        }
+    }
+    assert_clean("WebSocket frames", frames.as_bytes());
+
+    let mut responses = String::new();
+    for path in [
+        "/api/configs".to_owned(),
+        "/api/runs".to_owned(),
+        format!("/api/runs/{run_id}"),
+        format!("/api/runs/{run_id}/logs"),
+        "/api/info".to_owned(),
+        format!("/api/configs/{}/versions", config["id"].as_str().unwrap()),
+        "/api/push/subscriptions".to_owned(),
+    ] {
+        let (_, body) = server.get(&path).await;
+        responses.push_str(&body.to_string());
+    }
+    assert_clean("API responses", responses.as_bytes());
+    assert!(
+        responses.contains("[REDACTED]"),
+        "the agent's lines arrived, masked: {responses}"
+    );
+
+    let (_, output) = server.terminate().await;
+    assert!(
+        output.iter().any(|line| line.contains("DEBUG")),
+        "the server logged at debug level"
+    );
+    assert_clean("the server's log", output.join("\n").as_bytes());
+    for file in files(&data) {
+        assert_clean(&file.display().to_string(), &std::fs::read(&file).unwrap());
+    }
+}
