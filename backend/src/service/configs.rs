@@ -10,7 +10,7 @@ use crate::error::AppError;
 impl Farm {
     /// Creates a config whose id is derived from its name.
     pub async fn create_config(&self, spec: ConfigSpec) -> Result<AgentConfig, AppError> {
-        spec.validate()?;
+        self.validate_config(&spec)?;
         let Some(id) = spec.derived_id() else {
             let mut v = Violations::default();
             v.push(
@@ -25,8 +25,23 @@ impl Farm {
     /// Stores `spec` as the next version of config `id`.
     pub async fn update_config(&self, id: String, spec: ConfigSpec) -> Result<AgentConfig, AppError> {
         path_id("config", &id)?;
-        spec.validate()?;
+        self.validate_config(&spec)?;
         Ok(self.store.update_config(id, spec, Utc::now()).await?)
+    }
+
+    /// Every field's own rules, and no credential in the owner's texts.
+    fn validate_config(&self, spec: &ConfigSpec) -> Result<(), Violations> {
+        let mut v = spec.validate().err().unwrap_or_default();
+        self.refuse_credentials(
+            &mut v,
+            &[
+                ("name", &spec.name),
+                ("description", &spec.description),
+                ("system_prompt", &spec.system_prompt),
+                ("task_prompt", &spec.task_prompt),
+            ],
+        );
+        v.finish()
     }
 
     /// Deletes config `id`; refused while any of its runs has not ended.

@@ -11,10 +11,12 @@ mod meta;
 mod pump;
 mod runs;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use agentfarm_shared::redact::Redactor;
+use agentfarm_shared::validate::Violations;
 use tokio::sync::Notify;
 
 use crate::hub::Hub;
@@ -66,6 +68,21 @@ impl Farm {
             ids: Mutex::new(ulid::Generator::new()),
             redactor,
         })
+    }
+
+    /// Refuses owner text that holds a credential (a token shape, or a value agents are given): credentials
+    /// reach agents from the server's environment or the cluster's Secrets, never through a config, a prompt
+    /// or a message, where they would be stored, shown and sent to the model.
+    fn refuse_credentials(&self, v: &mut Violations, fields: &[(&str, &str)]) {
+        for (field, text) in fields {
+            if matches!(self.redactor.redact(text), Cow::Owned(_)) {
+                v.push(
+                    *field,
+                    "looks like it holds a credential (a token); give agents credentials through the server's \
+                     environment or the cluster's Secrets, never in a config, prompt or message",
+                );
+            }
+        }
     }
 
     /// Why the runtime cannot do its job right now, if it cannot.

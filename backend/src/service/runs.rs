@@ -29,6 +29,7 @@ impl Farm {
         v.check("config_id", validate::rfc1123_label(&request.config_id));
         if let Some(prompt) = &request.prompt {
             v.check("prompt", validate::required_text(prompt, limits::PROMPT, false));
+            self.refuse_credentials(&mut v, &[("prompt", prompt)]);
         }
         if let Some(earlier) = &request.continue_run {
             v.check("continue_run", validate::rfc1123_label(earlier));
@@ -132,6 +133,7 @@ impl Farm {
         path_id("run", &id)?;
         let mut v = Violations::default();
         v.check("text", validate::required_text(&text, limits::PROMPT, false));
+        self.refuse_credentials(&mut v, &[("text", &text)]);
         v.finish()?;
         let run = self.store.run(id.clone()).await?;
         if !matches!(run.state, RunState::Running | RunState::WaitingForInput) {

@@ -67,10 +67,11 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// CI-06 (credential hygiene): canary credentials passed to an agent, which prints them and made-up tokens
-/// on stdout, inside JSON and on stderr before failing, appear in no API response, no WebSocket frame, no
-/// line the server logs (at debug level) and no byte of any file in its data dir; the log shows `[REDACTED]`
-/// where they were. The runner masks the same on its side (its own tests), and never puts the GitHub token
+/// CI-06 (credential hygiene): configs and prompts holding a canary or a token shape are refused (configs
+/// have no credential field: credentials come from the server's environment or the cluster's Secrets);
+/// canary credentials passed to an agent, which prints them and made-up tokens on stdout, inside JSON and on
+/// stderr before failing, appear in no API response, no WebSocket frame, no line the server logs (at debug
+/// level) and no byte of any file in its data dir; the log shows `[REDACTED]` where they were. The runner masks the same on its side (its own tests), and never puts the GitHub token
 /// in a URL or `.git/config`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_06_credential_hygiene() {
@@ -91,6 +92,21 @@ async fn ci_06_credential_hygiene() {
         .env("CLAUDE_CODE_OAUTH_TOKEN", CLAUDE_CANARY)
         .env("RUST_LOG", "debug");
     let server = ServerBinary::spawn(command).await;
+    // Configs and prompts never hold a credential: a token shape or a value agents are given is refused.
+    for (field, text) in [
+        ("task_prompt", format!("use {GITHUB_CANARY} to push")),
+        ("system_prompt", format!("your key: {}", MADE_UP[2])),
+        ("description", MADE_UP[0].to_owned()),
+    ] {
+        let mut body = json!({"name": "Leaky", "task_prompt": "print"});
+        body[field] = json!(text);
+        let (status, error) = server.send(reqwest::Method::POST, "/api/configs", body).await;
+        assert_eq!(
+            (status.as_u16(), &error["error"]["field"]),
+            (400, &json!(field)),
+            "{error}"
+        );
+    }
     let (_, config) = server
         .send(
             reqwest::Method::POST,
@@ -107,6 +123,18 @@ async fn ci_06_credential_hygiene() {
         )
         .await;
     let run_id = run["id"].as_str().unwrap().to_owned();
+    let (status, error) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/runs",
+            json!({"config_id": config["id"], "prompt": format!("token {CLAUDE_CANARY}")}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &error["error"]["field"]),
+        (400, &json!("prompt")),
+        "{error}"
+    );
     socket.subscribe(&run_id, 0).await;
     let mut frames = String::new();
     loop {
