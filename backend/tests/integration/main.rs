@@ -9,6 +9,7 @@ mod browser;
 mod configs;
 mod deploy;
 mod doctor;
+mod durability;
 mod harness;
 mod images;
 mod kube;
