@@ -1,6 +1,7 @@
 //! The `agentfarm` command.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,6 +25,22 @@ enum Command {
     Serve(Box<Settings>),
     /// Check that the cluster has what the Kubernetes runtime needs; exits non-zero when something fails.
     Doctor(Box<KubeArgs>),
+    /// Copy the database to a file, safely while the server runs, and check the copy (`PRAGMA
+    /// integrity_check`); exits non-zero when no sound copy was written.
+    Backup(BackupArgs),
+}
+
+/// Arguments of `agentfarm backup`.
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// The server's data dir (the one `serve` uses).
+    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = "agentfarm-data")]
+    data_dir: PathBuf,
+    /// Replace DEST if it exists.
+    #[arg(long)]
+    force: bool,
+    /// The file to write.
+    dest: PathBuf,
 }
 
 #[tokio::main]
@@ -35,7 +52,20 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(settings) => serve(*settings).await,
         Command::Doctor(kube) => doctor(&kube).await,
+        Command::Backup(args) => backup(&args),
     }
+}
+
+fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let source = agentfarm::store::db_path(&args.data_dir);
+    agentfarm::store::backup::backup(&source, &args.dest, args.force)?;
+    let _ = writeln!(
+        std::io::stdout(),
+        "backed up {} to {}; integrity_check: ok",
+        source.display(),
+        args.dest.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -40,7 +40,15 @@ pub enum StartError {
         /// What went wrong.
         message: String,
     },
-    /// The store could not be opened.
+    /// The database could not be opened, or is one this agentfarm must not use.
+    #[error("database {path}: {error}")]
+    Database {
+        /// The database file.
+        path: String,
+        /// Why.
+        error: StoreError,
+    },
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The Kubernetes runtime was asked for and no cluster could be reached.
@@ -86,7 +94,11 @@ pub async fn start_on(
 ) -> Result<App, StartError> {
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
-    let store = Store::open(&data_dir.join("agentfarm.db"))?;
+    let db = crate::store::db_path(data_dir);
+    let store = Store::open(&db).map_err(|error| StartError::Database {
+        path: db.display().to_string(),
+        error,
+    })?;
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         runtime: runtime.info(),
@@ -310,7 +322,8 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),
-/// waits for requests in flight and the notification being sent, and folds the WAL into the database.
+/// waits for requests in flight and the notification being sent, and closes the store, which folds the WAL
+/// into the database file.
 /// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,
@@ -333,7 +346,7 @@ pub async fn serve(
     if tokio::time::timeout(PUSH_GRACE, app.push_worker).await.is_err() {
         tracing::warn!("the notification sender did not finish in time");
     }
-    app.farm.store().checkpoint().await?;
+    app.farm.store().close().await?;
     Ok(())
 }
 

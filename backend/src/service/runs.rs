@@ -107,7 +107,7 @@ impl Farm {
             };
             match self
                 .store
-                .transition(id.clone(), RunState::Stopped, patch, Utc::now())
+                .transition_from(id.clone(), RunState::Queued, RunState::Stopped, patch, Utc::now())
                 .await
             {
                 Ok(run) => {

@@ -3,8 +3,10 @@
 //! One thread owns the connection and runs every query (callers `await` [`Store::call`]), so no blocking call
 //! ever runs on the async runtime and writes never contend. State transitions commit with
 //! `synchronous=FULL`; log batches with `NORMAL` (WAL keeps them crash-safe, and FULL on the next transition
-//! makes them durable too).
+//! makes them durable too). A graceful shutdown [closes](Store::close) it: the WAL is folded into the
+//! database file first. [`backup`] copies a live database from another process.
 
+pub mod backup;
 mod configs;
 mod logs;
 mod migrations;
@@ -70,12 +72,31 @@ pub enum StoreError {
     Closed,
 }
 
+/// How long a connection waits for another one's lock before it fails with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The database's file name in the data dir.
+const DB_FILE: &str = "agentfarm.db";
+
+/// The database of the server whose data dir is `data_dir`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// What the store thread is asked to do.
+enum Message {
+    /// Run a query.
+    Job(Job),
+    /// Checkpoint, close the connection and stop.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
     path: PathBuf,
 }
 
@@ -98,21 +119,28 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // busy_timeout first, so that even switching the journal mode waits for a lock instead of failing.
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrations::apply(&mut conn)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Message>();
         std::thread::Builder::new()
             .name("agentfarm-store".into())
             .spawn(move || {
-                for job in queue {
-                    job(&mut conn);
+                for message in queue {
+                    match message {
+                        Message::Job(job) => job(&mut conn),
+                        Message::Close(reply) => {
+                            // Jobs still queued are dropped with the queue: their callers get `Closed`.
+                            let _ = reply.send(close(conn));
+                            return;
+                        }
+                    }
                 }
-                // Every handle is gone: fold the WAL back into the main file before closing.
-                if let Err(err) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
-                    tracing::warn!(%err, "WAL checkpoint at close failed");
+                // Every handle is gone.
+                if let Err(err) = close(conn) {
+                    tracing::warn!(%err, "closing the database failed");
                 }
             })
             .map_err(|err| StoreError::Corrupt(format!("cannot start the store thread: {err}")))?;
@@ -138,14 +166,21 @@ impl Store {
             // The caller may have gone away (request cancelled); then nobody needs the answer.
             let _ = reply.send(f(conn));
         });
-        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        self.jobs
+            .send(Message::Job(job))
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Folds the write-ahead log back into the database file (at shutdown).
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        self.call(|conn| Ok(conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?))
-            .await
+    /// Folds the write-ahead log into the database file and closes the connection, after the queries asked
+    /// for before; every later call (through any handle) fails with [`StoreError::Closed`]. For a graceful
+    /// shutdown: the database file alone is then complete.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Message::Close(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// `PRAGMA integrity_check`: `"ok"` when the file is sound.
@@ -153,6 +188,25 @@ impl Store {
         self.call(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
             .await
     }
+}
+
+/// Checkpoints the WAL into the database file, truncating it, then closes the connection (the last one to
+/// close also removes the WAL file). A reader in another process (a backup) can keep part of the WAL from
+/// being folded in; that part stays safe in the WAL and is folded in by the next checkpoint.
+fn close(conn: Connection) -> Result<(), StoreError> {
+    let (busy, frames, folded): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    if busy != 0 {
+        tracing::warn!(
+            frames,
+            folded,
+            "another connection kept the WAL from being folded in completely"
+        );
+    }
+    conn.close().map_err(|(_, err)| err)?;
+    Ok(())
 }
 
 /// Runs `f` in an immediate (write-locking) transaction committed with the given durability.

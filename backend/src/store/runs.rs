@@ -156,6 +156,39 @@ pub(super) fn apply_patch(conn: &Connection, id: &str, patch: &RunPatch, now: i6
     Ok(())
 }
 
+/// Moves run `id` to `to` (from `from` only, when given), applying `patch`.
+fn transition(
+    conn: &Connection,
+    id: &str,
+    from: Option<RunState>,
+    to: RunState,
+    patch: &RunPatch,
+    now: DateTime<Utc>,
+) -> Result<Run, StoreError> {
+    let run = load(conn, id)?;
+    if !run.state.can_become(to) || from.is_some_and(|from| from != run.state) {
+        return Err(StoreError::InvalidTransition {
+            run_id: id.to_owned(),
+            from: run.state,
+            to,
+        });
+    }
+    let now = to_millis(now);
+    apply_patch(conn, id, patch, now)?;
+    if let Some(kind) = super::push::Kind::of_state(to) {
+        super::push::enqueue(conn, id, kind, now)?;
+    }
+    conn.execute(
+        "UPDATE runs SET state = ?2, reason = ?3,
+            started_at = CASE WHEN ?2 IN ('running', 'waiting_for_input')
+                         THEN COALESCE(started_at, ?4) ELSE started_at END,
+            finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END
+         WHERE id = ?1",
+        params![id, to.as_str(), patch.reason, now, to.is_terminal()],
+    )?;
+    load(conn, id)
+}
+
 impl Store {
     /// Stores a new run as `queued`.
     pub async fn insert_run(&self, run: NewRun, now: DateTime<Utc>) -> Result<Run, StoreError> {
@@ -183,28 +216,25 @@ impl Store {
     ) -> Result<Run, StoreError> {
         self.call(move |conn| {
             write(conn, Durability::Full, |tx| {
-                let run = load(tx, &id)?;
-                if !run.state.can_become(to) {
-                    return Err(StoreError::InvalidTransition {
-                        run_id: id,
-                        from: run.state,
-                        to,
-                    });
-                }
-                let now = to_millis(now);
-                apply_patch(tx, &id, &patch, now)?;
-                if let Some(kind) = super::push::Kind::of_state(to) {
-                    super::push::enqueue(tx, &id, kind, now)?;
-                }
-                tx.execute(
-                    "UPDATE runs SET state = ?2, reason = ?3,
-                        started_at = CASE WHEN ?2 IN ('running', 'waiting_for_input')
-                                     THEN COALESCE(started_at, ?4) ELSE started_at END,
-                        finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END
-                     WHERE id = ?1",
-                    params![id, to.as_str(), patch.reason, now, to.is_terminal()],
-                )?;
-                load(tx, &id)
+                transition(tx, &id, None, to, &patch, now)
+            })
+        })
+        .await
+    }
+
+    /// [`Store::transition`], but only while run `id` is still `from` (else `InvalidTransition`): for a
+    /// change decided on a state read earlier, which another task may have changed since.
+    pub async fn transition_from(
+        &self,
+        id: String,
+        from: RunState,
+        to: RunState,
+        patch: RunPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Run, StoreError> {
+        self.call(move |conn| {
+            write(conn, Durability::Full, |tx| {
+                transition(tx, &id, Some(from), to, &patch, now)
             })
         })
         .await
@@ -310,5 +340,66 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agentfarm_shared::config::ConfigSpec;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transition_from_a_state_read_earlier_is_refused_once_the_run_moved_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("runs.db")).unwrap();
+        let now = Utc::now();
+        store
+            .create_config("c".into(), ConfigSpec::new("c", "task"), now)
+            .await
+            .unwrap();
+        let run = NewRun {
+            id: "r1".into(),
+            config_id: "c".into(),
+            config_version: 1,
+            prompt: "task".into(),
+            branch: "agentfarm/r1".into(),
+        };
+        store.insert_run(run, now).await.unwrap();
+        store
+            .transition("r1".into(), RunState::Starting, RunPatch::default(), now)
+            .await
+            .unwrap();
+        let refused = store
+            .transition_from(
+                "r1".into(),
+                RunState::Queued,
+                RunState::Stopped,
+                RunPatch::default(),
+                now,
+            )
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::InvalidTransition {
+                    from: RunState::Starting,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(store.run("r1".into()).await.unwrap().state, RunState::Starting);
+        let stopped = store
+            .transition_from(
+                "r1".into(),
+                RunState::Starting,
+                RunState::Stopped,
+                RunPatch::default(),
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stopped.state, RunState::Stopped);
     }
 }

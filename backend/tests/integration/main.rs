@@ -9,6 +9,7 @@ mod browser;
 mod configs;
 mod deploy;
 mod doctor;
+mod durability;
 mod encoding;
 mod harness;
 mod hygiene;
