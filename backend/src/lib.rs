@@ -9,6 +9,7 @@
 //! - [`store`]: SQLite (configs, versions, runs, logs) on one thread.
 //! - [`runtime`]: where agents run: [`runtime::local`] as child processes, [`runtime::kube`] as Jobs.
 //! - [`push`]: Web Push notifications to the owner's devices.
+//! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
 //! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
 //! - [`error`]: the one error type and its HTTP form.
@@ -18,6 +19,7 @@ pub mod doctor;
 pub mod error;
 pub mod hub;
 pub mod push;
+pub mod retention;
 pub mod runtime;
 pub mod server;
 pub mod service;

@@ -19,6 +19,7 @@ use crate::hub::Hub;
 use crate::push::endpoint::Allowlist;
 use crate::push::foreground::Foreground;
 use crate::push::{Push, PushError, PushSettings};
+use crate::retention;
 use crate::runtime::kube::{KubeRuntime, KubeSettings};
 use crate::runtime::local::{LocalRuntime, LocalSettings};
 use crate::runtime::{RunnerSite, SharedRuntime};
@@ -79,7 +80,8 @@ pub struct App {
     _lock: Flock<std::fs::File>,
 }
 
-/// Opens everything `settings` names, reconciles runs the store thinks are active, and starts the scheduler.
+/// Opens everything `settings` names, reconciles runs the store thinks are active, and starts the scheduler
+/// and the retention sweep.
 pub async fn start(settings: &Settings) -> Result<App, StartError> {
     let (runtime, cluster) = runtime(settings).await?;
     start_on(settings, runtime, cluster).await
@@ -111,6 +113,9 @@ pub async fn start_on(
     let redactor = Redactor::new(credentials_in_env(&settings.env_passthrough));
     let farm = Farm::new(store, runtime, Hub::new(HUB_CAPACITY), limits, redactor);
     farm.start().await.map_err(StartError::Reconcile)?;
+    if let Some(keep) = retention::keep_for(settings.run_retention_days) {
+        tokio::spawn(retention::run(Arc::clone(&farm), keep, farm.hub().closed()));
+    }
     let policy = RequestPolicy {
         public_origin: settings.public_url.clone(),
         allowed_hosts: settings.allowed_hosts.clone(),

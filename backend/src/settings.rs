@@ -62,6 +62,11 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_LOG_RETENTION", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub log_retention: u64,
 
+    /// Days an ended run and its log are kept after it ended; then they are deleted (hourly), except the
+    /// newest run of each config. 0 keeps every run.
+    #[arg(long, env = "AGENTFARM_RUN_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub run_retention_days: u32,
+
     /// The agent program the local runtime starts: the agent runner, which runs Claude Code.
     #[arg(long, env = "AGENTFARM_AGENT_COMMAND", default_value = "agentfarm-runner")]
     pub agent_command: PathBuf,

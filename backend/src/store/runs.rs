@@ -64,6 +64,8 @@ const SELECT_RUN: &str =
 
 const ACTIVE: &str = "('starting', 'running', 'waiting_for_input')";
 
+const TERMINAL: &str = "('succeeded', 'failed', 'stopped', 'lost')";
+
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let state: String = row.get(4)?;
     let state = state.parse::<RunState>().map_err(|err| {
@@ -319,6 +321,21 @@ impl Store {
             ))?;
             Ok(stmt
                 .query_map([recent], run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Ids of the runs that ended before `before`, oldest first, except the newest run of each config (kept
+    /// for what it shows about its config, and so that a later run can continue its branch).
+    pub async fn expired_runs(&self, before: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT id FROM runs WHERE state IN {TERMINAL} AND COALESCE(finished_at, updated_at) < ?1
+                 AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY config_id) ORDER BY id"
+            ))?;
+            Ok(stmt
+                .query_map([to_millis(before)], |row| row.get(0))?
                 .collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -1,11 +1,12 @@
 //! SQLite reliability (security.md §4.2): crash durability (CI-22), contention with an online backup
-//! (CI-23), migrations from every earlier schema (CI-24), the WAL at a graceful stop (CI-26). Shared here:
-//! a seeded random source, a client that keeps a ledger of what the server acknowledged, and the checks of
-//! a database file.
+//! (CI-23), migrations from every earlier schema (CI-24), the WAL at a graceful stop and the retention sweep
+//! (CI-26). Shared here: a seeded random source, a client that keeps a ledger of what the server
+//! acknowledged, and the checks of a database file.
 
 mod contention;
 mod crash;
 mod migrations;
+mod retention;
 mod shutdown;
 
 use std::collections::{BTreeMap, BTreeSet};
