@@ -15,6 +15,7 @@ use agentfarm::store::{NewLine, NewRun, RunPatch, Store};
 use agentfarm_fake_kube::{FakeKube, Kind};
 use agentfarm_shared::config::ConfigSpec;
 use agentfarm_shared::log::LogStream;
+use agentfarm_shared::redact::Redactor;
 use agentfarm_shared::run::RunState::{self, *};
 use agentfarm_shared::ws::ServerFrame;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -162,7 +163,7 @@ async fn ci_26_retention_gc_deletes_a_run_only_after_its_job() {
         max_running: 1,
         log_retention: 1_000,
     };
-    let farm = Farm::new(store, Arc::new(runtime), Hub::new(64), limits);
+    let farm = Farm::new(store, Arc::new(runtime), Hub::new(64), limits, Redactor::new([]));
     let keep = keep_for(30).unwrap();
 
     // 500: the client retries 503s itself, for minutes.
