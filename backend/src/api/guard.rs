@@ -1,6 +1,7 @@
 //! The request guard, in front of every route: a host allowlist (against DNS rebinding), same-origin checks on
 //! every state-changing request and on the WebSocket upgrade (against CSRF and cross-site WebSocket
-//! hijacking, answered 403 before any upgrade), and JSON-only request bodies (415).
+//! hijacking, answered 403 before any upgrade), JSON-only request bodies (415), and no body announced as over
+//! the size limit (413, before reading it).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::MAX_BODY_BYTES;
 use crate::error::AppError;
 
 /// Which hosts and origins may use this server.
@@ -80,8 +82,22 @@ impl RequestPolicy {
         }
         if changes_state {
             json_body(headers)?;
+            declared_size(headers)?;
         }
         Ok(())
+    }
+}
+
+/// A body announced as larger than [`MAX_BODY_BYTES`] is refused from the head alone, before any of it is
+/// read (a body without a length is cut at the limit as it is read).
+fn declared_size(headers: &HeaderMap) -> Result<(), AppError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|len| len.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(AppError::PayloadTooLarge(MAX_BODY_BYTES)),
+        _ => Ok(()),
     }
 }
 
