@@ -34,7 +34,7 @@ enum Command {
 #[derive(clap::Args)]
 struct BackupArgs {
     /// The server's data dir (the one `serve` uses).
-    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = "agentfarm-data")]
+    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = agentfarm::settings::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]

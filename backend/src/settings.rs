@@ -9,11 +9,14 @@ use ipnet::IpNet;
 
 use crate::api::identity::{WhoisEndpoint, normalize_login};
 
+/// Where the server keeps its database and run dirs unless told otherwise (`serve` and `backup`).
+pub const DEFAULT_DATA_DIR: &str = "agentfarm-data";
+
 /// Settings of `agentfarm serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Directory for the database and the runs' work dirs (created if missing, mode 0700).
-    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = "agentfarm-data")]
+    #[arg(long, env = "AGENTFARM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 
     /// Address to listen on. Keep the default loopback address unless a proxy in front needs otherwise;
