@@ -71,7 +71,7 @@ pub fn payload(kind: PushKind, run: Option<&Run>, base_url: &str, badge: u32) ->
 /// (newlines too) turned into spaces, cut at [`MAX_DETAIL_CHARS`].
 fn clip(text: &str) -> String {
     let mut plain = String::new();
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
             // CSI (`ESC [ … final`), OSC (`ESC ] … BEL`) and two-character escapes.
