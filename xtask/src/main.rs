@@ -7,6 +7,8 @@
 //!   every test (with `AGENTFARM_WEB_DIR` pointing at the build).
 //! - `cargo xtask web`: builds the web app into `frontend/dist` (`trunk build --release`), with `.br`/`.gz`
 //!   siblings of its text and wasm files for the server to send precompressed.
+//! - `cargo xtask bench [--quick]`: the benchmarks (release build) as one Markdown table with the page
+//!   weight; `--quick` (seconds, small sizes) also runs at the end of `cargo xtask test`.
 //! - `cargo xtask size`: the first-load bytes of the built web app (wasm + js + css that `index.html` names):
 //!   raw, `gzip -9` and `brotli -q 11`, against the 200 KB brotli target. Informational: exits 0.
 //! - `cargo xtask icons`: renders `icons/agentfarm.svg` into the PNG icons (needs `rsvg-convert`, Debian
@@ -54,11 +56,15 @@ fn main() -> Result<()> {
         "test" => test(&root, &rest),
         "web" => build_web(&root).map(|_| ()),
         "size" => size(&root),
+        "bench" => {
+            let dist = build_web(&root)?;
+            bench(&root, &dist, rest.iter().any(|arg| arg == "--quick"))
+        }
         "icons" => icons(&root),
         _ => {
             eprintln!(
                 "usage: cargo xtask run [-- agentfarm serve flags]\n       cargo xtask test [-- cargo test args]\n       \
-                 cargo xtask web | size | icons"
+                 cargo xtask bench [--quick]\n       cargo xtask web | size | icons"
             );
             bail!("unknown task {task:?}")
         }
@@ -419,7 +425,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    Ok(())
+    bench(root, &dist, true)
 }
 
 /// How long every test together may take: `AGENTFARM_TEST_MINUTES`, 40 by default. A hung test then fails
@@ -470,17 +476,16 @@ impl Watchdog {
     }
 }
 
-/// Prints the first-load bytes of the built web app: every wasm, js and css file of `frontend/dist` that
-/// `index.html` names, raw and compressed as a server would send them.
-fn size(root: &Path) -> Result<()> {
-    let dist = root.join("frontend/dist");
+/// The first-load files of the web app built in `dist` (every wasm, js and css file that `index.html`
+/// names) with their bytes raw, `gzip -9` and `brotli -q 11` (`None` when the tool is missing).
+fn first_load(dist: &Path) -> Result<Vec<(String, [Option<u64>; 3])>> {
     let index = std::fs::read_to_string(dist.join("index.html")).with_context(|| {
         format!(
             "no {}/index.html; build the web app first: cargo xtask web",
             dist.display()
         )
     })?;
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dist)?
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dist)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
             let name = path.file_name()?.to_string_lossy().into_owned();
@@ -490,6 +495,62 @@ fn size(root: &Path) -> Result<()> {
         })
         .collect();
     files.sort();
+    Ok(files
+        .into_iter()
+        .map(|(name, path)| {
+            let sizes = [
+                std::fs::metadata(&path).ok().map(|m| m.len()),
+                compressed_len(&path, "gzip", &["-9", "-n", "-c"]),
+                compressed_len(&path, "brotli", &["-q", "11", "-c"]),
+            ];
+            (name, sizes)
+        })
+        .collect())
+}
+
+/// The sum of each column of [`first_load`].
+fn first_load_totals(files: &[(String, [Option<u64>; 3])]) -> [Option<u64>; 3] {
+    let mut totals = [Some(0u64); 3];
+    for (_, sizes) in files {
+        for (total, size) in totals.iter_mut().zip(sizes) {
+            *total = total.zip(*size).map(|(a, b)| a + b);
+        }
+    }
+    totals
+}
+
+/// Runs the benchmarks (`backend/benches/bench`, release build) and adds the page weight of the web app built
+/// in `dist`: one Markdown table. `quick` runs them in seconds with small sizes, to keep them working.
+fn bench(root: &Path, dist: &Path, quick: bool) -> Result<()> {
+    let mut args = vec!["bench", "-p", "agentfarm", "--bench", "bench", "--"];
+    if quick {
+        args.push("--quick");
+    }
+    step(
+        root,
+        "cargo",
+        &args,
+        if quick {
+            "benchmarks, quick mode (cargo bench)"
+        } else {
+            "benchmarks (cargo bench; a few minutes)"
+        },
+    )?;
+    let totals = first_load_totals(&first_load(dist)?);
+    println!(
+        "| First load of `{}` (wasm + js + css), brotli (raw / gzip) | ≤ {} B brotli | {} B ({} / {}) | – |",
+        dist.strip_prefix(root).unwrap_or(dist).display(),
+        bytes(Some(FIRST_LOAD_TARGET_BYTES)),
+        bytes(totals[2]),
+        bytes(totals[0]),
+        bytes(totals[1])
+    );
+    Ok(())
+}
+
+/// Prints the first-load bytes of the built web app, raw and compressed as a server would send them.
+fn size(root: &Path) -> Result<()> {
+    let files = first_load(&root.join("frontend/dist"))?;
     let width = files
         .iter()
         .map(|(name, _)| name.len())
@@ -500,16 +561,7 @@ fn size(root: &Path) -> Result<()> {
         "{:<width$} {:>10} {:>10} {:>13}",
         "first load (frontend/dist)", "raw", "gzip -9", "brotli -q 11"
     );
-    let mut totals = [Some(0u64); 3];
-    for (name, path) in &files {
-        let sizes = [
-            std::fs::metadata(path).ok().map(|m| m.len()),
-            compressed_len(path, "gzip", &["-9", "-n", "-c"]),
-            compressed_len(path, "brotli", &["-q", "11", "-c"]),
-        ];
-        for (total, size) in totals.iter_mut().zip(sizes) {
-            *total = total.zip(size).map(|(a, b)| a + b);
-        }
+    for (name, sizes) in &files {
         println!(
             "{name:<width$} {:>10} {:>10} {:>13}",
             bytes(sizes[0]),
@@ -517,6 +569,7 @@ fn size(root: &Path) -> Result<()> {
             bytes(sizes[2])
         );
     }
+    let totals = first_load_totals(&files);
     println!(
         "{:<width$} {:>10} {:>10} {:>13}",
         "total",

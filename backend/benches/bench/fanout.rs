@@ -1,0 +1,183 @@
+//! Log fan-out and status latency: `runs` agents printing `rate` lines a second to `clients` WebSocket
+//! clients each; every line timed from its writing to its arrival, every run's end from the agent's last
+//! line to the terminal frame. The floor: the same agents, in the same run, read straight from their pipes.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::agent::{self, now_nanos, stamp};
+use crate::client::{self, Seen};
+use crate::server::{self, Server};
+use crate::stats::{ms, percentile, ratio};
+use crate::{Plan, Row};
+
+/// What the floor saw: every line's latency, every agent's end (last line → exit observed), lines read.
+struct Floor {
+    line_latency: Vec<u64>,
+    end_latency: Vec<u64>,
+    lines: u64,
+    wall: Duration,
+}
+
+/// The agents run directly, their stdout read here, as the server's local runtime reads it.
+async fn floor(plan: Plan) -> anyhow::Result<Floor> {
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for _ in 0..plan.runs {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .env(agent::ROLE, "1")
+            .env(agent::RATE, plan.rate.to_string())
+            .env(agent::SECONDS, plan.seconds.to_string())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        readers.push(tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let (mut latency, mut count, mut exit) = (Vec::new(), 0_u64, None);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let at = now_nanos();
+                count += 1;
+                if line.starts_with("bench ") {
+                    latency.extend(stamp(&line).map(|written| at.saturating_sub(written)));
+                } else if line.starts_with("bench-exit ") {
+                    exit = stamp(&line);
+                }
+            }
+            let _ = child.wait().await;
+            let end = exit.map(|exit| now_nanos().saturating_sub(exit));
+            (latency, count, end)
+        }));
+    }
+    let mut floor = Floor {
+        line_latency: Vec::new(),
+        end_latency: Vec::new(),
+        lines: 0,
+        wall: Duration::ZERO,
+    };
+    for reader in readers {
+        let (latency, count, end) = reader.await?;
+        floor.line_latency.extend(latency);
+        floor.lines += count;
+        floor.end_latency.extend(end);
+    }
+    floor.wall = started.elapsed();
+    Ok(floor)
+}
+
+pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
+    let floor = floor(plan).await?;
+
+    let server = Server::start(plan.rate, plan.seconds, plan.runs).await?;
+    let pid = server.pid();
+    let config = server.config().await?;
+    let mut runs = Vec::new();
+    for _ in 0..plan.runs {
+        runs.push(server.launch(&config).await?);
+    }
+    let cpu_before = server::cpu_time(pid);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for run in &runs {
+        for _ in 0..plan.clients {
+            clients.push(tokio::spawn(client::follow(
+                server.url.clone(),
+                vec![run.clone()],
+            )));
+        }
+    }
+    // Memory once a second while they print.
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            while !done.load(Ordering::Relaxed) {
+                tick.tick().await;
+                peak = peak.max(server::rss_mib(pid));
+            }
+            peak
+        })
+    };
+    let mut seen = Seen::default();
+    for client in clients {
+        let one = client.await??;
+        seen.line_latency.extend(one.line_latency);
+        seen.end_latency.extend(one.end_latency);
+        seen.lines += one.lines;
+    }
+    let wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let peak = sampler.await?;
+    let cores = server::cpu_time(pid).as_secs_f64() - cpu_before.as_secs_f64();
+
+    let served = seen.lines as f64 / wall.as_secs_f64();
+    let direct = floor.lines as f64 / floor.wall.as_secs_f64();
+    let (p50, p99) = (
+        percentile(&mut seen.line_latency, 50.0),
+        percentile(&mut seen.line_latency, 99.0),
+    );
+    let (floor50, floor99) = (
+        percentile(&mut floor.line_latency.clone(), 50.0),
+        percentile(&mut floor.line_latency.clone(), 99.0),
+    );
+    let (end50, end99) = (
+        percentile(&mut seen.end_latency, 50.0),
+        percentile(&mut seen.end_latency, 99.0),
+    );
+    let mut floor_end = floor.end_latency;
+    let (floor_end50, floor_end99) = (percentile(&mut floor_end, 50.0), percentile(&mut floor_end, 99.0));
+    let shape = format!(
+        "{} runs × {} lines/s × {} client{}, {} s",
+        plan.runs,
+        plan.rate,
+        plan.clients,
+        if plan.clients == 1 { "" } else { "s" },
+        plan.seconds
+    );
+    Ok(vec![
+        Row {
+            measure: format!("Log fan-out, delivered lines/s ({shape})"),
+            target: "≥ 50,000 lines/s on 2 cores".into(),
+            measured: format!("{served:.0} lines/s"),
+            floor: format!(
+                "{:.0} lines/s read from the pipes, once per client ({:.2}×)",
+                direct * plan.clients as f64,
+                served / (direct * plan.clients as f64)
+            ),
+        },
+        Row {
+            measure: "Log line latency, written → client, p50 / p99".into(),
+            target: "p99 ≤ 1.2× the floor".into(),
+            measured: format!("{} / {}", ms(p50), ms(p99)),
+            floor: format!(
+                "{} / {} ({} at p99)",
+                ms(floor50),
+                ms(floor99),
+                ratio(p99, floor99)
+            ),
+        },
+        Row {
+            measure: "Server during the fan-out: peak RSS, CPU".into(),
+            target: "–".into(),
+            measured: format!("{peak:.0} MiB, {:.2} cores", cores / wall.as_secs_f64()),
+            floor: "–".into(),
+        },
+        Row {
+            measure: "Status latency, agent's last line → terminal frame, p50 / p99".into(),
+            target: "p99 < 200 ms".into(),
+            measured: format!("{} / {}", ms(end50), ms(end99)),
+            floor: format!(
+                "{} / {} to the exit seen by a parent ({} at p99)",
+                ms(floor_end50),
+                ms(floor_end99),
+                ratio(end99, floor_end99)
+            ),
+        },
+    ])
+}

@@ -1,0 +1,139 @@
+//! The server under test: the release `agentfarm` binary on the local runtime, whose agent is this binary in
+//! its agent role; and what `/proc` says about its memory and CPU.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::agent;
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server whose agents print `rate` lines a second for `seconds`, with `max_running` at once.
+    pub async fn start(rate: u64, seconds: u64, max_running: usize) -> anyhow::Result<Server> {
+        let data = tempfile::tempdir()?;
+        let agent = std::env::current_exe()?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentfarm"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--runtime",
+                "local",
+                "--idle-timeout",
+                "0",
+            ])
+            .arg("--data-dir")
+            .arg(data.path().join("data"))
+            .arg("--agent-command")
+            .arg(&agent)
+            .args(["--agent-env-passthrough", "PATH", "--max-running"])
+            .arg(max_running.to_string())
+            .args(["--log-retention", "100000"])
+            .arg("--agent-env")
+            .arg(format!("{}=1", agent::ROLE))
+            .arg("--agent-env")
+            .arg(format!("{}={rate}", agent::RATE))
+            .arg("--agent-env")
+            .arg(format!("{}={seconds}", agent::SECONDS))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the server")?;
+        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let url = loop {
+            let Some(line) = lines.next_line().await? else {
+                bail!("the server exited before printing its URL");
+            };
+            if let Some(at) = line.find("http://") {
+                break line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", url.parse()?);
+        let http = reqwest::Client::builder().default_headers(headers).build()?;
+        Ok(Server {
+            child,
+            url,
+            http,
+            _data: data,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// A config to launch.
+    pub async fn config(&self) -> anyhow::Result<String> {
+        let config = self
+            .post("/api/configs", json!({"name": "Bench", "task_prompt": "print"}))
+            .await?;
+        Ok(config["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Launches a run of `config`; returns its id.
+    pub async fn launch(&self, config: &str) -> anyhow::Result<String> {
+        let run = self.post("/api/runs", json!({"config_id": config})).await?;
+        Ok(run["id"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+/// Resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// CPU time process `pid` (and its reaped children) has used.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
