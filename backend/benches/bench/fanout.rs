@@ -122,9 +122,10 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
         percentile(&mut seen.line_latency, 50.0),
         percentile(&mut seen.line_latency, 99.0),
     );
+    let mut floor_lines = floor.line_latency;
     let (floor50, floor99) = (
-        percentile(&mut floor.line_latency.clone(), 50.0),
-        percentile(&mut floor.line_latency.clone(), 99.0),
+        percentile(&mut floor_lines, 50.0),
+        percentile(&mut floor_lines, 99.0),
     );
     let (end50, end99) = (
         percentile(&mut seen.end_latency, 50.0),
