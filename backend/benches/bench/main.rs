@@ -10,6 +10,7 @@
 mod agent;
 mod client;
 mod fanout;
+mod kube;
 mod scale;
 mod server;
 mod stats;
@@ -76,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bench: {plan:?}");
     let mut rows = fanout::measure(plan).await?;
     rows.extend(scale::measure(plan).await?);
+    rows.extend(kube::measure(plan).await?);
     let mut table = String::from("| measure | target | measured | floor (ratio) |\n|---|---|---|---|\n");
     for row in rows {
         let _ = writeln!(

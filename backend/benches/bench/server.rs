@@ -1,6 +1,7 @@
 //! The server under test: the release `agentfarm` binary on the local runtime, whose agent is this binary in
 //! its agent role; and what `/proc` says about its memory and CPU.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -19,20 +20,35 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server whose agents print `rate` lines a second for `seconds`, with `max_running` at once.
+    /// A server on the local runtime whose agents print `rate` lines a second for `seconds`, with
+    /// `max_running` at once.
     pub async fn start(rate: u64, seconds: u64, max_running: usize) -> anyhow::Result<Server> {
+        Self::start_on(None, rate, seconds, max_running).await
+    }
+
+    /// [`Server::start`], on the Kubernetes runtime of the cluster `kubeconfig` names when given.
+    pub async fn start_on(
+        kubeconfig: Option<&Path>,
+        rate: u64,
+        seconds: u64,
+        max_running: usize,
+    ) -> anyhow::Result<Server> {
         let data = tempfile::tempdir()?;
         let agent = std::env::current_exe()?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentfarm"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--runtime",
-                "local",
-                "--idle-timeout",
-                "0",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentfarm"));
+        command.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-timeout",
+            "0",
+            "--runtime",
+        ]);
+        match kubeconfig {
+            Some(kubeconfig) => command.arg("kubernetes").env("KUBECONFIG", kubeconfig),
+            None => command.arg("local"),
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(data.path().join("data"))
             .arg("--agent-command")
