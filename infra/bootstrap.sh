@@ -65,11 +65,7 @@ DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$arg" ;;
+    *) help_or_unknown "$arg" ;;
   esac
 done
 

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shared by infra/bootstrap.sh, infra/teardown.sh and tests/cluster/lib.sh (sourced, never run): output
-# helpers, where the kubeconfig is, the prerequisites they need, and the step runner that prints the plan and
-# runs it. Only builtins run before a step does, so that --dry-run works with nothing but bash on PATH.
+# Shared by infra/bootstrap.sh, infra/teardown.sh, infra/probe-netpol.sh and tests/cluster/lib.sh (sourced,
+# never run): output helpers, argument handling, where the kubeconfig is, the prerequisites they need, and the
+# step runner that prints the plan and runs it. Only builtins run before a step does, so that --dry-run works
+# with nothing but bash on PATH.
 
 info() { printf '    %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
@@ -16,6 +17,23 @@ unknown_argument() {
   printf 'unknown argument: %s\n\n' "$1" >&2
   usage >&2
   exit 2
+}
+# For the arguments a script's own options do not match: -h/--help prints its usage and exits 0, anything
+# else is refused.
+help_or_unknown() {
+  case "$1" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) unknown_argument "$1" ;;
+  esac
+}
+# Refuses a flag ($1) given without its value (the rest of the arguments).
+require_value() {
+  if [ "$#" -lt 2 ] || [ -z "$2" ]; then
+    die 2 "$1 needs a value (see --help)"
+  fi
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 present() { if have "$1"; then echo present; else echo missing; fi; }

@@ -12,6 +12,8 @@
 # TLS error or an HTTP 401, means a TCP connection was made, and fails the check.
 
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Pinned (a moving tag would change what is measured); any image with sh and curl works.
 PROBE_IMAGE=curlimages/curl:8.18.0
@@ -47,39 +49,12 @@ RUNTIME_CLASS=gvisor
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
-    --node)
-      if [ "$#" -lt 2 ]; then
-        echo "--node needs a node name" >&2
-        exit 2
-      fi
-      ONLY_NODE=$2
-      shift
-      ;;
-    --runtime-class)
-      if [ "$#" -lt 2 ]; then
-        echo "--runtime-class needs a RuntimeClass name" >&2
-        exit 2
-      fi
-      RUNTIME_CLASS=$2
-      shift
-      ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *)
-      printf 'unknown argument: %s\n\n' "$1" >&2
-      usage >&2
-      exit 2
-      ;;
+    --node) require_value "$@"; ONLY_NODE=$2; shift ;;
+    --runtime-class) require_value "$@"; RUNTIME_CLASS=$2; shift ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done
-
-if [ -z "${KUBECONFIG:-}" ] && [ -f ./kubeconfig ]; then
-  KUBECONFIG="$PWD/kubeconfig"
-  export KUBECONFIG
-fi
 
 # The checks, run by the image's sh. $1: space-separated node addresses. Prints PASS/FAIL lines, then
 # DONE with the number of failures (the caller requires it: a pod that never ran must not look clean).
@@ -117,14 +92,8 @@ if [ "$DRY_RUN" = 1 ]; then
   exit 0
 fi
 
-if ! command -v kubectl >/dev/null 2>&1; then
-  echo "error: kubectl is missing: https://kubernetes.io/docs/tasks/tools/ (macOS: brew install kubectl)" >&2
-  exit 2
-fi
-if ! kubectl get nodes -o name --request-timeout=20s >/dev/null; then
-  echo "error: cannot reach the cluster (./kubeconfig or \$KUBECONFIG)" >&2
-  exit 2
-fi
+have kubectl || die 2 "kubectl is missing: https://kubernetes.io/docs/tasks/tools/ (macOS: brew install kubectl)"
+require_cluster
 
 addresses=$(
   kubectl get nodes -o jsonpath='{range .items[*]}{range .status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}{end}'

@@ -53,11 +53,7 @@ for arg in "$@"; do
     --yes) ASSUME_YES=1 ;;
     --delete-data) DELETE_DATA=1 ;;
     --cluster) DELETE_CLUSTER=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$arg" ;;
+    *) help_or_unknown "$arg" ;;
   esac
 done
 

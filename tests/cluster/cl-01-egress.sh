@@ -47,11 +47,7 @@ while [ "$#" -gt 0 ]; do
     --runtime-class) require_value "$@"; RUNTIME_CLASS=$2; shift ;;
     --tailnet-ip) require_value "$@"; TAILNET_IP=$2; shift ;;
     --answers) require_value "$@"; ANSWERS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

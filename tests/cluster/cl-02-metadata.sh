@@ -37,11 +37,7 @@ while [ "$#" -gt 0 ]; do
   case "$1" in
     --node) require_value "$@"; ONLY_NODE=$2; shift ;;
     --runtime-class) require_value "$@"; RUNTIME_CLASS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

@@ -31,13 +31,7 @@ EOF
 }
 
 for arg in "$@"; do
-  case "$arg" in
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$arg" ;;
-  esac
+  help_or_unknown "$arg"
 done
 
 # What each ServiceAccount may do: "want verb resource subresource name namespace", "-" for none

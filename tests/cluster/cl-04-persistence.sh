@@ -51,11 +51,7 @@ while [ "$#" -gt 0 ]; do
     --hook-repo) require_value "$@"; HOOK_REPO=$2; shift ;;
     --runtime-class) require_value "$@"; RUNTIME_CLASS=$2; shift ;;
     --answers) require_value "$@"; ANSWERS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

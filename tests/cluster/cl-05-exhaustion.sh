@@ -47,11 +47,7 @@ while [ "$#" -gt 0 ]; do
     --node) require_value "$@"; NODE=$2; shift ;;
     --runtime-class) require_value "$@"; RUNTIME_CLASS=$2; shift ;;
     --pods-only) PODS_ONLY=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

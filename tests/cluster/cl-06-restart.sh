@@ -40,11 +40,7 @@ while [ "$#" -gt 0 ]; do
   case "$1" in
     --url) require_value "$@"; API_URL=$2; shift ;;
     --answers) require_value "$@"; ANSWERS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done
@@ -64,17 +60,6 @@ restore_control_plane() {
     kubectl -n "$SYSTEM_NAMESPACE" rollout status "deploy/$CONTROL_PLANE" --timeout=5m >/dev/null
     SCALED_DOWN=0
   fi
-}
-
-# Waits up to $1 seconds until the app answers /readyz.
-wait_for_app() {
-  local deadline=$((SECONDS + $1))
-  until api GET /readyz >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      return 1
-    fi
-    sleep 3
-  done
 }
 
 # Whether pod $1's agent container has terminated.

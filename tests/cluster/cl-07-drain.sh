@@ -37,11 +37,7 @@ while [ "$#" -gt 0 ]; do
   case "$1" in
     --url) require_value "$@"; API_URL=$2; shift ;;
     --answers) require_value "$@"; ANSWERS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

@@ -51,11 +51,7 @@ while [ "$#" -gt 0 ]; do
     --hours) require_value "$@"; HOURS=$2; shift ;;
     --interval) require_value "$@"; INTERVAL=$2; shift ;;
     --credential-mode) require_value "$@"; CREDENTIAL_MODE=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done

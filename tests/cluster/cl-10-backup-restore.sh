@@ -49,11 +49,7 @@ while [ "$#" -gt 0 ]; do
     --url) require_value "$@"; API_URL=$2; shift ;;
     --backup) require_value "$@"; BACKUP=$2; shift ;;
     --answers) require_value "$@"; ANSWERS=$2; shift ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done
@@ -86,17 +82,6 @@ switch_claim() {
     {\"op\": \"test\", \"path\": \"$DATA_VOLUME_PATH/persistentVolumeClaim/claimName\", \"value\": \"$1\"},
     {\"op\": \"replace\", \"path\": \"$DATA_VOLUME_PATH/persistentVolumeClaim/claimName\", \"value\": \"$2\"}
   ]" >/dev/null
-}
-
-# Waits up to $1 seconds until the app answers /readyz.
-wait_for_app() {
-  local deadline=$((SECONDS + $1))
-  until api GET /readyz >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      return 1
-    fi
-    sleep 3
-  done
 }
 
 # On exit: the control plane on its own volume and running, the drill's volume and files gone.

@@ -132,13 +132,6 @@ require_kubectl() {
     --timeout=90s >/dev/null
 }
 
-# Refuses a flag ($1) given without its value (the rest of the arguments).
-require_value() {
-  if [ "$#" -lt 2 ] || [ -z "$2" ]; then
-    die 2 "$1 needs a value (see --help)"
-  fi
-}
-
 # --- the owner's answers -------------------------------------------------------------------------------
 
 ANSWERS=${AGENTFARM_CHECK_ANSWERS:-}
@@ -439,6 +432,17 @@ api() {
       return 1
       ;;
   esac
+}
+
+# Waits up to $1 seconds until the app answers /readyz.
+wait_for_app() {
+  local deadline=$((SECONDS + $1))
+  until api GET /readyz >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      return 1
+    fi
+    sleep 3
+  done
 }
 
 # Creates a config for this check whose task is $1 (e.g. READY_TASK); $2, a JSON object, overrides

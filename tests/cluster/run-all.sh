@@ -45,11 +45,7 @@ while [ "$#" -gt 0 ]; do
     --with-soak) WITH_SOAK=1 ;;
     --with-restore-drill) WITH_DRILL=1 ;;
     --list) LIST=1 ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) unknown_argument "$1" ;;
+    *) help_or_unknown "$1" ;;
   esac
   shift
 done
