@@ -38,8 +38,10 @@ use self::limit::CreateLimiter;
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
 
-/// How long `/readyz` waits for the cluster's API before calling the runtime degraded.
-const TROUBLE_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `/readyz` waits for the cluster's API before calling the runtime degraded: well inside the
+/// kubelet's 3 s probe timeout (manifests/base/control-plane/deployment.yaml), or an API outage would make
+/// the probe itself time out and take the app off its Service, the opposite of reporting it.
+const TROUBLE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts to delete a finished run's Job and free its pod (about half a minute with the backoff).
 const RELEASE_ATTEMPTS: u32 = 6;
 
