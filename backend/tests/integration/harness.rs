@@ -67,6 +67,54 @@ pub fn web_dir() -> std::path::PathBuf {
     dir
 }
 
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("backend/ has a parent")
+        .to_owned()
+}
+
+/// The files under `dir` (relative to the repository) that git tracks or is about to (untracked but not
+/// ignored): what a fresh clone holds, without build output.
+pub fn repo_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let output = std::process::Command::new("git")
+        .args([
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            dir,
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("run git ls-files");
+    assert!(output.status.success(), "git ls-files failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|path| repo().join(path))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
+/// Every file under `dir`, recursively (symbolic links are not followed), whatever git thinks of it.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
+            let entry = entry.expect("directory entry");
+            if entry.file_type().expect("file type").is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
 /// The agent runner built with this workspace: `$AGENTFARM_RUNNER_BIN`, else next to this test binary's
 /// directory (`target/<profile>/agentfarm-runner`, which `cargo test --workspace` builds).
 pub fn runner_bin() -> std::path::PathBuf {

@@ -4,7 +4,7 @@ use agentfarm_shared::run::RunState;
 use agentfarm_shared::ws::ServerFrame;
 use serde_json::json;
 
-use crate::harness::{ServerBinary, Socket, serve_command};
+use crate::harness::{ServerBinary, Socket, files_under, serve_command};
 
 /// Canary credentials as the server's environment hands them to agents: one token-shaped, one not (masked
 /// only because the server knows the value).
@@ -48,23 +48,6 @@ fn assert_clean(place: &str, bytes: &[u8]) {
             "{canary} leaked into {place}"
         );
     }
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                dirs.push(entry.path());
-            } else {
-                found.push(entry.path());
-            }
-        }
-    }
-    found
 }
 
 /// CI-06 (credential hygiene): configs and prompts holding a canary or a token shape are refused (configs
@@ -174,7 +157,7 @@ async fn ci_06_credential_hygiene() {
         "the server logged at debug level"
     );
     assert_clean("the server's log", output.join("\n").as_bytes());
-    for file in files(&data) {
+    for file in files_under(&data) {
         assert_clean(&file.display().to_string(), &std::fs::read(&file).unwrap());
     }
 }

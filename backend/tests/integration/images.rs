@@ -3,24 +3,18 @@
 //! tool versions that agree with Cargo.lock.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use crate::harness::{files_under, repo};
 
 const AGENT: &str = "infra/images/agent/Dockerfile";
 const CONTROL_PLANE: &str = "infra/images/control-plane/Dockerfile";
 const MANAGED_SETTINGS: &str = "infra/images/agent/managed-settings.json";
 const CLAUDE_CODE: &str = "@anthropic-ai/claude-code";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("backend/ has a parent")
-        .to_path_buf()
-}
-
 fn read(relative: &str) -> String {
-    let path = repo_root().join(relative);
+    let path = repo().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
@@ -302,20 +296,9 @@ fn no_api_key_and_nothing_secret_looking_in_the_images() {
     );
 
     // Every file of infra/images, plus the files that go into the web app.
-    let mut files = Vec::new();
-    let mut dirs = vec![repo_root().join("infra/images")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display())) {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.push(repo_root().join("frontend/index.html"));
-    files.push(repo_root().join("frontend/Trunk.toml"));
+    let mut files = files_under(&repo().join("infra/images"));
+    files.push(repo().join("frontend/index.html"));
+    files.push(repo().join("frontend/Trunk.toml"));
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         for prefix in ["sk-ant-", "ghp_", "gho_", "ghs_", "github_pat_", "-----BEGIN"] {
@@ -480,7 +463,7 @@ fn builds_name_workspace_packages_and_copy_existing_files() {
                 let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
                 for source in &words[..words.len() - 1] {
                     assert!(
-                        repo_root().join(source).exists(),
+                        repo().join(source).exists(),
                         "{}: COPY source {source} does not exist",
                         file.path
                     );

@@ -3,49 +3,40 @@
 //! case with the tests that hold it, or says why it does not apply.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-use crate::deploy::render::repo;
+use crate::harness::{repo, repo_files};
 
 /// The cases of the threat model's CI list.
 const CASES: std::ops::RangeInclusive<u32> = 1..=26;
 
-/// Every `fn ci_…` in the workspace's Rust sources, with the cases its name carries.
-fn case_tests(root: &Path) -> BTreeMap<String, BTreeSet<u32>> {
+/// Every `fn ci_…` in the repository's Rust sources, with the cases its name carries.
+fn case_tests() -> BTreeMap<String, BTreeSet<u32>> {
     let mut found = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.starts_with('.') && !["target", "node_modules", "dist"].contains(&name.as_str()) {
-                    dirs.push(path);
-                }
-            } else if name.ends_with(".rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let declared = text.lines().filter_map(|line| {
-                    let line = line.trim_start();
-                    let line = line.strip_prefix("async ").unwrap_or(line);
-                    line.strip_prefix("fn ci_")
-                });
-                for rest in declared {
-                    let test: String = "ci_"
-                        .chars()
-                        .chain(
-                            rest.chars()
-                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_'),
-                        )
-                        .collect();
-                    let cases: BTreeSet<u32> = test
-                        .split('_')
-                        .skip(1)
-                        .map_while(|part| (part.len() == 2).then(|| part.parse().ok()).flatten())
-                        .collect();
-                    assert!(!cases.is_empty(), "{test} in {} names no case", path.display());
-                    found.insert(test, cases);
-                }
-            }
+    for path in repo_files(".")
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+    {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let declared = text.lines().filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("async ").unwrap_or(line);
+            line.strip_prefix("fn ci_")
+        });
+        for rest in declared {
+            let test: String = "ci_"
+                .chars()
+                .chain(
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_'),
+                )
+                .collect();
+            let cases: BTreeSet<u32> = test
+                .split('_')
+                .skip(1)
+                .map_while(|part| (part.len() == 2).then(|| part.parse().ok()).flatten())
+                .collect();
+            assert!(!cases.is_empty(), "{test} in {} names no case", path.display());
+            found.insert(test, cases);
         }
     }
     found
@@ -66,7 +57,7 @@ fn documented_cases(security: &str) -> BTreeMap<u32, String> {
 #[test]
 fn every_case_has_its_test_and_its_row() {
     let root = repo();
-    let tests = case_tests(&root);
+    let tests = case_tests();
     let security = std::fs::read_to_string(root.join("SECURITY.md")).unwrap();
     let rows = documented_cases(&security);
     for case in CASES {

@@ -15,9 +15,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::cluster_config::ClusterConfig;
 use super::objects::{Object, every_rendering_parsed, parse_all};
-use super::render::{repo, yaml_documents, yaml_files};
+use super::render::{yaml_documents, yaml_files};
 use super::restricted;
 use super::settings::deployed_settings;
+use crate::harness::repo;
 
 fn run(config: ConfigSpec) -> RunSpec {
     RunSpec {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::render::repo;
+use crate::harness::repo;
 
 /// Hetzner Cloud server types on sale (2026), and `external` for dedicated nodes (workers only). hetzner-k3s
 /// checks the live list; this keeps the file from naming retired types (CX22/CX32 ended 2026-01-01).

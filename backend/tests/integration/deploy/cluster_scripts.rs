@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 
 use super::objects::Object;
-use super::render::repo;
 use super::scripts::{Sandbox, shell_scripts};
+use crate::harness::repo;
 
 /// `tests/cluster/cl-*.sh`, in order.
 fn checks() -> Vec<PathBuf> {

@@ -10,7 +10,7 @@ mod cluster_config;
 mod cluster_scripts;
 mod objects;
 mod policy;
-pub mod render;
+mod render;
 mod restricted;
 mod scripts;
 mod settings;

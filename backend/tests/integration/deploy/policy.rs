@@ -9,9 +9,10 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use super::objects::{self, Object, every_rendering_parsed};
-use super::render::{every_rendering, repo, yaml_documents, yaml_files};
+use super::render::{every_rendering, yaml_documents, yaml_files};
 use super::restricted;
 use super::settings::deployed_settings;
+use crate::harness::repo;
 
 /// Namespaces that may run pods outside `restricted`, and why.
 const NOT_RESTRICTED: [(&str, &str); 1] = [(

@@ -9,13 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The repository's root.
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("backend/ has a parent")
-        .to_owned()
-}
+use crate::harness::{repo, repo_files};
 
 /// One rendered kustomization.
 pub struct Rendering {
@@ -125,24 +119,12 @@ pub fn yaml_documents(text: &str) -> Vec<Value> {
 
 /// The YAML files tracked by git (or about to be: untracked but not ignored) under `dir`.
 pub fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let output = Command::new("git")
-        .args([
-            "ls-files",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            "--",
-            dir,
-        ])
-        .current_dir(repo())
-        .output()
-        .expect("run git ls-files");
-    assert!(output.status.success(), "git ls-files failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|path| path.ends_with(".yaml") || path.ends_with(".yml"))
-        .map(|path| repo().join(path))
-        .filter(|path| path.is_file())
+    repo_files(dir)
+        .into_iter()
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        })
         .collect()
 }
 

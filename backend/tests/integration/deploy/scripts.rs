@@ -4,19 +4,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::render::repo;
+use crate::harness::{repo, repo_files};
 
 /// Every shell script in the repository (by extension or shebang), tracked or about to be.
 pub(super) fn shell_scripts() -> Vec<PathBuf> {
-    let output = Command::new("git")
-        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
-        .current_dir(repo())
-        .output()
-        .expect("run git ls-files");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|path| repo().join(path))
-        .filter(|path| path.is_file())
+    repo_files(".")
+        .into_iter()
         .filter(|path| {
             let first_line = std::fs::read(path)
                 .ok()
