@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::runs::{RunPatch, apply_patch, load};
-use super::{Durability, Store, StoreError, from_millis, to_millis, write};
+use super::{Store, StoreError, from_millis, to_millis};
 
 /// A line read from an agent, not yet numbered.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,48 +61,46 @@ impl Store {
         keep: u64,
         now: DateTime<Utc>,
     ) -> Result<(Vec<LogLine>, Option<Run>), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Normal, |tx| {
-                let first: u64 = tx.query_row(
-                    "UPDATE runs SET last_seq = last_seq + ?2 WHERE id = ?1 RETURNING last_seq - ?2 + 1",
-                    params![id, lines.len()],
-                    |row| row.get(0),
-                )?;
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO log_lines (run_id, seq, ts, stream, text, truncated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                let mut stored = Vec::with_capacity(lines.len());
-                for (seq, line) in (first..).zip(lines) {
-                    insert.execute(params![
-                        id,
-                        seq,
-                        to_millis(line.ts),
-                        line.stream.as_str(),
-                        line.text,
-                        line.truncated
-                    ])?;
-                    stored.push(LogLine {
-                        seq,
-                        ts: line.ts,
-                        stream: line.stream,
-                        text: line.text,
-                        truncated: line.truncated,
-                    });
-                }
-                if let Some(last) = stored.last().map(|line| line.seq)
-                    && last > keep
-                {
-                    tx.prepare_cached("DELETE FROM log_lines WHERE run_id = ?1 AND seq <= ?2")?
-                        .execute(params![id, last - keep])?;
-                }
-                let run = if patch.is_empty() {
-                    None
-                } else {
-                    apply_patch(tx, &id, &patch, to_millis(now))?;
-                    Some(load(tx, &id)?)
-                };
-                Ok((stored, run))
-            })
+        self.call_grouped(move |tx| {
+            let first: u64 = tx.query_row(
+                "UPDATE runs SET last_seq = last_seq + ?2 WHERE id = ?1 RETURNING last_seq - ?2 + 1",
+                params![id, lines.len()],
+                |row| row.get(0),
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO log_lines (run_id, seq, ts, stream, text, truncated) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut stored = Vec::with_capacity(lines.len());
+            for (seq, line) in (first..).zip(lines) {
+                insert.execute(params![
+                    id,
+                    seq,
+                    to_millis(line.ts),
+                    line.stream.as_str(),
+                    line.text,
+                    line.truncated
+                ])?;
+                stored.push(LogLine {
+                    seq,
+                    ts: line.ts,
+                    stream: line.stream,
+                    text: line.text,
+                    truncated: line.truncated,
+                });
+            }
+            if let Some(last) = stored.last().map(|line| line.seq)
+                && last > keep
+            {
+                tx.prepare_cached("DELETE FROM log_lines WHERE run_id = ?1 AND seq <= ?2")?
+                    .execute(params![id, last - keep])?;
+            }
+            let run = if patch.is_empty() {
+                None
+            } else {
+                apply_patch(tx, &id, &patch, to_millis(now))?;
+                Some(load(tx, &id)?)
+            };
+            Ok((stored, run))
         })
         .await
     }

@@ -3,7 +3,8 @@
 //! One thread owns the connection and runs every query (callers `await` [`Store::call`]), so no blocking call
 //! ever runs on the async runtime and writes never contend. State transitions commit with
 //! `synchronous=FULL`; log batches with `NORMAL` (WAL keeps them crash-safe, and FULL on the next transition
-//! makes them durable too). A graceful shutdown [closes](Store::close) it: the WAL is folded into the
+//! makes them durable too), and the log batches of all agents queued at once share one commit
+//! ([`Store::call_grouped`]). A graceful shutdown [closes](Store::close) it: the WAL is folded into the
 //! database file first. [`backup`] copies a live database from another process.
 
 pub mod backup;
@@ -70,6 +71,9 @@ pub enum StoreError {
     /// The store's thread is gone (the server is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// A write succeeded but the transaction it shared with others could not begin or commit.
+    #[error("the write could not be committed: {0}")]
+    Uncommitted(String),
 }
 
 /// How long a connection waits for another one's lock before it fails with `SQLITE_BUSY`.
@@ -85,10 +89,22 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// A write that shares its transaction with the others queued at the same time ([`Store::call_grouped`]).
+/// It runs on the open transaction, or learns why none could begin, and returns what answers its caller.
+type GroupedJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Settle + Send>;
+
+/// Answers a grouped write's caller, given the error of the shared commit when it failed.
+type Settle = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// Most grouped writes in one transaction, so that a flood of them cannot hold every caller's answer back.
+const MAX_GROUP: usize = 64;
+
 /// What the store thread is asked to do.
 enum Message {
     /// Run a query.
     Job(Job),
+    /// Run a write that may share its commit.
+    Grouped(GroupedJob),
     /// Checkpoint, close the connection and stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -127,22 +143,7 @@ impl Store {
         let (jobs, queue) = mpsc::channel::<Message>();
         std::thread::Builder::new()
             .name("agentfarm-store".into())
-            .spawn(move || {
-                for message in queue {
-                    match message {
-                        Message::Job(job) => job(&mut conn),
-                        Message::Close(reply) => {
-                            // Jobs still queued are dropped with the queue: their callers get `Closed`.
-                            let _ = reply.send(close(conn));
-                            return;
-                        }
-                    }
-                }
-                // Every handle is gone.
-                if let Err(err) = close(conn) {
-                    tracing::warn!(%err, "closing the database failed");
-                }
-            })
+            .spawn(move || serve(conn, &queue))
             .map_err(|err| StoreError::Corrupt(format!("cannot start the store thread: {err}")))?;
         Ok(Store {
             jobs,
@@ -172,6 +173,36 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// [`Store::call`] for a write committed with [`Durability::Normal`] that may share its transaction with
+    /// the other grouped writes queued at the same time: one commit, and one round of WAL pages, for the log
+    /// batches of many agents. `f` runs inside a savepoint, so its failure undoes only its own changes; its
+    /// answer arrives once the shared transaction has committed.
+    pub(crate) async fn call_grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: GroupedJob = Box::new(move |tx| {
+            let result = match tx {
+                Ok(tx) => in_savepoint(tx, f),
+                Err(err) => Err(StoreError::Uncommitted(err.to_string())),
+            };
+            Box::new(move |commit_error| {
+                let answer = match commit_error {
+                    None => result,
+                    Some(err) => Err(StoreError::Uncommitted(err.to_string())),
+                };
+                // The caller may have gone away; then nobody needs the answer.
+                let _ = reply.send(answer);
+            })
+        });
+        self.jobs
+            .send(Message::Grouped(job))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Folds the write-ahead log into the database file and closes the connection, after the queries asked
     /// for before; every later call (through any handle) fails with [`StoreError::Closed`]. For a graceful
     /// shutdown: the database file alone is then complete.
@@ -187,6 +218,83 @@ impl Store {
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.call(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))
             .await
+    }
+}
+
+/// The store thread: runs what it is asked, in order, until asked to close or every handle is gone. Grouped
+/// writes queued one after another share one transaction; a message that is not one ends the group, so
+/// everything still runs in the order it was asked.
+fn serve(mut conn: Connection, queue: &mpsc::Receiver<Message>) {
+    let mut next = queue.recv().ok();
+    while let Some(message) = next.take() {
+        match message {
+            Message::Job(job) => job(&mut conn),
+            Message::Grouped(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match queue.try_recv() {
+                        Ok(Message::Grouped(job)) => group.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_group(&mut conn, group);
+            }
+            Message::Close(reply) => {
+                // Jobs still queued are dropped with the queue: their callers get `Closed`.
+                let _ = reply.send(close(conn));
+                return;
+            }
+        }
+        if next.is_none() {
+            next = queue.recv().ok();
+        }
+    }
+    // Every handle is gone.
+    if let Err(err) = close(conn) {
+        tracing::warn!(%err, "closing the database failed");
+    }
+}
+
+/// Runs `group` in one transaction committed with [`Durability::Normal`], then answers each caller.
+fn run_group(conn: &mut Connection, group: Vec<GroupedJob>) {
+    let tx = match begin(conn, Durability::Normal) {
+        Ok(tx) => tx,
+        Err(err) => {
+            for job in group {
+                // The job answers with `err` itself: there is no commit to report on.
+                job(Err(&err))(None);
+            }
+            return;
+        }
+    };
+    let settles: Vec<Settle> = group.into_iter().map(|job| job(Ok(&tx))).collect();
+    let committed = tx.commit().map_err(StoreError::from);
+    for settle in settles {
+        settle(committed.as_ref().err());
+    }
+}
+
+/// Runs `f` inside a savepoint of the open transaction: kept when it succeeds, undone when it fails. Should
+/// undoing fail too (an I/O error), SQLite has rolled the whole transaction back, and its commit fails for
+/// every write in it.
+fn in_savepoint<T>(
+    tx: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.execute_batch("SAVEPOINT grouped_write")?;
+    match f(tx) {
+        Ok(value) => {
+            tx.execute_batch("RELEASE grouped_write")?;
+            Ok(value)
+        }
+        Err(err) => {
+            tx.execute_batch("ROLLBACK TO grouped_write; RELEASE grouped_write")?;
+            Err(err)
+        }
     }
 }
 
@@ -215,15 +323,20 @@ pub(crate) fn write<T>(
     durability: Durability,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    let tx = begin(conn, durability)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Opens an immediate (write-locking) transaction that will commit with the given durability.
+fn begin(conn: &mut Connection, durability: Durability) -> Result<Transaction<'_>, StoreError> {
     let level = match durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", level)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = f(&tx)?;
-    tx.commit()?;
-    Ok(value)
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
 /// Milliseconds since the Unix epoch, as stored.
@@ -234,4 +347,67 @@ pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
 /// A stored timestamp back as a date.
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn grouped_writes_queued_together_share_one_commit_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("group.db")).unwrap();
+        store
+            .call(|conn| Ok(conn.execute_batch("CREATE TABLE scratch (n INTEGER NOT NULL)")?))
+            .await
+            .unwrap();
+        // Hold the store thread with an empty WAL, so that everything below queues up behind it.
+        let (release, held) = mpsc::channel::<()>();
+        let mut hold = Box::pin(store.call(move |conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            let _ = held.recv();
+            Ok(())
+        }));
+        assert!(hold.as_mut().now_or_never().is_none());
+        let mut writes: Vec<_> = (0..20_i64)
+            .map(|n| {
+                Box::pin(store.call_grouped(move |tx| {
+                    tx.execute("INSERT INTO scratch (n) VALUES (?1)", [n])?;
+                    if n == 7 {
+                        return Err(StoreError::Conflict("seven is refused".into()));
+                    }
+                    Ok(n)
+                }))
+            })
+            .collect();
+        for write in &mut writes {
+            assert!(write.as_mut().now_or_never().is_none());
+        }
+        // Queued after the group: it must see every write the group kept.
+        let read_after = store.call(|conn| {
+            let rows: String =
+                conn.query_row("SELECT group_concat(n, ',' ORDER BY n) FROM scratch", [], |row| {
+                    row.get(0)
+                })?;
+            let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+            Ok((rows, frames))
+        });
+        release.send(()).unwrap();
+        hold.await.unwrap();
+        for (n, write) in (0..20_i64).zip(writes) {
+            let answer = write.await;
+            if n == 7 {
+                assert!(matches!(answer, Err(StoreError::Conflict(_))), "{answer:?}");
+            } else {
+                assert_eq!(answer.unwrap(), n);
+            }
+        }
+        let (rows, frames) = read_after.await.unwrap();
+        let kept: Vec<String> = (0..20).filter(|n| *n != 7).map(|n: i64| n.to_string()).collect();
+        assert_eq!(rows, kept.join(","));
+        // Nineteen commits would have written at least nineteen WAL frames; one commit writes the table's page.
+        assert!(frames <= 2, "{frames} WAL frames for one group");
+    }
 }
