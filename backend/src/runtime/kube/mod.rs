@@ -273,8 +273,9 @@ impl Runtime for KubeRuntime {
                 self.track(&run.run_id, position, create, false),
             ));
         }
-        // Jobs of no active run: the sweep after the first complete listing deletes them.
-        self.registry().adopted(known);
+        // Jobs of no active run are swept: now if the first listings are complete, else when they are.
+        let strays = self.registry().adopted(known);
+        watch::sweep(&self.jobs, &self.pods, strays);
         async move { adopted }.boxed()
     }
 }

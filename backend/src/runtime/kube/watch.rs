@@ -82,12 +82,16 @@ impl Registry {
             .is_some_and(|tracker| tracker.send(message).is_ok())
     }
 
-    /// The runs adopted at start: everything else found then is swept.
-    pub fn adopted(&mut self, runs: HashSet<String>) {
+    /// The runs adopted at start: everything else found then is swept. Returns the runs to sweep now, when the
+    /// first listings completed before the runs were handed over (else the listings' end returns them).
+    #[must_use]
+    pub fn adopted(&mut self, runs: HashSet<String>) -> Vec<String> {
         self.adopted = Some(runs);
+        self.strays()
     }
 
-    /// Runs with objects that are neither adopted nor tracked, once, after the first complete listings.
+    /// Runs with objects that are neither adopted nor tracked, once: when both the adopted runs and the first
+    /// complete listings are in.
     fn strays(&mut self) -> Vec<String> {
         let Some(adopted) = &self.adopted else {
             return Vec::new();
@@ -224,22 +228,72 @@ pub async fn run(
                 Vec::new()
             }
         };
-        for run_id in strays {
-            tracing::warn!(
-                run_id,
-                "deleting the Job of a run agentfarm does not track (unknown, or already ended)"
-            );
-            let (jobs, pods) = (jobs.clone(), pods.clone());
-            tokio::spawn(async move {
-                // Deleting the Job stops a running agent with its grace period (it pushes on SIGTERM).
-                if let Err(err) = super::release(&jobs, &pods, &run_id).await {
-                    tracing::warn!(run_id, %err, "cannot delete the stray Job");
-                }
-            });
-        }
+        sweep(&jobs, &pods, strays);
+    }
+}
+
+/// Deletes, in the background, the Jobs and pods of `strays`: runs agentfarm does not track.
+pub fn sweep(jobs: &Api<Job>, pods: &Api<Pod>, strays: Vec<String>) {
+    for run_id in strays {
+        tracing::warn!(
+            run_id,
+            "deleting the Job of a run agentfarm does not track (unknown, or already ended)"
+        );
+        let (jobs, pods) = (jobs.clone(), pods.clone());
+        tokio::spawn(async move {
+            // Deleting the Job stops a running agent with its grace period (it pushes on SIGTERM).
+            if let Err(err) = super::release(&jobs, &pods, &run_id).await {
+                tracing::warn!(run_id, %err, "cannot delete the stray Job");
+            }
+        });
     }
 }
 
 fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
     registry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn job_of(run: &str) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some(format!("agent-{run}")),
+                labels: Some([(RUN_LABEL.to_owned(), run.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        }
+    }
+
+    fn list(registry: &mut Registry, jobs: Vec<Job>) -> Vec<String> {
+        let mut strays = apply::<Pod>(registry, Event::Init);
+        strays.extend(apply::<Pod>(registry, Event::InitDone));
+        strays.extend(apply::<Job>(registry, Event::Init));
+        for job in jobs {
+            strays.extend(apply(registry, Event::InitApply(job)));
+        }
+        strays.extend(apply::<Job>(registry, Event::InitDone));
+        strays
+    }
+
+    #[test]
+    fn strays_are_swept_once_whether_the_listings_or_the_adopted_runs_come_first() {
+        let mut listed_first = Registry::default();
+        assert!(list(&mut listed_first, vec![job_of("kept"), job_of("stray")]).is_empty());
+        assert_eq!(listed_first.adopted(["kept".to_owned()].into()), ["stray"]);
+
+        let mut adopted_first = Registry::default();
+        assert!(adopted_first.adopted(["kept".to_owned()].into()).is_empty());
+        assert_eq!(
+            list(&mut adopted_first, vec![job_of("kept"), job_of("stray")]),
+            ["stray"]
+        );
+        // A relist later sweeps nothing: the sweep is for what was left over from before the start.
+        assert!(list(&mut adopted_first, vec![job_of("late")]).is_empty());
+    }
 }
