@@ -2,9 +2,9 @@
 
 use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Durability, Store, StoreError, from_millis, to_millis, write};
+use super::{Durability, Store, StoreError, from_millis, to_millis};
 
 const SELECT_CONFIG: &str = "SELECT c.id, c.current_version, c.created_at, v.created_at, v.spec
     FROM configs c JOIN config_versions v ON v.config_id = c.id AND v.version = c.current_version";
@@ -45,7 +45,7 @@ fn load(conn: &Connection, id: &str) -> Result<AgentConfig, StoreError> {
     assemble(row)
 }
 
-fn add_version(tx: &Transaction<'_>, id: &str, version: u32, spec: &str, now: i64) -> Result<(), StoreError> {
+fn add_version(tx: &Connection, id: &str, version: u32, spec: &str, now: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO config_versions (config_id, version, spec, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![id, version, spec, now],
@@ -63,36 +63,34 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AgentConfig, StoreError> {
         let json = spec_to_json(&spec)?;
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let existing: Option<(u32, Option<i64>)> = tx
-                    .query_row("SELECT current_version, deleted_at FROM configs WHERE id = ?1", [&id], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })
-                    .optional()?;
-                let now = to_millis(now);
-                match existing {
-                    Some((_, None)) => {
-                        return Err(StoreError::Conflict(format!("a config with id {id} already exists")));
-                    }
-                    Some((version, Some(_))) => {
-                        add_version(tx, &id, version + 1, &json, now)?;
-                        tx.execute(
-                            "UPDATE configs SET current_version = ?2, created_at = ?3, updated_at = ?3,
-                             deleted_at = NULL WHERE id = ?1",
-                            params![id, version + 1, now],
-                        )?;
-                    }
-                    None => {
-                        tx.execute(
-                            "INSERT INTO configs (id, current_version, created_at, updated_at) VALUES (?1, 1, ?2, ?2)",
-                            params![id, now],
-                        )?;
-                        add_version(tx, &id, 1, &json, now)?;
-                    }
+        self.call_write(Durability::Full, move |tx| {
+            let existing: Option<(u32, Option<i64>)> = tx
+                .query_row("SELECT current_version, deleted_at FROM configs WHERE id = ?1", [&id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let now = to_millis(now);
+            match existing {
+                Some((_, None)) => {
+                    return Err(StoreError::Conflict(format!("a config with id {id} already exists")));
                 }
-                load(tx, &id)
-            })
+                Some((version, Some(_))) => {
+                    add_version(tx, &id, version + 1, &json, now)?;
+                    tx.execute(
+                        "UPDATE configs SET current_version = ?2, created_at = ?3, updated_at = ?3,
+                         deleted_at = NULL WHERE id = ?1",
+                        params![id, version + 1, now],
+                    )?;
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO configs (id, current_version, created_at, updated_at) VALUES (?1, 1, ?2, ?2)",
+                        params![id, now],
+                    )?;
+                    add_version(tx, &id, 1, &json, now)?;
+                }
+            }
+            load(tx, &id)
         })
         .await
     }
@@ -105,17 +103,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AgentConfig, StoreError> {
         let json = spec_to_json(&spec)?;
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let current = load(tx, &id)?;
-                let now = to_millis(now);
-                add_version(tx, &id, current.version + 1, &json, now)?;
-                tx.execute(
-                    "UPDATE configs SET current_version = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![id, current.version + 1, now],
-                )?;
-                load(tx, &id)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let current = load(tx, &id)?;
+            let now = to_millis(now);
+            add_version(tx, &id, current.version + 1, &json, now)?;
+            tx.execute(
+                "UPDATE configs SET current_version = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, current.version + 1, now],
+            )?;
+            load(tx, &id)
         })
         .await
     }
@@ -166,26 +162,24 @@ impl Store {
     /// Deletes config `id` (its versions stay for the runs that used them). Refused while any of its runs has
     /// not ended.
     pub async fn delete_config(&self, id: String, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                load(tx, &id)?;
-                let unfinished: u32 = tx.query_row(
-                    "SELECT COUNT(*) FROM runs WHERE config_id = ?1
-                     AND state IN ('queued', 'starting', 'running', 'waiting_for_input')",
-                    [&id],
-                    |row| row.get(0),
-                )?;
-                if unfinished > 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "config {id} has {unfinished} run(s) that have not ended; stop them first"
-                    )));
-                }
-                tx.execute(
-                    "UPDATE configs SET deleted_at = ?2 WHERE id = ?1",
-                    params![id, to_millis(now)],
-                )?;
-                Ok(())
-            })
+        self.call_write(Durability::Full, move |tx| {
+            load(tx, &id)?;
+            let unfinished: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM runs WHERE config_id = ?1
+                 AND state IN ('queued', 'starting', 'running', 'waiting_for_input')",
+                [&id],
+                |row| row.get(0),
+            )?;
+            if unfinished > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "config {id} has {unfinished} run(s) that have not ended; stop them first"
+                )));
+            }
+            tx.execute(
+                "UPDATE configs SET deleted_at = ?2 WHERE id = ?1",
+                params![id, to_millis(now)],
+            )?;
+            Ok(())
         })
         .await
     }

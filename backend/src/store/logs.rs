@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::runs::{RunPatch, apply_patch, load};
-use super::{Store, StoreError, from_millis, to_millis};
+use super::{Durability, Store, StoreError, from_millis, to_millis};
 
 /// A line read from an agent, not yet numbered.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ impl Store {
         keep: u64,
         now: DateTime<Utc>,
     ) -> Result<(Vec<LogLine>, Option<Run>), StoreError> {
-        self.call_grouped(move |tx| {
+        self.call_write(Durability::Normal, move |tx| {
             let first: u64 = tx.query_row(
                 "UPDATE runs SET last_seq = last_seq + ?2 WHERE id = ?1 RETURNING last_seq - ?2 + 1",
                 params![id, lines.len()],

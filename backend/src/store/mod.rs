@@ -3,8 +3,8 @@
 //! One thread owns the connection and runs every query (callers `await` [`Store::call`]), so no blocking call
 //! ever runs on the async runtime and writes never contend. State transitions commit with
 //! `synchronous=FULL`; log batches with `NORMAL` (WAL keeps them crash-safe, and FULL on the next transition
-//! makes them durable too), and the log batches of all agents queued at once share one commit
-//! ([`Store::call_grouped`]). A graceful shutdown [closes](Store::close) it: the WAL is folded into the
+//! makes them durable too). Writes queued at the same time share one transaction and one commit (group
+//! commit, [`Store::call_write`]): one fsync and one round of WAL pages for many agents' changes. A graceful shutdown [closes](Store::close) it: the WAL is folded into the
 //! database file first. [`backup`] copies a live database from another process.
 
 pub mod backup;
@@ -89,14 +89,21 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// A write that shares its transaction with the others queued at the same time ([`Store::call_grouped`]).
-/// It runs on the open transaction, or learns why none could begin, and returns what answers its caller.
-type GroupedJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Settle + Send>;
+/// A write that shares its transaction with the others queued at the same time ([`Store::call_write`]).
+struct Write {
+    /// How hard its commit must insist on reaching the disk.
+    durability: Durability,
+    /// Runs it on the open transaction, or learns why none could begin; returns what answers its caller.
+    job: WriteJob,
+}
 
-/// Answers a grouped write's caller, given the error of the shared commit when it failed.
+/// A write's work, given the shared transaction or why none could begin.
+type WriteJob = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Settle + Send>;
+
+/// Answers a write's caller, given the error of the shared commit when it failed.
 type Settle = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
-/// Most grouped writes in one transaction, so that a flood of them cannot hold every caller's answer back.
+/// Most writes in one transaction, so that a flood of them cannot hold every caller's answer back.
 const MAX_GROUP: usize = 64;
 
 /// What the store thread is asked to do.
@@ -104,7 +111,7 @@ enum Message {
     /// Run a query.
     Job(Job),
     /// Run a write that may share its commit.
-    Grouped(GroupedJob),
+    Write(Write),
     /// Checkpoint, close the connection and stop.
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -117,12 +124,12 @@ pub struct Store {
 }
 
 /// How hard a write insists on reaching the disk.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Durability {
-    /// fsync on every commit: state transitions, configs.
-    Full,
     /// WAL without fsync on commit: log lines.
     Normal,
+    /// fsync on every commit: state transitions, configs.
+    Full,
 }
 
 impl Store {
@@ -173,17 +180,16 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Store::call`] for a write committed with [`Durability::Normal`] that may share its transaction with
-    /// the other grouped writes queued at the same time: one commit, and one round of WAL pages, for the log
-    /// batches of many agents. `f` runs inside a savepoint, so its failure undoes only its own changes; its
-    /// answer arrives once the shared transaction has committed.
-    pub(crate) async fn call_grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// [`Store::call`] for a write: `f` runs in a transaction it shares with the other writes queued at the
+    /// same time, committed with the strongest durability any of them asks for. `f` runs inside a savepoint, so
+    /// its failure undoes only its own changes; its answer arrives once the shared transaction has committed.
+    pub(crate) async fn call_write<T, F>(&self, durability: Durability, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: GroupedJob = Box::new(move |tx| {
+        let job: WriteJob = Box::new(move |tx| {
             let result = match tx {
                 Ok(tx) => in_savepoint(tx, f),
                 Err(err) => Err(StoreError::Uncommitted(err.to_string())),
@@ -198,7 +204,7 @@ impl Store {
             })
         });
         self.jobs
-            .send(Message::Grouped(job))
+            .send(Message::Write(Write { durability, job }))
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -221,19 +227,19 @@ impl Store {
     }
 }
 
-/// The store thread: runs what it is asked, in order, until asked to close or every handle is gone. Grouped
-/// writes queued one after another share one transaction; a message that is not one ends the group, so
-/// everything still runs in the order it was asked.
+/// The store thread: runs what it is asked, in order, until asked to close or every handle is gone. Writes
+/// queued one after another share one transaction; a message that is not one ends the group, so everything
+/// still runs in the order it was asked.
 fn serve(mut conn: Connection, queue: &mpsc::Receiver<Message>) {
     let mut next = queue.recv().ok();
     while let Some(message) = next.take() {
         match message {
             Message::Job(job) => job(&mut conn),
-            Message::Grouped(first) => {
+            Message::Write(first) => {
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
                     match queue.try_recv() {
-                        Ok(Message::Grouped(job)) => group.push(job),
+                        Ok(Message::Write(write)) => group.push(write),
                         Ok(other) => {
                             next = Some(other);
                             break;
@@ -259,19 +265,25 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Message>) {
     }
 }
 
-/// Runs `group` in one transaction committed with [`Durability::Normal`], then answers each caller.
-fn run_group(conn: &mut Connection, group: Vec<GroupedJob>) {
-    let tx = match begin(conn, Durability::Normal) {
+/// Runs `group` in one transaction committed with the strongest durability it asks for, then answers each
+/// caller.
+fn run_group(conn: &mut Connection, group: Vec<Write>) {
+    let durability = group
+        .iter()
+        .map(|write| write.durability)
+        .max()
+        .unwrap_or(Durability::Full);
+    let tx = match begin(conn, durability) {
         Ok(tx) => tx,
         Err(err) => {
-            for job in group {
-                // The job answers with `err` itself: there is no commit to report on.
-                job(Err(&err))(None);
+            for write in group {
+                // The write answers with `err` itself: there is no commit to report on.
+                (write.job)(Err(&err))(None);
             }
             return;
         }
     };
-    let settles: Vec<Settle> = group.into_iter().map(|job| job(Ok(&tx))).collect();
+    let settles: Vec<Settle> = group.into_iter().map(|write| (write.job)(Ok(&tx))).collect();
     let committed = tx.commit().map_err(StoreError::from);
     for settle in settles {
         settle(committed.as_ref().err());
@@ -285,14 +297,14 @@ fn in_savepoint<T>(
     tx: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT grouped_write")?;
+    tx.execute_batch("SAVEPOINT one_write")?;
     match f(tx) {
         Ok(value) => {
-            tx.execute_batch("RELEASE grouped_write")?;
+            tx.execute_batch("RELEASE one_write")?;
             Ok(value)
         }
         Err(err) => {
-            tx.execute_batch("ROLLBACK TO grouped_write; RELEASE grouped_write")?;
+            tx.execute_batch("ROLLBACK TO one_write; RELEASE one_write")?;
             Err(err)
         }
     }
@@ -317,7 +329,8 @@ fn close(conn: Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Runs `f` in an immediate (write-locking) transaction committed with the given durability.
+/// Runs `f` in an immediate (write-locking) transaction of its own, committed with the given durability: for
+/// the migrations, which run before the store thread starts.
 pub(crate) fn write<T>(
     conn: &mut Connection,
     durability: Durability,
@@ -356,7 +369,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn grouped_writes_queued_together_share_one_commit_and_fail_alone() {
+    async fn writes_queued_together_share_one_commit_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("group.db")).unwrap();
         store
@@ -373,7 +386,7 @@ mod tests {
         assert!(hold.as_mut().now_or_never().is_none());
         let mut writes: Vec<_> = (0..20_i64)
             .map(|n| {
-                Box::pin(store.call_grouped(move |tx| {
+                Box::pin(store.call_write(Durability::Normal, move |tx| {
                     tx.execute("INSERT INTO scratch (n) VALUES (?1)", [n])?;
                     if n == 7 {
                         return Err(StoreError::Conflict("seven is refused".into()));

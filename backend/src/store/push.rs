@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::runs::load;
-use super::{Durability, Store, StoreError, from_millis, to_millis, write};
+use super::{Durability, Store, StoreError, from_millis, to_millis};
 
 /// A subscribed device as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,25 +117,23 @@ impl Store {
         make: impl FnOnce() -> Result<(String, String), String> + Send + 'static,
         now: DateTime<Utc>,
     ) -> Result<(String, String), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let stored = tx
-                    .query_row(
-                        "SELECT private_key, public_key FROM push_keys WHERE id = 1",
-                        [],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()?;
-                if let Some(keys) = stored {
-                    return Ok(keys);
-                }
-                let (private, public) = make().map_err(StoreError::Conflict)?;
-                tx.execute(
-                    "INSERT INTO push_keys (id, private_key, public_key, created_at) VALUES (1, ?1, ?2, ?3)",
-                    params![private, public, to_millis(now)],
-                )?;
-                Ok((private, public))
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let stored = tx
+                .query_row(
+                    "SELECT private_key, public_key FROM push_keys WHERE id = 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some(keys) = stored {
+                return Ok(keys);
+            }
+            let (private, public) = make().map_err(StoreError::Conflict)?;
+            tx.execute(
+                "INSERT INTO push_keys (id, private_key, public_key, created_at) VALUES (1, ?1, ?2, ?3)",
+                params![private, public, to_millis(now)],
+            )?;
+            Ok((private, public))
         })
         .await
     }
@@ -147,50 +145,48 @@ impl Store {
         candidate: StoredSubscription,
         only_confirm: bool,
     ) -> Result<Option<(StoredSubscription, bool)>, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT id FROM push_subscriptions WHERE endpoint = ?1",
-                        [&candidate.endpoint],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
-                let confirmed = to_millis(candidate.confirmed_at);
-                let (id, created) = match existing {
-                    Some(id) => {
-                        tx.execute(
-                            "UPDATE push_subscriptions SET p256dh = ?2, auth = ?3, device = ?4, confirmed_at = ?5
-                             WHERE id = ?1",
-                            params![id, candidate.p256dh, candidate.auth, candidate.device, confirmed],
-                        )?;
-                        (id, false)
-                    }
-                    None if only_confirm => return Ok(None),
-                    None => {
-                        tx.execute(
-                            "INSERT INTO push_subscriptions
-                                (id, endpoint, p256dh, auth, device, created_at, confirmed_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                            params![
-                                candidate.id,
-                                candidate.endpoint,
-                                candidate.p256dh,
-                                candidate.auth,
-                                candidate.device,
-                                confirmed
-                            ],
-                        )?;
-                        (candidate.id.clone(), true)
-                    }
-                };
-                let stored = tx.query_row(
-                    &format!("{SELECT_SUBSCRIPTION} WHERE id = ?1"),
-                    [&id],
-                    subscription_from_row,
-                )?;
-                Ok(Some((stored, created)))
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM push_subscriptions WHERE endpoint = ?1",
+                    [&candidate.endpoint],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let confirmed = to_millis(candidate.confirmed_at);
+            let (id, created) = match existing {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE push_subscriptions SET p256dh = ?2, auth = ?3, device = ?4, confirmed_at = ?5
+                         WHERE id = ?1",
+                        params![id, candidate.p256dh, candidate.auth, candidate.device, confirmed],
+                    )?;
+                    (id, false)
+                }
+                None if only_confirm => return Ok(None),
+                None => {
+                    tx.execute(
+                        "INSERT INTO push_subscriptions
+                            (id, endpoint, p256dh, auth, device, created_at, confirmed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        params![
+                            candidate.id,
+                            candidate.endpoint,
+                            candidate.p256dh,
+                            candidate.auth,
+                            candidate.device,
+                            confirmed
+                        ],
+                    )?;
+                    (candidate.id, true)
+                }
+            };
+            let stored = tx.query_row(
+                &format!("{SELECT_SUBSCRIPTION} WHERE id = ?1"),
+                [&id],
+                subscription_from_row,
+            )?;
+            Ok(Some((stored, created)))
         })
         .await
     }
@@ -208,38 +204,32 @@ impl Store {
 
     /// Deletes subscription `id` and what was queued for it; false when there was none.
     pub async fn delete_subscription(&self, id: String) -> Result<bool, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                Ok(tx.execute("DELETE FROM push_subscriptions WHERE id = ?1", [&id])? > 0)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            Ok(tx.execute("DELETE FROM push_subscriptions WHERE id = ?1", [&id])? > 0)
         })
         .await
     }
 
     /// Deletes subscriptions not confirmed since `before`; returns how many.
     pub async fn expire_subscriptions(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                Ok(tx.execute(
-                    "DELETE FROM push_subscriptions WHERE confirmed_at < ?1",
-                    [to_millis(before)],
-                )?)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM push_subscriptions WHERE confirmed_at < ?1",
+                [to_millis(before)],
+            )?)
         })
         .await
     }
 
     /// Queues a test notification for subscription `id`; false when there is no such subscription.
     pub async fn enqueue_test_push(&self, id: String, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let now = to_millis(now);
-                Ok(tx.execute(
-                    "INSERT INTO push_outbox (subscription_id, run_id, kind, next_attempt_at, created_at)
-                     SELECT id, NULL, 'test', ?2, ?2 FROM push_subscriptions WHERE id = ?1",
-                    params![id, now],
-                )? > 0)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let now = to_millis(now);
+            Ok(tx.execute(
+                "INSERT INTO push_outbox (subscription_id, run_id, kind, next_attempt_at, created_at)
+                 SELECT id, NULL, 'test', ?2, ?2 FROM push_subscriptions WHERE id = ?1",
+                params![id, now],
+            )? > 0)
         })
         .await
     }
@@ -301,25 +291,21 @@ impl Store {
 
     /// Removes outbox row `id`: sent, suppressed, or given up.
     pub async fn push_done(&self, id: i64) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                tx.execute("DELETE FROM push_outbox WHERE id = ?1", [id])?;
-                Ok(())
-            })
+        self.call_write(Durability::Full, move |tx| {
+            tx.execute("DELETE FROM push_outbox WHERE id = ?1", [id])?;
+            Ok(())
         })
         .await
     }
 
     /// Tries outbox row `id` again at `at`.
     pub async fn push_retry(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                tx.execute(
-                    "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
-                    params![id, to_millis(at)],
-                )?;
-                Ok(())
-            })
+        self.call_write(Durability::Full, move |tx| {
+            tx.execute(
+                "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
+                params![id, to_millis(at)],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -4,7 +4,7 @@ use agentfarm_shared::run::{DiffSummary, Run, RunState};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{Durability, Store, StoreError, from_millis, to_millis, write};
+use super::{Durability, Store, StoreError, from_millis, to_millis};
 
 /// A run about to be stored as `queued`.
 #[derive(Debug, Clone)]
@@ -194,16 +194,14 @@ fn transition(
 impl Store {
     /// Stores a new run as `queued`.
     pub async fn insert_run(&self, run: NewRun, now: DateTime<Utc>) -> Result<Run, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let now = to_millis(now);
-                tx.execute(
-                    "INSERT INTO runs (id, config_id, config_version, prompt, branch, state, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
-                    params![run.id, run.config_id, run.config_version, run.prompt, run.branch, now],
-                )?;
-                load(tx, &run.id)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let now = to_millis(now);
+            tx.execute(
+                "INSERT INTO runs (id, config_id, config_version, prompt, branch, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+                params![run.id, run.config_id, run.config_version, run.prompt, run.branch, now],
+            )?;
+            load(tx, &run.id)
         })
         .await
     }
@@ -216,10 +214,8 @@ impl Store {
         patch: RunPatch,
         now: DateTime<Utc>,
     ) -> Result<Run, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                transition(tx, &id, None, to, &patch, now)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            transition(tx, &id, None, to, &patch, now)
         })
         .await
     }
@@ -234,10 +230,8 @@ impl Store {
         patch: RunPatch,
         now: DateTime<Utc>,
     ) -> Result<Run, StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                transition(tx, &id, Some(from), to, &patch, now)
-            })
+        self.call_write(Durability::Full, move |tx| {
+            transition(tx, &id, Some(from), to, &patch, now)
         })
         .await
     }
@@ -287,6 +281,18 @@ impl Store {
         .await
     }
 
+    /// How many runs have an agent (starting, running or waiting for input).
+    pub async fn count_active(&self) -> Result<u32, StoreError> {
+        self.call(|conn| {
+            Ok(conn.query_row(
+                &format!("SELECT COUNT(*) FROM runs WHERE state IN {ACTIVE}"),
+                [],
+                |row| row.get(0),
+            )?)
+        })
+        .await
+    }
+
     /// Where the runtime resumes reading run `id`'s output, if it said.
     pub async fn log_cursor(&self, id: String) -> Result<Option<String>, StoreError> {
         self.call(move |conn| {
@@ -299,15 +305,26 @@ impl Store {
         .await
     }
 
-    /// The oldest `limit` queued runs.
-    pub async fn queued_runs(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "{SELECT_RUN} WHERE state = 'queued' ORDER BY id LIMIT ?1"
-            ))?;
-            Ok(stmt
-                .query_map([limit], run_from_row)?
-                .collect::<Result<Vec<_>, _>>()?)
+    /// Moves the oldest `limit` queued runs to `starting`, all in one commit, and returns them, oldest first.
+    pub async fn start_queued(&self, limit: u32, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+        self.call_write(Durability::Full, move |tx| {
+            let queued = tx
+                .prepare_cached("SELECT id FROM runs WHERE state = 'queued' ORDER BY id LIMIT ?1")?
+                .query_map([limit], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            queued
+                .iter()
+                .map(|id| {
+                    transition(
+                        tx,
+                        id,
+                        Some(RunState::Queued),
+                        RunState::Starting,
+                        &RunPatch::default(),
+                        now,
+                    )
+                })
+                .collect()
         })
         .await
     }
@@ -343,18 +360,16 @@ impl Store {
 
     /// Deletes run `id` and its log. Refused unless the run has ended.
     pub async fn delete_run(&self, id: String) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            write(conn, Durability::Full, |tx| {
-                let run = load(tx, &id)?;
-                if !run.state.is_terminal() {
-                    return Err(StoreError::Conflict(format!(
-                        "run {id} is {}; stop it before deleting it",
-                        run.state
-                    )));
-                }
-                tx.execute("DELETE FROM runs WHERE id = ?1", [&id])?;
-                Ok(())
-            })
+        self.call_write(Durability::Full, move |tx| {
+            let run = load(tx, &id)?;
+            if !run.state.is_terminal() {
+                return Err(StoreError::Conflict(format!(
+                    "run {id} is {}; stop it before deleting it",
+                    run.state
+                )));
+            }
+            tx.execute("DELETE FROM runs WHERE id = ?1", [&id])?;
+            Ok(())
         })
         .await
     }
