@@ -5,7 +5,8 @@
 
 use std::time::Instant;
 
-use agentfarm_fake_kube::{FakeKube, Kubelet};
+use agentfarm_fake_kube::{FakeKube, Kind, Kubelet};
+use anyhow::Context;
 use serde_json::json;
 
 use crate::client;
@@ -58,33 +59,24 @@ users:
     // Agents that print ten lines over a second: long enough for the client to be there when they end.
     let server = Server::start_on(Some(&kubeconfig), 10, 1, plan.launches).await?;
     let config_id = server.config().await?;
-    let creates_before = fake.requests().len();
     let mut asked = Vec::new();
     let mut runs = Vec::new();
     for _ in 0..plan.launches {
         asked.push(Instant::now());
         runs.push(server.launch(&config_id).await?);
     }
-    let seen = client::follow(server.url.clone(), runs).await?;
-    // Jobs are created in launch order (one scheduler, a slot for each): the nth create is the nth launch's.
-    let creates: Vec<Instant> = fake.requests()[creates_before..]
-        .iter()
-        .filter(|request| request.method == "POST" && request.path.contains("/jobs"))
-        .map(|request| request.at)
-        .collect();
-    anyhow::ensure!(
-        creates.len() == asked.len(),
-        "{} launches, {} Job creates",
-        asked.len(),
-        creates.len()
-    );
-    let mut launch: Vec<u64> = asked
-        .iter()
-        .zip(&creates)
-        .map(|(asked, created)| {
-            u64::try_from(created.saturating_duration_since(*asked).as_nanos()).unwrap_or(u64::MAX)
-        })
-        .collect();
+    let seen = client::follow(server.url.clone(), runs.clone()).await?;
+    let creations = fake.creations();
+    let mut launch = Vec::with_capacity(runs.len());
+    for (run, asked) in runs.iter().zip(&asked) {
+        // The server names each run's Job after the run.
+        let created = creations
+            .iter()
+            .find(|creation| creation.kind == Kind::Job && creation.name.contains(run.as_str()))
+            .with_context(|| format!("no Job was created for run {run}"))?;
+        launch
+            .push(u64::try_from(created.at.saturating_duration_since(*asked).as_nanos()).unwrap_or(u64::MAX));
+    }
     let mut ends = seen.end_latency;
     Ok(vec![
         Row {

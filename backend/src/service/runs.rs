@@ -229,48 +229,46 @@ impl Farm {
         Ok(())
     }
 
-    /// Starts queued runs, oldest first, while fewer than `max_running` are active.
+    /// Starts queued runs, oldest first, while fewer than `max_running` are active: all of them marked
+    /// `starting` in one commit, then handed to the runtime together, so that one slow launch (a process to
+    /// spawn, an API call) does not hold back the others.
     async fn schedule(self: &Arc<Self>) -> Result<(), AppError> {
-        let active = u32::try_from(self.store.active_runs().await?.len()).unwrap_or(u32::MAX);
+        let active = self.store.count_active().await?;
         let free = self.limits.max_running.saturating_sub(active);
         if free == 0 {
             return Ok(());
         }
-        for run in self.store.queued_runs(free).await? {
-            self.start_run(run).await?;
+        let starting = self.store.start_queued(free, Utc::now()).await?;
+        for run in &starting {
+            self.hub.run_changed(run.clone());
+        }
+        let launches = starting.into_iter().map(|run| self.start_run(run));
+        for result in futures_util::future::join_all(launches).await {
+            if let Err(err) = result {
+                tracing::error!(%err, "could not record how a launch went");
+            }
         }
         Ok(())
     }
 
+    /// Hands `run`, already `starting`, to the runtime and pumps its events; a run the runtime cannot start
+    /// fails with the runtime's reason.
     async fn start_run(self: &Arc<Self>, run: Run) -> Result<(), AppError> {
-        let starting = match self
-            .store
-            .transition(
-                run.id.clone(),
-                RunState::Starting,
-                RunPatch::default(),
-                Utc::now(),
-            )
-            .await
-        {
-            Ok(run) => run,
-            // Stopped while queued.
-            Err(StoreError::InvalidTransition { .. }) => return Ok(()),
-            Err(err) => return Err(err.into()),
+        let launched = match self.run_spec(run.clone()).await {
+            Ok(spec) => self.runtime.launch(spec).await.map_err(|err| err.to_string()),
+            Err(err) => Err(format!("cannot prepare the launch: {err}")),
         };
-        self.hub.run_changed(starting);
-        let spec = self.run_spec(run.clone()).await?;
-        match self.runtime.launch(spec).await {
+        match launched {
             Ok(events) => {
                 tokio::spawn(Arc::clone(self).pump(run.id.clone(), events));
                 if self.stop_requested(&run.id) {
                     self.runtime.stop(&run.id).await.ok();
                 }
             }
-            Err(err) => {
+            Err(reason) => {
                 let patch = RunPatch {
-                    reason: Some(err.to_string()),
-                    last_error: Some(err.to_string()),
+                    reason: Some(reason.clone()),
+                    last_error: Some(reason),
                     ..RunPatch::default()
                 };
                 let failed = self

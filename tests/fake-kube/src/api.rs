@@ -1,11 +1,13 @@
 //! The REST verbs on stored objects (list, get, create, replace, patch, delete) and SelfSubjectAccessReview.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::Creation;
 use crate::controller;
 use crate::kind::Kind;
 use crate::patch;
@@ -133,6 +135,13 @@ pub(crate) fn create(
         if kind == Kind::Job {
             controller::job_created(store, &created)?;
         }
+        let (namespace, name) = name_of(&created);
+        store.creations.push(Creation {
+            kind,
+            namespace,
+            name,
+            at: Instant::now(),
+        });
         Ok::<_, ApiError>(created)
     })?;
     Ok(json_response(StatusCode::CREATED, &created))

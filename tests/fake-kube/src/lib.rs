@@ -114,6 +114,19 @@ pub enum JobCondition {
     },
 }
 
+/// An object created through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creation {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace (empty when cluster-scoped).
+    pub namespace: String,
+    /// Its name (the generated one for a `generateName`).
+    pub name: String,
+    /// When it was stored (e.g. to time a client's path to its create call).
+    pub at: Instant,
+}
+
 /// One HTTP request received by the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -351,6 +364,11 @@ impl FakeKube {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// Every object created through the API so far, in order.
+    pub fn creations(&self) -> Vec<Creation> {
+        self.shared.lock().creations.clone()
     }
 
     /// SelfSubjectAccessReview rules (first match wins; no match, or no rules, allows).

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::kind::Kind;
 use crate::status::ApiError;
-use crate::{AccessRule, RecordedRequest};
+use crate::{AccessRule, Creation, RecordedRequest};
 
 /// The grace period of a Pod deletion that names none and whose Pod sets no
 /// `spec.terminationGracePeriodSeconds`.
@@ -79,6 +79,8 @@ pub(crate) struct Store {
     pub(crate) stdin: HashMap<(String, String), Vec<u8>>,
     /// Every request received.
     pub(crate) requests: Vec<RecordedRequest>,
+    /// Every object created through the API.
+    pub(crate) creations: Vec<Creation>,
     /// Fault switches.
     pub(crate) faults: Faults,
     /// SelfSubjectAccessReview rules; first match wins, no match allows.
