@@ -1,5 +1,5 @@
-//! A WebSocket client of `/api/ws` that follows some runs to their end, timing every line (written by the
-//! agent → decoded here) and every run's end (the agent's last line → the terminal `run` frame).
+//! A WebSocket client of `/api/ws` that follows some runs to their end, timing every live line (written by
+//! the agent → decoded here) and every run's end (the agent's last line → the terminal `run` frame).
 
 use std::collections::HashMap;
 
@@ -14,7 +14,9 @@ use crate::agent::{now_nanos, stamp};
 /// What one client saw.
 #[derive(Debug, Default)]
 pub struct Seen {
-    /// Nanoseconds from each `bench` line's writing to its arrival here.
+    /// Nanoseconds from each `bench` line's writing to its arrival here, for the lines written after the
+    /// client subscribed. Those written before reach it in its catch-up from the store, up to the whole
+    /// launch time late: that times the catch-up, not the fan-out.
     pub line_latency: Vec<u64>,
     /// Nanoseconds from each run's `bench-exit` line to its terminal frame arriving here.
     pub end_latency: Vec<u64>,
@@ -46,6 +48,7 @@ pub async fn follow(url: String, runs: Vec<String>) -> anyhow::Result<Seen> {
         })?;
         ws.send(Message::text(frame)).await?;
     }
+    let live_from = now_nanos();
     let mut seen = Seen::default();
     // Per run: lines received, the exit stamp, and the last sequence number once it has ended.
     let mut progress: HashMap<String, (u64, Option<u64>, Option<u64>)> =
@@ -67,7 +70,9 @@ pub async fn follow(url: String, runs: Vec<String>) -> anyhow::Result<Seen> {
                     seen.lines += 1;
                     seen.last_at = at;
                     if line.text.starts_with("bench ") {
-                        if let Some(written) = stamp(&line.text) {
+                        if let Some(written) = stamp(&line.text)
+                            && written >= live_from
+                        {
                             seen.line_latency.push(at.saturating_sub(written));
                         }
                     } else if line.text.starts_with("bench-exit ") {

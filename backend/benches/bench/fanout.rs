@@ -69,6 +69,37 @@ async fn floor(plan: Plan) -> anyhow::Result<Floor> {
     Ok(floor)
 }
 
+/// CPU used so far, in seconds: by the machine, the server, its agents (its children, once reaped) and the
+/// clients (this process); or, [`Cpu::since`] an earlier reading, in cores.
+struct Cpu {
+    machine: f64,
+    server: f64,
+    agents: f64,
+    clients: f64,
+}
+
+impl Cpu {
+    fn now(server: u32) -> Cpu {
+        let (server, agents) = server::cpu_seconds(server);
+        Cpu {
+            machine: server::machine_busy_seconds(),
+            server,
+            agents,
+            clients: server::cpu_seconds(std::process::id()).0,
+        }
+    }
+
+    fn since(&self, before: &Cpu, wall: Duration) -> Cpu {
+        let cores = |now: f64, then: f64| (now - then) / wall.as_secs_f64();
+        Cpu {
+            machine: cores(self.machine, before.machine),
+            server: cores(self.server, before.server),
+            agents: cores(self.agents, before.agents),
+            clients: cores(self.clients, before.clients),
+        }
+    }
+}
+
 pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     let floor = floor(plan).await?;
 
@@ -79,7 +110,7 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     for _ in 0..plan.runs {
         runs.push(server.launch(&config).await?);
     }
-    let cpu_before = server::cpu_time(pid);
+    let cpu_before = Cpu::now(pid);
     let started = Instant::now();
     let mut clients = Vec::new();
     for run in &runs {
@@ -114,7 +145,7 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     let wall = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let peak = sampler.await?;
-    let cores = server::cpu_time(pid).as_secs_f64() - cpu_before.as_secs_f64();
+    let cpu = Cpu::now(pid).since(&cpu_before, wall);
 
     let served = seen.lines as f64 / wall.as_secs_f64();
     let direct = floor.lines as f64 / floor.wall.as_secs_f64();
@@ -166,7 +197,19 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
         Row {
             measure: "Server during the fan-out: peak RSS, CPU".into(),
             target: "–".into(),
-            measured: format!("{peak:.0} MiB, {:.2} cores", cores / wall.as_secs_f64()),
+            measured: format!("{peak:.0} MiB, {:.2} cores", cpu.server),
+            floor: "–".into(),
+        },
+        Row {
+            measure: "The machine during the fan-out: cores busy, of which the agents and the clients".into(),
+            target: "–".into(),
+            measured: format!(
+                "{:.2} of {} cores: agents {:.2}, clients {:.2}",
+                cpu.machine,
+                std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+                cpu.agents,
+                cpu.clients
+            ),
             floor: "–".into(),
         },
         Row {

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -138,18 +137,40 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// CPU time process `pid` (and its reaped children) has used.
-pub fn cpu_time(pid: u32) -> Duration {
+/// CPU time used so far, in seconds: by process `pid` itself, and by its children it has reaped.
+pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at state, field 3.
-    let fields: Vec<&str> = stat
+    // Fields after the command name (which may hold spaces) start at state, field 3: utime and stime are
+    // fields 14 and 15, cutime and cstime 16 and 17.
+    let fields: Vec<u64> = stat
         .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|field| field.parse().unwrap_or(0))
+                .collect()
+        })
         .unwrap_or_default();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
+    let ticks = |at: usize| fields.get(at).copied().unwrap_or(0) + fields.get(at + 1).copied().unwrap_or(0);
+    (seconds_of_ticks(ticks(11)), seconds_of_ticks(ticks(13)))
+}
+
+/// CPU time the whole machine has spent busy (not idle, not waiting for I/O), in seconds over all cores.
+pub fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // `cpu  user nice system idle iowait irq softirq steal …`
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    seconds_of_ticks(ticks.iter().take(8).sum::<u64>() - idle)
+}
+
+/// USER_HZ is 100 on Linux.
+fn seconds_of_ticks(ticks: u64) -> f64 {
+    ticks as f64 / 100.0
 }
