@@ -1,6 +1,7 @@
 //! Log fan-out and status latency: `runs` agents printing `rate` lines a second to `clients` WebSocket
 //! clients each; every line timed from its writing to its arrival, every run's end from the agent's last
 //! line to the terminal frame. The floor: the same agents, in the same run, read straight from their pipes.
+//! Then the same fan-out once more with one socket following every run, to show the per-socket cost.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -100,9 +101,26 @@ impl Cpu {
     }
 }
 
-pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
-    let floor = floor(plan).await?;
+/// Who follows which runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sockets {
+    /// `plan.clients` sockets per run, each following that run alone: the headline measure.
+    PerRun,
+    /// One socket following every run: the same lines with one socket to wake per batch instead of one per
+    /// run, which shows what the per-socket cost adds to the latency.
+    One,
+}
 
+/// What one fan-out saw, and what it cost.
+struct FanOut {
+    seen: Seen,
+    wall: Duration,
+    cpu: Cpu,
+    peak_rss: f64,
+}
+
+/// Starts a server, launches `plan.runs` agents and follows them with `sockets` to their end.
+async fn fan_out(plan: Plan, sockets: Sockets) -> anyhow::Result<FanOut> {
     let server = Server::start(plan.rate, plan.seconds, plan.runs).await?;
     let pid = server.pid();
     let config = server.config().await?;
@@ -112,16 +130,18 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     }
     let cpu_before = Cpu::now(pid);
     let started = Instant::now();
-    let mut clients = Vec::new();
-    for run in &runs {
-        for _ in 0..plan.clients {
-            clients.push(tokio::spawn(client::follow(
-                server.url.clone(),
-                vec![run.clone()],
-            )));
-        }
-    }
-    // Memory once a second while they print.
+    let followed: Vec<Vec<String>> = match sockets {
+        Sockets::PerRun => runs
+            .iter()
+            .flat_map(|run| std::iter::repeat_n(vec![run.clone()], plan.clients))
+            .collect(),
+        Sockets::One => vec![runs],
+    };
+    let clients: Vec<_> = followed
+        .into_iter()
+        .map(|runs| tokio::spawn(client::follow(server.url.clone(), runs)))
+        .collect();
+    // Memory twice a second while they print.
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = Arc::clone(&done);
@@ -144,8 +164,23 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     }
     let wall = started.elapsed();
     done.store(true, Ordering::Relaxed);
-    let peak = sampler.await?;
-    let cpu = Cpu::now(pid).since(&cpu_before, wall);
+    Ok(FanOut {
+        seen,
+        wall,
+        cpu: Cpu::now(pid).since(&cpu_before, wall),
+        peak_rss: sampler.await?,
+    })
+}
+
+pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
+    let floor = floor(plan).await?;
+    let FanOut {
+        mut seen,
+        wall,
+        cpu,
+        peak_rss,
+    } = fan_out(plan, Sockets::PerRun).await?;
+    let mut one_socket = fan_out(plan, Sockets::One).await?.seen.line_latency;
 
     let served = seen.lines as f64 / wall.as_secs_f64();
     let direct = floor.lines as f64 / floor.wall.as_secs_f64();
@@ -195,9 +230,19 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
             ),
         },
         Row {
+            measure: format!("The same, one socket following all {} runs", plan.runs),
+            target: "–".into(),
+            measured: format!(
+                "{} / {}",
+                ms(percentile(&mut one_socket, 50.0)),
+                ms(percentile(&mut one_socket, 99.0))
+            ),
+            floor: format!("({} at p99)", ratio(percentile(&mut one_socket, 99.0), floor99)),
+        },
+        Row {
             measure: "Server during the fan-out: peak RSS, CPU".into(),
             target: "–".into(),
-            measured: format!("{peak:.0} MiB, {:.2} cores", cpu.server),
+            measured: format!("{peak_rss:.0} MiB, {:.2} cores", cpu.server),
             floor: "–".into(),
         },
         Row {
