@@ -8,7 +8,8 @@
 //! - `cargo xtask web`: builds the web app into `frontend/dist` (`trunk build --release`), with `.br`/`.gz`
 //!   siblings of its text and wasm files for the server to send precompressed.
 //! - `cargo xtask bench [--quick]`: the benchmarks (release build) as one Markdown table with the page
-//!   weight; `--quick` (seconds, small sizes) also runs at the end of `cargo xtask test`.
+//!   weight; `--quick` (seconds, small sizes) also runs at the end of `cargo xtask test`. Its page loads
+//!   need Chromium and chromedriver, as the browser tests do.
 //! - `cargo xtask size`: the first-load bytes of the built web app (wasm + js + css that `index.html` names):
 //!   raw, `gzip -9` and `brotli -q 11`, against the 200 KB brotli target. Informational: exits 0.
 //! - `cargo xtask icons`: renders `icons/agentfarm.svg` into the PNG icons (needs `rsvg-convert`, Debian

@@ -57,7 +57,7 @@ users:
     );
     std::fs::write(&kubeconfig, config)?;
     // Agents that print ten lines over a second: long enough for the client to be there when they end.
-    let server = Server::start_on(Some(&kubeconfig), 10, 1, plan.launches).await?;
+    let server = Server::start_on(Some(&kubeconfig), None, 10, 1, plan.launches).await?;
     let config_id = server.config().await?;
     let mut asked = Vec::new();
     let mut runs = Vec::new();

@@ -2,8 +2,11 @@
 //! and WebSockets, with the floor of each measure taken in the same run. Prints a Markdown table.
 //!
 //! `cargo xtask bench` runs the full set and adds the page weight; `cargo xtask bench --quick` (seconds,
-//! small sizes) keeps the harness working in CI. This binary is also the stand-in agent the server runs:
-//! with `AGENTFARM_BENCH_AGENT` set it prints timestamped lines at a given rate and exits (see [`agent`]).
+//! small sizes) keeps the harness working in CI. The page-load rows drive headless Chromium through
+//! chromedriver (Debian's `chromium` and `chromium-driver`) against the built web app (see [`page`]).
+//!
+//! This binary is also the stand-in agent the server runs: with `AGENTFARM_BENCH_AGENT` set it prints
+//! timestamped lines at a given rate and exits (see [`agent`]).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +14,7 @@ mod agent;
 mod client;
 mod fanout;
 mod kube;
+mod page;
 mod scale;
 mod server;
 mod stats;
@@ -34,6 +38,8 @@ pub struct Plan {
     pub watchers: usize,
     /// Launches timed.
     pub launches: usize,
+    /// Page loads timed, of each kind.
+    pub page_loads: usize,
 }
 
 impl Plan {
@@ -45,6 +51,7 @@ impl Plan {
         tracked: 200,
         watchers: 50,
         launches: 100,
+        page_loads: 10,
     };
     const QUICK: Plan = Plan {
         runs: 4,
@@ -54,6 +61,7 @@ impl Plan {
         tracked: 20,
         watchers: 5,
         launches: 10,
+        page_loads: 2,
     };
 }
 
@@ -78,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = fanout::measure(plan).await?;
     rows.extend(scale::measure(plan).await?);
     rows.extend(kube::measure(plan).await?);
+    rows.extend(page::measure(plan).await?);
     let mut table = String::from("| measure | target | measured | floor (ratio) |\n|---|---|---|---|\n");
     for row in rows {
         let _ = writeln!(

@@ -22,12 +22,14 @@ impl Server {
     /// A server on the local runtime whose agents print `rate` lines a second for `seconds`, with
     /// `max_running` at once.
     pub async fn start(rate: u64, seconds: u64, max_running: usize) -> anyhow::Result<Server> {
-        Self::start_on(None, rate, seconds, max_running).await
+        Self::start_on(None, None, rate, seconds, max_running).await
     }
 
-    /// [`Server::start`], on the Kubernetes runtime of the cluster `kubeconfig` names when given.
+    /// [`Server::start`], on the Kubernetes runtime of the cluster `kubeconfig` names when given, serving the
+    /// web app built in `web_dir` when given.
     pub async fn start_on(
         kubeconfig: Option<&Path>,
+        web_dir: Option<&Path>,
         rate: u64,
         seconds: u64,
         max_running: usize,
@@ -47,6 +49,9 @@ impl Server {
             Some(kubeconfig) => command.arg("kubernetes").env("KUBECONFIG", kubeconfig),
             None => command.arg("local"),
         };
+        if let Some(web_dir) = web_dir {
+            command.arg("--web-dir").arg(web_dir);
+        }
         let mut child = command
             .arg("--data-dir")
             .arg(data.path().join("data"))
