@@ -4,8 +4,9 @@
 //! ever runs on the async runtime and writes never contend. State transitions commit with
 //! `synchronous=FULL`; log batches with `NORMAL` (WAL keeps them crash-safe, and FULL on the next transition
 //! makes them durable too). Writes queued at the same time share one transaction and one commit (group
-//! commit, [`Store::call_write`]): one fsync and one round of WAL pages for many agents' changes. A graceful shutdown [closes](Store::close) it: the WAL is folded into the
-//! database file first. [`backup`] copies a live database from another process.
+//! commit, [`Store::call_write`]): one fsync and one round of WAL pages for many agents' changes. A graceful
+//! shutdown [closes](Store::close) it: the WAL is folded into the database file first. [`backup`] copies a
+//! live database from another process.
 
 pub mod backup;
 mod configs;
@@ -71,7 +72,7 @@ pub enum StoreError {
     /// The store's thread is gone (the server is shutting down).
     #[error("the store is closed")]
     Closed,
-    /// A write succeeded but the transaction it shared with others could not begin or commit.
+    /// The transaction a write shared with others could not begin or commit: the write is not stored.
     #[error("the write could not be committed: {0}")]
     Uncommitted(String),
 }
@@ -290,9 +291,9 @@ fn run_group(conn: &mut Connection, group: Vec<Write>) {
     }
 }
 
-/// Runs `f` inside a savepoint of the open transaction: kept when it succeeds, undone when it fails. Should
-/// undoing fail too (an I/O error), SQLite has rolled the whole transaction back, and its commit fails for
-/// every write in it.
+/// Runs `f` inside a savepoint of the open transaction: kept when it succeeds, undone when it fails. Undoing
+/// can only fail on an I/O or memory error, after which SQLite rolls the whole transaction back; the commit
+/// then fails, and every write in it is answered with that.
 fn in_savepoint<T>(
     tx: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
