@@ -11,6 +11,8 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod agent;
+#[path = "../../tests/integration/chromium.rs"]
+mod chromium;
 mod client;
 mod fanout;
 mod kube;

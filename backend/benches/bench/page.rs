@@ -7,24 +7,23 @@
 //! emulated: a phone's slower CPU; this machine's stands in for it.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use agentfarm_shared::run::Run;
 use anyhow::{Context, bail};
-use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use futures_util::{SinkExt, StreamExt};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::chromium::{self, Cdp};
 use crate::server::Server;
 use crate::stats::{ms, percentile, ratio};
 use crate::{Plan, Row};
@@ -246,14 +245,8 @@ impl Drop for Driver {
 impl Driver {
     fn start() -> anyhow::Result<Driver> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new(which("chromedriver")?)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start chromedriver")?;
+        let child =
+            chromium::chromedriver(&which("chromedriver")?, port).context("cannot start chromedriver")?;
         Ok(Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -266,11 +259,7 @@ impl Driver {
         let profile = tempfile::tempdir()?;
         let options = json!({
             "binary": which("chromium")?,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
+            "args": chromium::headless_args(profile.path()),
             "mobileEmulation": {
                 "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "mobile": true, "touch": true},
             },
@@ -362,29 +351,6 @@ impl Browser {
             "no service worker ran under the network conditions"
         );
         Ok(())
-    }
-}
-
-/// `goog/cdp/execute`: chromedriver's passage to the page's DevTools.
-#[derive(Debug)]
-struct Cdp {
-    cmd: String,
-    params: Value,
-}
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
-        )
     }
 }
 
@@ -500,10 +466,6 @@ async fn throttle_service_workers(
 }
 
 fn which(program: &str) -> anyhow::Result<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.exists())
+    chromium::which(program)
         .with_context(|| format!("{program} is missing: install Debian's chromium and chromium-driver"))
 }

@@ -1,16 +1,15 @@
 //! Driving headless Chromium (Debian's `chromium` + `chromium-driver`) over WebDriver against a real server.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::chromium::{self, Cdp};
 use crate::harness::PATIENCE;
 
 /// How the page is shown.
@@ -51,23 +50,11 @@ impl Browser {
     pub async fn start(viewport: Viewport) -> Browser {
         let driver_bin = which("chromedriver");
         let port = free_port();
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let driver = chromium::chromedriver(&driver_bin, port).unwrap();
         let profile = tempfile::tempdir().unwrap();
-        let mut options = json!({
-            "binary": which("chromium"),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,800", format!("--user-data-dir={}", profile.path().display()),
-            ],
-        });
+        let mut args = chromium::headless_args(profile.path());
+        args.push("--window-size=1280,800".into());
+        let mut options = json!({"binary": which("chromium"), "args": args});
         if viewport == Viewport::Phone {
             options["mobileEmulation"] = json!({
                 "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "mobile": true, "touch": true},
@@ -162,35 +149,8 @@ impl Browser {
     }
 }
 
-#[derive(Debug)]
-struct Cdp {
-    cmd: String,
-    params: Value,
-}
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
-        )
-    }
-}
-
 fn which(program: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.exists());
-    found.unwrap_or_else(|| {
+    chromium::which(program).unwrap_or_else(|| {
         panic!("{program} is missing: install Debian's chromium and chromium-driver (`.ci/run` does)")
     })
 }

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod browser;
+mod chromium;
 mod configs;
 mod deploy;
 mod doctor;
