@@ -157,7 +157,9 @@ pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
         Row {
             measure: "Launch, `POST /api/runs` → the agent process running its first line (local runtime), p50 / p99"
                 .into(),
-            target: "≤ 50 ms p99".into(),
+            // The 50 ms target is for the runtime's create call (the Kubernetes row); this also counts the
+            // agent process starting.
+            target: "–".into(),
             measured: format!("{} / {}", ms(percentile(&mut launch, 50.0)), ms(percentile(&mut launch, 99.0))),
             floor: "–".into(),
         },
