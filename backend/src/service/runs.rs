@@ -233,12 +233,10 @@ impl Farm {
     /// `starting` in one commit, then handed to the runtime together, so that one slow launch (a process to
     /// spawn, an API call) does not hold back the others.
     async fn schedule(self: &Arc<Self>) -> Result<(), AppError> {
-        let active = self.store.count_active().await?;
-        let free = self.limits.max_running.saturating_sub(active);
-        if free == 0 {
-            return Ok(());
-        }
-        let starting = self.store.start_queued(free, Utc::now()).await?;
+        let starting = self
+            .store
+            .start_queued(self.limits.max_running, Utc::now())
+            .await?;
         for run in &starting {
             self.hub.run_changed(run.clone());
         }

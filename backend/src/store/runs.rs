@@ -281,18 +281,6 @@ impl Store {
         .await
     }
 
-    /// How many runs have an agent (starting, running or waiting for input).
-    pub async fn count_active(&self) -> Result<u32, StoreError> {
-        self.call(|conn| {
-            Ok(conn.query_row(
-                &format!("SELECT COUNT(*) FROM runs WHERE state IN {ACTIVE}"),
-                [],
-                |row| row.get(0),
-            )?)
-        })
-        .await
-    }
-
     /// Where the runtime resumes reading run `id`'s output, if it said.
     pub async fn log_cursor(&self, id: String) -> Result<Option<String>, StoreError> {
         self.call(move |conn| {
@@ -305,12 +293,18 @@ impl Store {
         .await
     }
 
-    /// Moves the oldest `limit` queued runs to `starting`, all in one commit, and returns them, oldest first.
-    pub async fn start_queued(&self, limit: u32, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
+    /// Moves the oldest queued runs to `starting`, as many as keep the runs with an agent (starting, running
+    /// or waiting for input) at most `max_active`, all in one commit; returns them, oldest first.
+    pub async fn start_queued(&self, max_active: u32, now: DateTime<Utc>) -> Result<Vec<Run>, StoreError> {
         self.call_write(Durability::Full, move |tx| {
+            let active: u32 = tx.query_row(
+                &format!("SELECT COUNT(*) FROM runs WHERE state IN {ACTIVE}"),
+                [],
+                |row| row.get(0),
+            )?;
             let queued = tx
                 .prepare_cached("SELECT id FROM runs WHERE state = 'queued' ORDER BY id LIMIT ?1")?
-                .query_map([limit], |row| row.get::<_, String>(0))?
+                .query_map([max_active.saturating_sub(active)], |row| row.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             queued
                 .iter()
