@@ -112,10 +112,7 @@ fi
 launch_run "$config_a"
 run_a=$RUN_ID
 info "agent A: run $run_a"
-if ! wait_for_run "$run_a" waiting_for_input 900; then
-  fail "agent A starts" "run $run_a is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
-  finish_checks
-fi
+expect_waiting "$run_a" "agent A starts"
 nonce=$(date +%s)-$$
 planted=$(agent_exec "$run_a" "$PLANT_SCRIPT" "$nonce" 2>&1) || true
 if ! printf '%s\n' "$planted" | grep -q '^DONE$'; then
@@ -127,10 +124,7 @@ info "agent A wrote a marker in: $(printf '%s\n' "$planted" | sed -n 's/^WROTE /
 launch_run "$config_b"
 run_b=$RUN_ID
 info "agent B: run $run_b${HOOK_REPO:+ on $HOOK_REPO}"
-if ! wait_for_run "$run_b" waiting_for_input 900; then
-  fail "agent B starts" "run $run_b is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
-  finish_checks
-fi
+expect_waiting "$run_b" "agent B starts"
 seen=$(agent_exec "$run_b" "$LOOK_SCRIPT" "$nonce" 2>&1) || true
 if ! printf '%s\n' "$seen" | grep -q '^DONE$'; then
   fail "agent B looks for agent A's traces" "kubectl exec said: $seen"

@@ -90,10 +90,7 @@ for _ in 1 2; do
   enders+=("$RUN_ID")
 done
 for run in "${enders[@]}"; do
-  if ! wait_for_run "$run" waiting_for_input 900; then
-    fail "agents start" "run $run is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
-    finish_checks
-  fi
+  expect_waiting "$run" "agents start"
 done
 answered_at=$SECONDS
 info "ending soon: ${enders[*]} (idle timeout ${idle_timeout}s)"

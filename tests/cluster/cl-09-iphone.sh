@@ -73,10 +73,7 @@ fi
 create_config "$READY_TASK"
 launch_run "$CONFIG_ID"
 run=$RUN_ID
-if ! wait_for_run "$run" waiting_for_input 900; then
-  fail "the agent starts" "run $run is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
-  finish_checks
-fi
+expect_waiting "$run" "the agent starts"
 
 owner_step "On the iPhone, open agentfarm from the Home Screen and open run $run (config $CONFIG_ID): its log says ready."
 owner_step "Go to the Home Screen and leave the app in the background. For the next $REPLIES_IN_BACKGROUND minutes the agent keeps replying."

@@ -193,10 +193,7 @@ if [ -z "$BACKUP" ]; then
   create_config "$READY_TASK"
   launch_run "$CONFIG_ID"
   run=$RUN_ID
-  if ! wait_for_run "$run" waiting_for_input 900; then
-    fail "the agent starts" "run $run is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
-    finish_checks
-  fi
+  expect_waiting "$run" "the agent starts"
   take_backup
   follow_up "$run" || warn "run $run did not take a follow-up after the backup"
 else

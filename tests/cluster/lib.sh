@@ -494,6 +494,14 @@ wait_for_run() {
   return 1
 }
 
+# Waits up to 15 minutes until run $1 waits for input; otherwise fails check $2 and ends the checks.
+expect_waiting() {
+  if ! wait_for_run "$1" waiting_for_input 900; then
+    fail "$2" "run $1 is ${RUN_STATE:-unknown}, not waiting for input after 15 minutes"
+    finish_checks
+  fi
+}
+
 # Prints the name of run $1's pod (empty when it has none).
 run_pod_name() {
   kubectl -n "$AGENTS_NAMESPACE" get pods -l "$RUN_LABEL=$1" -o jsonpath='{.items[0].metadata.name}' \
