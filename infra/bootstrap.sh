@@ -45,6 +45,13 @@ Inputs (environment variables; names only are ever printed):
   AGENTFARM_PUSH_CONTACT        required: the Web Push contact, mailto:you@example.com or an https URL
   AGENTFARM_ALLOWED_LOGINS      required: your Tailscale login (Admin console, Users), e.g. you@example.com
                                 or you@github; comma-separated for more. Only these users get in
+  AGENTFARM_CONTROL_PLANE_IMAGE required: your control-plane image by digest,
+                                e.g. ghcr.io/you/agentfarm-control-plane@sha256:… (.github/workflows/images.yml
+                                prints both lines)
+  AGENTFARM_AGENT_IMAGE         required: your agent image by digest, e.g. ghcr.io/you/agentfarm-agent@sha256:…
+  AGENTFARM_REGISTRY_USER       only for private images: the registry user (on GHCR, your GitHub login), with
+  AGENTFARM_REGISTRY_TOKEN      a token that may only read packages (GitHub: classic PAT, scope read:packages),
+  AGENTFARM_REGISTRY_TOKEN_FILE or a file holding it; the nodes pull with it (Secret registry-pull)
   CLAUDE_CODE_OAUTH_TOKEN       the agents' Claude token (`claude setup-token`), or
   CLAUDE_TOKEN_FILE             a file holding it; required unless the Secret claude-token exists
   GITHUB_TOKEN                  the agents' GitHub token (a fine-grained PAT), or
@@ -75,6 +82,9 @@ AF_TAILNET=${AGENTFARM_TAILNET:-}
 AF_PUSH_CONTACT=${AGENTFARM_PUSH_CONTACT:-}
 AF_ALLOWED_LOGINS=${AGENTFARM_ALLOWED_LOGINS:-}
 AF_SHARED_HOME=${AGENTFARM_SHARED_CLAUDE_HOME:-0}
+AF_CONTROL_PLANE_IMAGE=${AGENTFARM_CONTROL_PLANE_IMAGE:-}
+AF_AGENT_IMAGE=${AGENTFARM_AGENT_IMAGE:-}
+AF_REGISTRY_USER=${AGENTFARM_REGISTRY_USER:-}
 PUBLIC_URL="https://$AF_HOST.${AF_TAILNET:-<AGENTFARM_TAILNET>}"
 
 AGENTS_NS=agentfarm-agents
@@ -84,6 +94,13 @@ KVM_LABEL=agentfarm.dev/kvm=true
 FIELD_MANAGER=agentfarm-bootstrap
 # Set by step_kata_deploy when a KVM node exists.
 KATA=0
+# The placeholders the manifests name (manifests/base): no registry serves them.
+CONTROL_PLANE_PLACEHOLDER=agentfarm.invalid/agentfarm-control-plane
+AGENT_PLACEHOLDER=agentfarm.invalid/agentfarm-agent
+# The docker-registry Secret made from AGENTFARM_REGISTRY_USER/_TOKEN, in both namespaces.
+PULL_SECRET=registry-pull
+CSI_NODE=hcloud-csi-node
+CSI_NODE_PATCH=$INFRA_DIR/patches/hcloud-csi-node-host-network.yaml
 
 # --- Helpers ---------------------------------------------------------------------------------------------
 is_set() { [ -n "${!1:-}" ]; }
@@ -94,12 +111,36 @@ secret_exists() { kubectl -n "$1" get secret "$2" -o name >/dev/null 2>&1; }
 # Tokens pasted into files or variables often carry a trailing newline; none of these values has spaces.
 strip() { tr -d ' \t\r\n'; }
 
-# Reads the value from stdin and applies Secret $2 in namespace $1 with that single key $3. Server-side
-# apply: a client-side apply would copy the value into the last-applied-configuration annotation.
+# Reads the value from stdin and applies Secret $2 in namespace $1 with that single key $3 (and type $4, if
+# given). Server-side apply: a client-side apply would copy the value into the last-applied-configuration
+# annotation.
 apply_secret_from_stdin() {
-  kubectl -n "$1" create secret generic "$2" --from-file="$3=/dev/stdin" --dry-run=client -o yaml |
+  kubectl -n "$1" create secret generic "$2" --from-file="$3=/dev/stdin" ${4:+"--type=$4"} \
+    --dry-run=client -o yaml |
     kubectl apply --server-side --field-manager="$FIELD_MANAGER" --force-conflicts -f - >/dev/null
   info "Secret $1/$2 (key $3) applied"
+}
+
+# The registry token, from AGENTFARM_REGISTRY_TOKEN or the file AGENTFARM_REGISTRY_TOKEN_FILE names.
+registry_token() {
+  if is_set AGENTFARM_REGISTRY_TOKEN; then
+    printf '%s' "$AGENTFARM_REGISTRY_TOKEN" | strip
+  else
+    strip <"$AGENTFARM_REGISTRY_TOKEN_FILE"
+  fi
+}
+
+# Prints the docker config JSON that lets the nodes pull from the images' registry as
+# AGENTFARM_REGISTRY_USER; the token goes from its variable or file through pipes only.
+registry_config() {
+  printf '{"auths":{"%s":{"auth":"' "$(registry_of "$AF_CONTROL_PLANE_IMAGE")"
+  { printf '%s:' "$AF_REGISTRY_USER" && registry_token; } | base64 | tr -d '\n'
+  printf '"}}}'
+}
+
+# Whether the nodes pull with the Secret registry-pull: credentials were given now, or on an earlier run.
+pulls_with_secret() {
+  [ -n "$AF_REGISTRY_USER" ] || secret_exists "$SYSTEM_NS" "$PULL_SECRET"
 }
 
 # Applies the agents' Secret $3 (key `token`) from the variable named $1, else from the file the variable
@@ -124,13 +165,31 @@ generate_vapid_key() {
     openssl base64 -A | tr '+/' '-_' | tr -d '='
 }
 
+# Problems with image reference $2 (named by variable $1), one per line with two spaces in front; empty when
+# it is a fully qualified image of the site's own, pinned by digest.
+image_problems() {
+  local re='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$'
+  if [ -z "$2" ]; then
+    printf '\n  %s' "$1 is not set: your image by digest, e.g. ghcr.io/you/agentfarm-agent@sha256:… (the images" \
+      "workflow prints it; infra/README.md, \"The images\")"
+  elif [[ $2 == ghcr.io/agentfarm/* || $2 == agentfarm.invalid/* ]]; then
+    printf '\n  %s' "$1 names a placeholder that nobody here owns: build and push your own images first"
+  elif ! [[ $2 =~ $re ]]; then
+    printf '\n  %s' "$1 must be REGISTRY/NAME[:TAG]@sha256:<64 hex> (pinned by digest, so that nobody can move" \
+      "what runs under a tag), e.g. ghcr.io/you/agentfarm-agent@sha256:…"
+  fi
+}
+
+# The registry host of image reference $1.
+registry_of() { printf '%s' "${1%%/*}"; }
+
 valid_vapid_key() {
   local re='^[A-Za-z0-9_-]{43}$'
   [[ $1 =~ $re ]]
 }
 
 # --- The steps: one list for the plan and the run --------------------------------------------------------
-STEPS="prerequisites inputs node_labels csi_driver_nfs tailscale_operator kata_deploy site_overlay namespaces secrets apply rollout doctor next_steps"
+STEPS="prerequisites inputs node_labels csi_node csi_driver_nfs tailscale_operator kata_deploy site_overlay namespaces secrets apply rollout doctor next_steps"
 
 describe() {
   case "$1" in
@@ -141,7 +200,8 @@ describe() {
     inputs)
       local set_names="" missing_names="" name
       for name in AGENTFARM_TAILNET AGENTFARM_PUSH_CONTACT AGENTFARM_ALLOWED_LOGINS AGENTFARM_HOSTNAME \
-        CLAUDE_CODE_OAUTH_TOKEN CLAUDE_TOKEN_FILE GITHUB_TOKEN GITHUB_TOKEN_FILE \
+        AGENTFARM_CONTROL_PLANE_IMAGE AGENTFARM_AGENT_IMAGE AGENTFARM_REGISTRY_USER AGENTFARM_REGISTRY_TOKEN \
+        AGENTFARM_REGISTRY_TOKEN_FILE CLAUDE_CODE_OAUTH_TOKEN CLAUDE_TOKEN_FILE GITHUB_TOKEN GITHUB_TOKEN_FILE \
         TS_OAUTH_CLIENT_ID TS_OAUTH_CLIENT_SECRET VAPID_PRIVATE_KEY_FILE AGENTFARM_SHARED_CLAUDE_HOME; do
         if is_set "$name"; then
           set_names="$set_names $name"
@@ -153,6 +213,10 @@ describe() {
         "(tokens not given keep their existing Secrets)"
       ;;
     node_labels) echo "checking that nodes carry $AGENT_LABEL (hetzner-k3s sets it from the pool labels)" ;;
+    csi_node)
+      echo "running the Hetzner CSI node plugin (kube-system/$CSI_NODE) on the host network, where the" \
+        "nodes' metadata rule lets it read its server ID (infra/patches/${CSI_NODE_PATCH##*/})"
+      ;;
     csi_driver_nfs)
       if shared_home; then
         echo "installing csi-driver-nfs (chart $CSI_DRIVER_NFS_CHART_VERSION) into kube-system"
@@ -172,10 +236,14 @@ describe() {
       local extra=""
       if shared_home; then extra=" + shared-claude-home"; fi
       echo "writing the site overlay infra/site (manifests/overlays/hetzner$extra; $PUBLIC_URL;" \
-        "the allowed Tailscale logins; each node's public IPv4 excepted from the agents' egress) and rendering it"
+        "the allowed Tailscale logins; your images by digest; each node's public IPv4 excepted from the" \
+        "agents' egress) and rendering it"
       ;;
     namespaces) echo "applying the namespaces $SYSTEM_NS and $AGENTS_NS" ;;
-    secrets) echo "applying the Secrets claude-token, github-token ($AGENTS_NS) and vapid-keys ($SYSTEM_NS)" ;;
+    secrets)
+      echo "applying the Secrets claude-token, github-token ($AGENTS_NS) and vapid-keys ($SYSTEM_NS)," \
+        "and $PULL_SECRET (both) when AGENTFARM_REGISTRY_USER is set"
+      ;;
     apply) echo "applying the site overlay (kubectl apply -k infra/site)" ;;
     rollout) echo "waiting for deploy/agentfarm-control-plane in $SYSTEM_NS to roll out (up to 5m)" ;;
     doctor) echo "running agentfarm doctor in the control plane" ;;
@@ -228,6 +296,21 @@ step_inputs() {
   elif ! [[ $AF_ALLOWED_LOGINS =~ $re ]]; then
     problems="$problems
   AGENTFARM_ALLOWED_LOGINS must be Tailscale logins like you@example.com or you@github, comma-separated, no spaces"
+  fi
+  problems="$problems$(image_problems AGENTFARM_CONTROL_PLANE_IMAGE "$AF_CONTROL_PLANE_IMAGE")"
+  problems="$problems$(image_problems AGENTFARM_AGENT_IMAGE "$AF_AGENT_IMAGE")"
+  if is_set AGENTFARM_REGISTRY_TOKEN || is_set AGENTFARM_REGISTRY_TOKEN_FILE || [ -n "$AF_REGISTRY_USER" ]; then
+    if [ -z "$AF_REGISTRY_USER" ] || ! { is_set AGENTFARM_REGISTRY_TOKEN || is_set AGENTFARM_REGISTRY_TOKEN_FILE; }; then
+      problems="$problems
+  AGENTFARM_REGISTRY_USER and AGENTFARM_REGISTRY_TOKEN (or _FILE) go together: set both, or neither for public images"
+    elif [ "$(registry_of "$AF_CONTROL_PLANE_IMAGE")" != "$(registry_of "$AF_AGENT_IMAGE")" ]; then
+      problems="$problems
+  the registry credential is for one registry: put both images in the same one"
+    elif is_set AGENTFARM_REGISTRY_TOKEN_FILE && { ! [ -r "$AGENTFARM_REGISTRY_TOKEN_FILE" ] ||
+      [ -z "$(strip <"$AGENTFARM_REGISTRY_TOKEN_FILE")" ]; }; then
+      problems="$problems
+  AGENTFARM_REGISTRY_TOKEN_FILE: not a readable, non-empty file"
+    fi
   fi
   case "$AF_SHARED_HOME" in
     0 | 1) ;;
@@ -297,6 +380,17 @@ step_node_labels() {
   fi
 }
 
+step_csi_node() {
+  if ! kubectl -n kube-system get daemonset "$CSI_NODE" -o name >/dev/null 2>&1; then
+    warn "no DaemonSet kube-system/$CSI_NODE (addons.csi_driver in cluster.yaml): the control plane's" \
+      "volume needs the Hetzner CSI driver"
+    return 0
+  fi
+  kubectl -n kube-system patch daemonset "$CSI_NODE" --type strategic --patch-file "$CSI_NODE_PATCH" |
+    sed 's/^/    /'
+  kubectl -n kube-system rollout status daemonset "$CSI_NODE" --timeout=5m
+}
+
 step_csi_driver_nfs() {
   if ! shared_home; then
     info "skipped"
@@ -349,10 +443,29 @@ step_site_overlay() {
     warn "no node has an ExternalIP address: the agents' egress policy gets no node exceptions"
   fi
 
+  # With shared-claude-home: the addresses a node's NFS mount arrives from at the NFS server. The kubelet
+  # mounts through the Service's ClusterIP from the host network; kube-proxy masquerades that to the
+  # address of the interface towards the server's pod: the node's cni0 gateway (.1 of its pod range) when
+  # the pod runs there, its flannel interface (.0 of its pod range) when it runs on another node. Never a
+  # pod's own address (host-local hands out .2 and up), and never the nodes' private network.
+  local cidr network nfs_sources="" account
+  if shared_home; then
+    for cidr in $(kubectl get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR}{"\n"}{end}' | sort -u); do
+      network=${cidr%/*}
+      if [[ $network =~ $re ]] && [ "${network##*.}" = 0 ]; then
+        nfs_sources="$nfs_sources $network/32 ${network%.*}.1/32"
+      fi
+    done
+    if [ -z "$nfs_sources" ]; then
+      warn "no node has a /24 pod range (spec.podCIDR): the NFS server admits no mount"
+    fi
+  fi
+
   mkdir -p "$SITE_DIR"
-  rm -f "$SITE_DIR/kustomization.yaml" "$SITE_DIR/settings-patch.yaml" \
-    "$SITE_DIR/ingress-patch.yaml" "$SITE_DIR/node-ips-patch.yaml"
-  # Generated per cluster and never committed (it names the tailnet and the contact).
+  rm -f "$SITE_DIR/kustomization.yaml" "$SITE_DIR/settings-patch.yaml" "$SITE_DIR/ingress-patch.yaml" \
+    "$SITE_DIR/node-ips-patch.yaml" "$SITE_DIR/nfs-sources-patch.yaml" "$SITE_DIR/pull-secret-patch.yaml" \
+    "$SITE_DIR/claude-login.yaml"
+  # Generated per cluster and never committed (it names the tailnet, the contact and the images).
   printf '*\n' >"$SITE_DIR/.gitignore"
 
   {
@@ -370,6 +483,10 @@ step_site_overlay() {
     if [ "$KATA" = 1 ]; then
       echo "  - ../../manifests/components/kata"
     fi
+    echo "images:"
+    echo "  - name: $CONTROL_PLANE_PLACEHOLDER"
+    echo "    newName: ${AF_CONTROL_PLANE_IMAGE%%@*}"
+    echo "    digest: ${AF_CONTROL_PLANE_IMAGE#*@}"
     echo "patches:"
     echo "  - path: settings-patch.yaml"
     if [ "$AF_HOST" != agentfarm ]; then
@@ -388,10 +505,30 @@ step_site_overlay() {
       echo "      name: allow-https-internet"
       echo "      namespace: $AGENTS_NS"
     fi
+    if [ -n "$nfs_sources" ]; then
+      echo "  - path: nfs-sources-patch.yaml"
+      echo "    target:"
+      echo "      group: networking.k8s.io"
+      echo "      version: v1"
+      echo "      kind: NetworkPolicy"
+      echo "      name: nfs-server"
+      echo "      namespace: agentfarm-nfs"
+    fi
+    if pulls_with_secret; then
+      for account in "$SYSTEM_NS/agentfarm-control-plane" "$AGENTS_NS/default"; do
+        echo "  - path: pull-secret-patch.yaml"
+        echo "    target:"
+        echo "      version: v1"
+        echo "      kind: ServiceAccount"
+        echo "      name: ${account#*/}"
+        echo "      namespace: ${account%/*}"
+      done
+    fi
   } >"$SITE_DIR/kustomization.yaml"
 
   {
-    echo "# The site's public URL (the Tailscale Ingress name), Web Push contact and allowed Tailscale logins."
+    echo "# The site's public URL (the Tailscale Ingress name), Web Push contact, allowed Tailscale logins and"
+    echo "# agent image (by digest)."
     echo "apiVersion: v1"
     echo "kind: ConfigMap"
     echo "metadata:"
@@ -401,6 +538,7 @@ step_site_overlay() {
     echo "  AGENTFARM_PUBLIC_URL: \"$PUBLIC_URL\""
     echo "  AGENTFARM_PUSH_CONTACT: \"$AF_PUSH_CONTACT\""
     echo "  AGENTFARM_ALLOWED_LOGINS: \"$AF_ALLOWED_LOGINS\""
+    echo "  AGENTFARM_AGENT_IMAGE: \"$AF_AGENT_IMAGE\""
   } >"$SITE_DIR/settings-patch.yaml"
 
   if [ "$AF_HOST" != agentfarm ]; then
@@ -423,6 +561,40 @@ step_site_overlay() {
     } >"$SITE_DIR/node-ips-patch.yaml"
   fi
 
+  if [ -n "$nfs_sources" ]; then
+    {
+      echo "# Each node's pod-range gateway (.1, its cni0 bridge) and flannel address (.0): where its NFS"
+      echo "# mounts arrive from, masqueraded by kube-proxy. No pod has either address."
+      echo "- op: add"
+      echo "  path: /spec/ingress"
+      echo "  value:"
+      echo "    - from:"
+      for address in $nfs_sources; do
+        echo "        - ipBlock:"
+        echo "            cidr: $address"
+      done
+      echo "      ports:"
+      echo "        - protocol: TCP"
+      echo "          port: 2049"
+    } >"$SITE_DIR/nfs-sources-patch.yaml"
+  fi
+
+  if pulls_with_secret; then
+    {
+      echo "# The nodes pull the site's private images with the Secret $PULL_SECRET, for every pod of these"
+      echo "# accounts: the control plane's and the agents' (default) ServiceAccounts."
+      echo "- op: add"
+      echo "  path: /imagePullSecrets"
+      echo "  value:"
+      echo "    - name: $PULL_SECRET"
+    } >"$SITE_DIR/pull-secret-patch.yaml"
+  fi
+
+  if shared_home; then
+    sed "s|image: $AGENT_PLACEHOLDER:[^[:space:]]*|image: $AF_AGENT_IMAGE|" \
+      "$REPO_ROOT/manifests/one-time/claude-login.yaml" >"$SITE_DIR/claude-login.yaml"
+  fi
+
   kubectl kustomize "$SITE_DIR" >/dev/null
   info "infra/site written and rendered; node exceptions:${ips:- none}"
 }
@@ -435,6 +607,16 @@ step_namespaces() {
 step_secrets() {
   apply_token_secret CLAUDE_CODE_OAUTH_TOKEN CLAUDE_TOKEN_FILE claude-token
   apply_token_secret GITHUB_TOKEN GITHUB_TOKEN_FILE github-token
+
+  local namespace
+  if [ -n "$AF_REGISTRY_USER" ]; then
+    for namespace in "$SYSTEM_NS" "$AGENTS_NS"; do
+      registry_config | apply_secret_from_stdin "$namespace" "$PULL_SECRET" .dockerconfigjson \
+        kubernetes.io/dockerconfigjson
+    done
+  elif pulls_with_secret; then
+    info "Secret $PULL_SECRET kept (private images)"
+  fi
 
   # Keep the VAPID key stable: every device's push subscription is tied to its public key.
   local key

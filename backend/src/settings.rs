@@ -8,6 +8,7 @@ use clap::Args;
 use ipnet::IpNet;
 
 use crate::api::identity::{WhoisEndpoint, normalize_login};
+use crate::runtime::kube::image::ImageRef;
 
 /// Where the server keeps its database and run dirs unless told otherwise (`serve` and `backup`).
 pub const DEFAULT_DATA_DIR: &str = "agentfarm-data";
@@ -187,15 +188,17 @@ pub struct KubeArgs {
     #[arg(long, env = "AGENTFARM_NAMESPACE", default_value = "agentfarm-agents")]
     pub namespace: String,
 
-    /// The agent image, without tag (built from infra/images/agent).
+    /// The agent image (built from infra/images/agent): `REPOSITORY[:TAG][@sha256:DIGEST]`; pin it by digest.
+    /// The default names no real registry, so agents fail to pull until it is set.
     #[arg(
         long,
         env = "AGENTFARM_AGENT_IMAGE",
-        default_value = "ghcr.io/agentfarm/agentfarm-agent"
+        default_value = "agentfarm.invalid/agentfarm-agent",
+        value_parser = ImageRef::parse
     )]
-    pub agent_image: String,
+    pub agent_image: ImageRef,
 
-    /// The agent image tag for configs that name none.
+    /// The agent image tag when --agent-image names neither tag nor digest.
     #[arg(long, env = "AGENTFARM_AGENT_IMAGE_TAG", default_value = env!("CARGO_PKG_VERSION"))]
     pub agent_image_tag: String,
 
@@ -263,6 +266,7 @@ impl KubeArgs {
             ],
             pvcs: self.claude_home_claim.iter().cloned().collect(),
             kvm_label: format!("{}={}", self.kvm_node_label.0, self.kvm_node_label.1),
+            agent_image: self.agent_image.to_string(),
         }
     }
 }

@@ -19,6 +19,9 @@
 #   is new and k3s-agent is restarted to load it.
 # - This text ends up in the server's user-data, which the metadata service serves to anything on the
 #   node that can reach it: never put a secret here.
+# - `hetzner-k3s run --script` uploads this file as `cat > /tmp/install-gvisor.sh << 'EOF'`, so a line
+#   that is only `EOF` would end the upload there and run the rest as commands. The heredocs below end at
+#   names of their own (the test `scripts_survive_the_hetzner_k3s_upload` uploads it the same way).
 (
 set -eu
 
@@ -88,14 +91,14 @@ fi
 # --- 2. containerd configuration -------------------------------------------------------------------------
 # systrap: the gVisor platform for VMs without nested virtualization (Hetzner Cloud has no /dev/kvm).
 # The shim reads this file for every new sandbox, so changing it needs no restart.
-write_if_changed "$RUNSC_CONFIG" 0644 <<'EOF'
+write_if_changed "$RUNSC_CONFIG" 0644 <<'AGENTFARM_RUNSC_TOML'
 [runsc_config]
   platform = "systrap"
-EOF
+AGENTFARM_RUNSC_TOML
 
 # K3s's own configuration ("base") plus one runtime. Never redefine a table that base already has
 # (runtimes.runc): containerd then refuses to start ("table ... already exists").
-write_if_changed "$K3S_TEMPLATE" 0644 <<'EOF'
+write_if_changed "$K3S_TEMPLATE" 0644 <<'AGENTFARM_CONTAINERD_TEMPLATE'
 {{ template "base" . }}
 
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc]
@@ -104,7 +107,7 @@ write_if_changed "$K3S_TEMPLATE" 0644 <<'EOF'
 [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runsc.options]
   TypeUrl = "io.containerd.runsc.v1.options"
   ConfigPath = "/etc/containerd/runsc.toml"
-EOF
+AGENTFARM_CONTAINERD_TEMPLATE
 template_changed=$WROTE
 
 # --- 3. Metadata block (defence in depth, SECURITY.md T6) ------------------------------------------------
@@ -113,9 +116,12 @@ template_changed=$WROTE
 # policy allows before a later rule); the FORWARD rule also catches addresses rewritten by DNAT. A
 # systemd unit re-applies both at every boot, because iptables rules do not survive a reboot and
 # cloud-init runs only on the first one. hostNetwork pods are not covered (they use the node's address):
-# the `restricted` Pod Security level forbids them in the agentfarm namespaces.
+# the `restricted` Pod Security level forbids them in the agentfarm namespaces. That is also what keeps the
+# Hetzner CSI node plugin working: it reads its server ID from the metadata service and exits without it,
+# so infra/bootstrap.sh runs it on the host network (the test `the_metadata_rule_spares_host_network_pods`
+# checks both sides of this rule in network namespaces).
 if command -v iptables >/dev/null 2>&1 && command -v systemctl >/dev/null 2>&1; then
-  write_if_changed "/etc/systemd/system/$BLOCK_UNIT" 0644 <<EOF
+  write_if_changed "/etc/systemd/system/$BLOCK_UNIT" 0644 <<AGENTFARM_BLOCK_UNIT
 [Unit]
 Description=agentfarm: drop pod traffic to the cloud metadata service
 Before=k3s.service k3s-agent.service
@@ -128,7 +134,7 @@ ExecStart=/bin/sh -c 'iptables -C FORWARD -s $POD_CIDR -d $METADATA_IP/32 -j DRO
 
 [Install]
 WantedBy=multi-user.target
-EOF
+AGENTFARM_BLOCK_UNIT
   if [ "$WROTE" = 1 ]; then
     systemctl daemon-reload
   fi

@@ -14,8 +14,9 @@ Usage: tests/cluster/cl-02-metadata.sh [--node NAME] [--runtime-class NAME] [--h
 
 CL-02 metadata and token exposure audit.
 Pass: from an agent pod, http://169.254.169.254/hetzner/v1/userdata and /hetzner/v1/metadata do not
-connect; every node's user-data holds no k3s server token (K3S_TOKEN or --token other than an agent token
-K10…::node:…) and no HCLOUD_TOKEN.
+connect; every node's user-data, with its write_files decoded (gzip+base64, as hetzner-k3s ships its
+scripts), holds no k3s server token (K3S_TOKEN or --token other than an agent token K10…::node:…), no
+HCLOUD_TOKEN and nothing token-shaped (k3s, Anthropic, GitHub, Tailscale or Hetzner token formats).
 
 Needs: kubectl, ./kubeconfig or $KUBECONFIG (cluster admin).
 Changes: short-lived pods labelled agentfarm.dev/cluster-check=cl-02, deleted on exit: one like an agent
@@ -53,23 +54,10 @@ done
 echo DONE
 '
 
-# The admin pod's script: reads the node's user-data into a variable and prints only what kinds of token
-# it holds: "USERDATA bytes=N hcloud=… server_token=… other_token=… agent_token=…" (yes or no each).
-# A k3s token's kind shows in its full form K10<hash>::<user>:<secret> (server or node); a token without it
-# cannot be told from the server token, so it counts as one.
-# shellcheck disable=SC2016 # expanded by the pod's shell
-USERDATA_SCRIPT='
-data=$(curl -sf --connect-timeout 5 --max-time 15 http://169.254.169.254/hetzner/v1/userdata) || {
-  echo "USERDATA unreadable"
-  exit 0
-}
-has() { if printf "%s\n" "$data" | grep -Eiq -- "$1"; then echo yes; else echo no; fi; }
-token_lines=$(printf "%s\n" "$data" | grep -Ei -- "(K3S_TOKEN|--token|(^|[[:space:]])token:)" | grep -Eiv -- "agent[-_]token" || true)
-other=no
-if [ -n "$(printf "%s\n" "$token_lines" | grep -v "::node:" | grep -v "^$" || true)" ]; then other=yes; fi
-echo "USERDATA bytes=${#data} hcloud=$(has "hcloud[-_]token") server_token=$(has "::server:") other_token=$other agent_token=$(has "(::node:|agent[-_]token)")"
-echo DONE
-'
+# The admin pod's script: reads the node's user-data, decodes its write_files, and prints only what kinds
+# of token it holds (tests/cluster/userdata-audit.sh; the test `cl_02_finds_tokens_inside_encoded_user_data`
+# runs it on user-data shaped like hetzner-k3s's).
+USERDATA_SCRIPT=$(cat "$(dirname "${BASH_SOURCE[0]}")/userdata-audit.sh")
 
 start_check CL-02
 require_kubectl
@@ -119,6 +107,13 @@ for node in ${ONLY_NODE:-$(kubectl get nodes -o jsonpath='{.items[*].metadata.na
       ;;
     *agent_token=yes*) pass "no k3s server token in the user-data of $node (an agent token only)" ;;
     *) pass "no k3s server token in the user-data of $node" ;;
+  esac
+  case "$verdict" in
+    *shaped=none*)
+      files=$(printf '%s\n' "$verdict" | sed -n 's/.* files=\([0-9]*\) .*/\1/p')
+      pass "nothing token-shaped in the user-data of $node ($files write_files entries decoded)"
+      ;;
+    *) fail "nothing token-shaped in the user-data of $node" "found ${verdict##*shaped=} (kinds, not values)" ;;
   esac
 done
 

@@ -18,7 +18,7 @@ use crate::{Plan, Row};
 const NAMESPACE: &str = "agentfarm-agents";
 const SECRETS: [&str; 2] = ["claude-token", "github-token"];
 /// The server's default agent image, which the fake kubelet maps to this binary.
-const AGENT_IMAGE: &str = "ghcr.io/agentfarm/agentfarm-agent";
+const AGENT_IMAGE: &str = "agentfarm.invalid/agentfarm-agent";
 
 pub async fn measure(plan: Plan) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;

@@ -35,6 +35,7 @@ fn spec() -> DoctorSpec {
         }],
         pvcs: vec!["claude-home".to_owned()],
         kvm_label: KVM_LABEL.to_owned(),
+        agent_image: format!("ghcr.io/owner/agentfarm-agent@sha256:{}", "0f".repeat(32)),
     }
 }
 
@@ -143,6 +144,7 @@ async fn a_ready_cluster_passes_and_prints_every_check() {
         "Secret claude-token",
         "PVC claude-home",
         "KVM nodes",
+        "agent image",
     ];
     let listed: Vec<&str> = report.checks.iter().map(|check| check.name.as_str()).collect();
     assert_eq!(listed, names);
@@ -163,6 +165,7 @@ async fn a_ready_cluster_passes_and_prints_every_check() {
     assert_eq!(secret.status, CheckStatus::Pass);
     assert!(secret.detail.contains("token"));
     assert_eq!(row(&report, "PVC claude-home").status, CheckStatus::Pass);
+    assert_eq!(row(&report, "agent image").status, CheckStatus::Pass);
     let kvm = row(&report, "KVM nodes");
     assert_eq!(kvm.status, CheckStatus::Pass);
     assert!(

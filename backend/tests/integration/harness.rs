@@ -156,7 +156,7 @@ pub const TEST_GITHUB_TOKEN: &str = "ghp_agentfarmtestgithubtoken000000000000";
 pub async fn fake_cluster(dir: &std::path::Path, settings: &Settings) -> FakeKube {
     let fake = FakeKube::start().await;
     fake.run_pods(Kubelet {
-        programs: vec![(settings.kube.agent_image.clone(), runner_bin())],
+        programs: vec![(settings.kube.agent_image.repository().to_owned(), runner_bin())],
         root: dir.join("kubelet"),
         extra_env: vec![("PATH".into(), std::env::var("PATH").unwrap())],
     });

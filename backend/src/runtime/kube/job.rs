@@ -174,10 +174,13 @@ pub fn job(spec: &RunSpec, settings: &KubeSettings) -> Result<Job, JobError> {
         ]))
     };
     let config = &spec.config;
-    let image_tag = config.image_tag.as_deref().unwrap_or(&settings.default_image_tag);
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(format!("{}:{image_tag}", settings.image)),
+        image: Some(
+            settings
+                .image
+                .for_agent(config.image_tag.as_deref(), &settings.default_image_tag),
+        ),
         image_pull_policy: Some("IfNotPresent".into()),
         working_dir: Some(paths::WORKSPACE.into()),
         env: Some(env),
@@ -317,11 +320,12 @@ mod tests {
 
     use super::*;
     use crate::runtime::RunnerSite;
+    use crate::runtime::kube::image::ImageRef;
 
     fn settings() -> KubeSettings {
         KubeSettings {
             namespace: "agentfarm-agents".into(),
-            image: "registry.example/agentfarm-agent".into(),
+            image: ImageRef::parse("registry.example/agentfarm-agent").expect("an image"),
             default_image_tag: "1.0.0".into(),
             default_runtime_class: "gvisor".into(),
             claude_token_secret: "claude-token".into(),

@@ -1,5 +1,6 @@
 //! The Kubernetes runtime: each run is a Job in the agents namespace, its pod sandboxed by a RuntimeClass.
 //!
+//! - [`image`]: the agent image reference and the image a config's agent runs.
 //! - [`job`]: the Job for a run (the `restricted` Pod Security profile, resources, Secrets, volumes).
 //! - [`watch`]: two watchers (Jobs and pods with agentfarm's label) feed each run's tracker; a relist
 //!   replaces what trackers know, so a deletion missed while disconnected is still noticed.
@@ -13,6 +14,7 @@
 //! finalizer keeps a finished pod, and so its log, until the server has stored the end of the run.
 
 pub mod agent;
+pub mod image;
 pub mod job;
 pub mod limit;
 pub mod logs;
@@ -50,8 +52,8 @@ const RELEASE_ATTEMPTS: u32 = 6;
 pub struct KubeSettings {
     /// The agents' namespace.
     pub namespace: String,
-    /// The agent image, without its tag.
-    pub image: String,
+    /// The agent image (`--agent-image`).
+    pub image: self::image::ImageRef,
     /// The image tag for configs that name none.
     pub default_image_tag: String,
     /// The RuntimeClass for configs that name none.

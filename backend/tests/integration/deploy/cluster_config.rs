@@ -372,16 +372,167 @@ fn the_cluster_config_follows_the_schema_and_this_projects_rules() {
             .is_some(),
         "embedded_registry_mirror is explicit (docs and code disagree on the default)"
     );
-    for pool in config
+    assert_eq!(
+        networking.node_port_firewall_enabled,
+        Some(false),
+        "hetzner-k3s opens the NodePort range to the world unless told not to; nothing here uses a NodePort"
+    );
+    assert!(
+        config
+            .worker_node_pools
+            .iter()
+            .all(|pool| pool.autoscaling.as_ref().is_none_or(|scaling| !scaling.enabled)),
+        "no autoscaled pool by default: its nodes' user-data would hold the k3s server token"
+    );
+    assert_eq!(
+        addons.cluster_autoscaler.and_then(|addon| addon.enabled),
+        Some(false),
+        "the autoscaler only with the opt-in burst pool"
+    );
+}
+
+/// Runs `infra/cluster-config.sh` on a copy of `infra/` with `inputs`; returns whether it succeeded, what it
+/// printed, and the configuration it wrote (parsed against the schema), if any.
+fn generate(inputs: &[(&str, &str)]) -> (bool, String, Option<Result<ClusterConfig, String>>) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let infra = work.path().join("infra");
+    for file in [
+        "cluster-config.sh",
+        "cluster.yaml",
+        "lib.sh",
+        "pools/agents-burst.yaml",
+    ] {
+        let target = infra.join(file);
+        std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
+        std::fs::copy(repo().join("infra").join(file), target).expect("copy");
+    }
+    let output = std::process::Command::new("bash")
+        .arg(infra.join("cluster-config.sh"))
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", work.path())
+        .envs(inputs.iter().copied())
+        .output()
+        .expect("run infra/cluster-config.sh");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(infra.join("site/cluster.yaml"))
+        .ok()
+        .map(|text| ClusterConfig::parse(&text));
+    (output.status.success(), printed, written)
+}
+
+#[test]
+fn the_site_config_carries_the_owners_addresses_and_key_and_the_burst_pool_only_when_asked() {
+    let (ok, printed, written) = generate(&[
+        ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32,2001:db8::4/128"),
+        ("AGENTFARM_SSH_KEY", "~/.ssh/agentfarm"),
+        ("AGENTFARM_SSH_USE_AGENT", "1"),
+    ]);
+    assert!(ok, "cluster-config.sh failed:\n{printed}");
+    let config = written
+        .expect("infra/site/cluster.yaml written")
+        .unwrap_or_else(|err| panic!("the site config breaks the schema: {err}"));
+    let networking = config.networking.clone().unwrap_or_default();
+    let allowed = networking.allowed_networks.clone().expect("allowed_networks");
+    let owner = ["198.51.100.4/32".to_owned(), "2001:db8::4/128".to_owned()];
+    assert_eq!(allowed.ssh, owner, "SSH from the owner's addresses only");
+    assert_eq!(allowed.api, owner, "the API from the owner's addresses only");
+    let ssh = networking.ssh.clone().expect("networking.ssh");
+    assert_eq!(ssh.private_key_path.as_deref(), Some("~/.ssh/agentfarm"));
+    assert_eq!(ssh.public_key_path.as_deref(), Some("~/.ssh/agentfarm.pub"));
+    assert_eq!(ssh.use_agent, Some(true));
+    assert_eq!(networking.node_port_firewall_enabled, Some(false));
+    assert!(
+        config
+            .worker_node_pools
+            .iter()
+            .all(|pool| pool.autoscaling.is_none()),
+        "no burst pool unless asked"
+    );
+    let script =
+        std::fs::read_to_string(repo().join("infra/node/install-gvisor.sh")).expect("read the script");
+    assert!(config.additional_post_k3s_commands.as_deref() == Some(&[script.clone()][..]));
+
+    let (ok, printed, written) = generate(&[
+        ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32"),
+        ("AGENTFARM_BURST_POOL", "1"),
+        ("AGENTFARM_EXISTING_SSH_KEY_NAME", "laptop"),
+    ]);
+    assert!(ok, "cluster-config.sh failed:\n{printed}");
+    let config = written
+        .expect("infra/site/cluster.yaml written")
+        .unwrap_or_else(|err| panic!("the site config with the burst pool breaks the schema: {err}"));
+    let burst: Vec<&NodePool> = config
         .worker_node_pools
         .iter()
-        .filter(|pool| pool.autoscaling.as_ref().is_some_and(|s| s.enabled))
-    {
+        .filter(|pool| pool.autoscaling.as_ref().is_some_and(|scaling| scaling.enabled))
+        .collect();
+    assert_eq!(
+        burst.len(),
+        1,
+        "the burst pool, once: {:?}",
+        config.worker_node_pools
+    );
+    assert!(
+        burst[0]
+            .labels
+            .iter()
+            .any(|label| label.key == "agentfarm.dev/role" && label.value == "agents"),
+        "burst nodes are agent nodes"
+    );
+    assert!(
+        burst[0].additional_post_k3s_commands.is_none(),
+        "the burst pool keeps the root-level gVisor setup"
+    );
+    let addons = config.addons.clone().expect("addons");
+    assert_eq!(
+        addons.cluster_autoscaler.and_then(|addon| addon.enabled),
+        Some(true)
+    );
+    let ssh = config
+        .networking
+        .clone()
+        .unwrap_or_default()
+        .ssh
+        .expect("networking.ssh");
+    assert_eq!(ssh.existing_ssh_key_name.as_deref(), Some("laptop"));
+    assert!(config.additional_post_k3s_commands.as_deref() == Some(&[script][..]));
+
+    for (inputs, expected) in [
+        (vec![], "AGENTFARM_ADMIN_CIDRS is not set"),
+        (vec![("AGENTFARM_ADMIN_CIDRS", "0.0.0.0/0")], "to everyone"),
+        (
+            vec![("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32,::/0")],
+            "to everyone",
+        ),
+        (vec![("AGENTFARM_ADMIN_CIDRS", "198.51.100.4")], "prefix length"),
+        (
+            vec![
+                ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32"),
+                ("AGENTFARM_BURST_POOL", "yes"),
+            ],
+            "AGENTFARM_BURST_POOL",
+        ),
+        (
+            vec![
+                ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32"),
+                ("AGENTFARM_SSH_KEY", "~/my key"),
+            ],
+            "AGENTFARM_SSH_KEY",
+        ),
+    ] {
+        let (ok, printed, written) = generate(&inputs);
+        assert!(!ok, "{inputs:?} was accepted:\n{printed}");
         assert!(
-            !pool.labels.is_empty(),
-            "autoscaled pool {:?} labels its nodes like the static ones",
-            pool.name
+            printed.contains(expected),
+            "{inputs:?}: expected `{expected}` in:\n{printed}"
         );
+        assert!(written.is_none(), "{inputs:?}: nothing is written");
     }
 }
 

@@ -1,10 +1,11 @@
 //! The cluster checks in `tests/cluster/` (CL-01 … CL-10), offline: each explains itself with no cluster
 //! and no kubectl, refuses unknown arguments, and names things as the manifests and the server do; CL-03
 //! judges the RBAC the manifests grant, answered by a stand-in kubectl, as passing, and a wider one as
-//! failing.
+//! failing; CL-02's user-data audit finds tokens inside hetzner-k3s's encoded `write_files`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::Command;
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 
@@ -419,4 +420,106 @@ fn cl_03_passes_the_manifests_rbac_and_fails_a_wider_one() {
     ] {
         assert!(output.contains(expected), "missing {expected:?}:\n{output}");
     }
+}
+
+/// User-data shaped like hetzner-k3s's: cloud-init with `write_files` entries as gzip+base64 (the block
+/// form, 76 columns), one of them holding `text`.
+fn cloud_init_with_file(text: &str) -> String {
+    let mut gzip = Command::new("sh")
+        .args(["-c", "gzip -c | base64 -w 76"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gzip and base64");
+    std::io::Write::write_all(&mut gzip.stdin.take().expect("stdin"), text.as_bytes()).expect("write");
+    let encoded = gzip.wait_with_output().expect("gzip output");
+    let encoded = String::from_utf8(encoded.stdout).expect("base64 is text");
+    let block: String = encoded.lines().map(|line| format!("\n    {line}")).collect();
+    format!(
+        "#cloud-config\npreserve_hostname: true\n\nwrite_files:\n- content: |{block}\n  path: /etc/init-0.sh\n  \
+         encoding: gzip+base64\n  permissions: '0755'\n\npackages: ['fail2ban', 'wireguard']\n\nruncmd:\n- \
+         /etc/init-0.sh\n"
+    )
+}
+
+/// Runs CL-02's in-pod audit on `user_data` (the metadata service is a stand-in `curl`); returns its
+/// verdict line.
+fn audit_user_data(user_data: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = dir.path().join("user-data");
+    std::fs::write(&fixture, user_data).expect("write user-data");
+    let curl = dir.path().join("curl");
+    std::fs::write(&curl, format!("#!/bin/sh\ncat '{}'\n", fixture.display())).expect("write curl");
+    let mut permissions = std::fs::metadata(&curl).expect("curl").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&curl, permissions).expect("chmod curl");
+    let output = Command::new("sh")
+        .arg(repo().join("tests/cluster/userdata-audit.sh"))
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .output()
+        .expect("run the audit");
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "the audit failed:\n{printed}");
+    printed
+        .lines()
+        .find(|line| line.starts_with("USERDATA "))
+        .unwrap_or_else(|| panic!("no verdict:\n{printed}"))
+        .to_owned()
+}
+
+/// CL-02 used to grep the raw user-data, where hetzner-k3s's burst-pool join script (with the k3s server
+/// token) sits gzip+base64-encoded: it passed with the token there. Now it decodes write_files first, and
+/// names token shapes whatever variable holds them; a value never reaches the verdict.
+#[test]
+fn cl_02_finds_tokens_inside_encoded_user_data() {
+    let server_token =
+        "K10a3f1c0e9d2b4c6a8e0f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0::server:3f9c2a7d";
+    let join_script = format!(
+        "#!/bin/bash\nset -e\ncurl -sfL https://get.k3s.io | K3S_TOKEN=\"{server_token}\" \
+         INSTALL_K3S_VERSION=\"v1.35.5+k3s1\" sh -s - agent --server https://10.0.0.2:6443\n"
+    );
+    let verdict = audit_user_data(&cloud_init_with_file(&join_script));
+    assert!(verdict.contains("files=1"), "{verdict}");
+    assert!(
+        verdict.contains("server_token=yes"),
+        "the encoded join script's token: {verdict}"
+    );
+    assert!(verdict.contains("shaped=k3s"), "{verdict}");
+    assert!(!verdict.contains("3f9c2a7d"), "never a value: {verdict}");
+
+    let hcloud = "Zq8Jm2Kx4Lp7Nw9Rt3Vy6Bc1Df5Gh0Jk2Mn4Pq6St8Uw0Xz3Ab5Cd7Ef9Gh1Ij3Kl5M";
+    let firewall = format!("#!/bin/bash\nreadonly HETZNER_TOKEN=\"{hcloud}\"\n");
+    let verdict = audit_user_data(&cloud_init_with_file(&firewall));
+    assert!(verdict.contains("hcloud=yes"), "{verdict}");
+    assert!(verdict.contains("shaped=hcloud"), "{verdict}");
+
+    let stray = "export SOMETHING=\"github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv\"\n";
+    let verdict = audit_user_data(&cloud_init_with_file(stray));
+    assert!(
+        verdict.contains("shaped=github"),
+        "a token under any name: {verdict}"
+    );
+
+    let clean = "#!/bin/sh\necho 'nameserver 8.8.8.8' > /etc/k8s-resolv.conf\n\
+                 echo 8b2f0a1c9e7d6b5a4c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c > /etc/sum\n";
+    let verdict = audit_user_data(&cloud_init_with_file(clean));
+    for expected in [
+        "files=1",
+        "hcloud=no",
+        "server_token=no",
+        "other_token=no",
+        "shaped=none",
+    ] {
+        assert!(
+            verdict.contains(expected),
+            "clean user-data, {expected}: {verdict}"
+        );
+    }
+
+    // Before decoding, the same user-data looked clean.
+    let raw = cloud_init_with_file(&join_script);
+    assert!(
+        !raw.contains("::server:"),
+        "the fixture hides the token as hetzner-k3s does"
+    );
 }

@@ -3,11 +3,12 @@
 //! than `doctor` checks, agent egress never to private ranges, no Secret data); the Job the Kubernetes runtime
 //! makes refers only to objects the manifests create; the hetzner-k3s config matches the tool's schema; the
 //! scripts pass shellcheck and plan without a cluster; the cluster checks (tests/cluster/) explain themselves
-//! without one and name what the manifests name.
+//! without one and name what the manifests name; the node's metadata rule holds in network namespaces.
 
 mod agent_job;
 mod cluster_config;
 mod cluster_scripts;
+mod metadata_rule;
 mod objects;
 mod policy;
 mod render;
