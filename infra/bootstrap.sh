@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs agentfarm on a cluster made with `hetzner-k3s create --config infra/cluster.yaml`: the Tailscale
+# Installs agentfarm on a cluster made with `hetzner-k3s create --config infra/site/cluster.yaml`: the Tailscale
 # operator, csi-driver-nfs and kata-deploy when they are wanted, a site overlay (infra/site) over
 # manifests/overlays/hetzner, the Secrets, then waits for the control plane and runs `agentfarm doctor`.
 # Every step is safe to re-run (helm upgrade --install, kubectl apply, server-side applied Secrets): run it
@@ -31,7 +31,7 @@ usage() {
   cat <<'EOF'
 Usage: infra/bootstrap.sh [--dry-run] [--help]
 
-Installs agentfarm on the cluster in ./kubeconfig (as `hetzner-k3s create --config infra/cluster.yaml`
+Installs agentfarm on the cluster in ./kubeconfig (as `hetzner-k3s create --config infra/site/cluster.yaml`
 writes it; run from the repository root) or in $KUBECONFIG. Safe to re-run.
 
   --dry-run   print the plan (steps, which prerequisites and inputs are present) and change nothing;

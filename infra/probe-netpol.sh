@@ -8,6 +8,8 @@
 #
 # Blocked: the metadata service (169.254.169.254), the Kubernetes API Service (10.43.0.1), every node's
 # public and private address on 6443 (API server) and 10250 (kubelet). Reachable: https://api.github.com.
+# The policy allows only TCP 443, where no node listens, so a node's public IPv4 missing from its
+# exceptions cannot show from a pod: it is checked in the policy itself (every node's ExternalIP excepted).
 # "Blocked" means the connection timed out or was refused (curl exit 28 or 7); any other answer, even a
 # TLS error or an HTTP 401, means a TCP connection was made, and fails the check.
 
@@ -87,6 +89,7 @@ if [ "$DRY_RUN" = 1 ]; then
   echo "  blocked    metadata service    $METADATA_URL"
   echo "  blocked    Kubernetes API      https://$API_SERVICE_IP:443 (the kubernetes Service)"
   echo "  blocked    every node          <ExternalIP and InternalIP>:6443 and :10250 (from kubectl get nodes)"
+  echo "  excepted   every node's public IPv4 in the agents' egress policy (allow-https-internet)"
   echo "  reachable  the internet        $INTERNET_URL"
   echo "(dry run: nothing run)"
   exit 0
@@ -104,6 +107,26 @@ ipv4='^[0-9]{1,3}(\.[0-9]{1,3}){3}$'
 for address in $(printf '%s\n' "$addresses" | sort -u); do
   if [[ $address =~ $ipv4 ]]; then
     node_ips="$node_ips $address"
+  fi
+done
+
+failed=0
+
+# Every node's public IPv4 excepted from the agents' internet egress (bootstrap adds them; nodes that joined
+# since are missing until it runs again).
+excepted=$(kubectl -n "$NAMESPACE" get networkpolicy allow-https-internet \
+  -o jsonpath='{.spec.egress[0].to[0].ipBlock.except}' 2>/dev/null || true)
+external=$(kubectl get nodes \
+  -o jsonpath='{range .items[*]}{range .status.addresses[?(@.type=="ExternalIP")]}{.address}{"\n"}{end}{end}')
+for address in $(printf '%s\n' "$external" | sort -u); do
+  if ! [[ $address =~ $ipv4 ]]; then
+    continue
+  fi
+  if [[ $excepted == *"\"$address/32\""* ]]; then
+    echo "    PASS node $address excepted from the agents' egress"
+  else
+    echo "    FAIL node $address is not excepted from the agents' egress: re-run infra/bootstrap.sh"
+    failed=1
   fi
 done
 
@@ -156,7 +179,6 @@ overrides() {
 EOF
 }
 
-failed=0
 for node in $nodes; do
   echo "==> probing from node $node (addresses:${node_ips:- none})"
   kubectl -n "$NAMESPACE" delete pod "$POD_NAME" --ignore-not-found --wait=true >/dev/null

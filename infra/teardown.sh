@@ -15,7 +15,7 @@ fi
 INFRA_DIR=$(cd "$SCRIPT_DIR" && pwd)
 REPO_ROOT=$(cd "$INFRA_DIR/.." && pwd)
 SITE_DIR=$INFRA_DIR/site
-CLUSTER_CONFIG=$INFRA_DIR/cluster.yaml
+CLUSTER_CONFIG=$INFRA_DIR/site/cluster.yaml
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$INFRA_DIR/lib.sh"
 
@@ -29,16 +29,16 @@ Removes agentfarm from the cluster in ./kubeconfig (or $KUBECONFIG), in this ord
   3. the Helm releases kata-deploy, tailscale-operator (and namespace tailscale), csi-driver-nfs
   4. the cluster itself only with --cluster; otherwise the command to delete it is printed
 
-By default the data is KEPT: namespace agentfarm-system with the PVC agentfarm-data (the SQLite database)
-and the Secret vapid-keys (devices' push subscriptions depend on it), and, with shared-claude-home,
-namespace agentfarm-nfs with the PVC nfs-data (the shared Claude login). The agents' namespace goes,
-with the claude-token and github-token Secrets.
+By default the data is KEPT: namespace agentfarm-system with the PVCs agentfarm-data (the SQLite database)
+and agentfarm-backups (its nightly copies) and the Secret vapid-keys (devices' push subscriptions depend on
+it), and, with shared-claude-home, namespace agentfarm-nfs with the PVC nfs-data (the shared Claude
+login). The agents' namespace goes, with the claude-token and github-token Secrets.
 
   --dry-run      print the plan and change nothing (contacts no cluster)
   --yes          do not ask for confirmation
   --delete-data  also delete the data above (and the Hetzner Volumes behind the PVCs)
-  --cluster      then run `hetzner-k3s delete --config infra/cluster.yaml`: needs hetzner-k3s,
-                 HCLOUD_TOKEN and `protect_against_deletion: false` in infra/cluster.yaml
+  --cluster      then run `hetzner-k3s delete --config infra/site/cluster.yaml`: needs hetzner-k3s,
+                 HCLOUD_TOKEN and `protect_against_deletion: false` in infra/site/cluster.yaml
   --help         this text
 EOF
 }
@@ -79,6 +79,7 @@ without_kept_data() {
       keep["Namespace/agentfarm-system"] = 1
       keep["Namespace/agentfarm-nfs"] = 1
       keep["PersistentVolumeClaim/agentfarm-data"] = 1
+      keep["PersistentVolumeClaim/agentfarm-backups"] = 1
       keep["PersistentVolumeClaim/nfs-data"] = 1
     }
     function flush() {
@@ -100,7 +101,7 @@ without_kept_data() {
   '
 }
 
-# hetzner-k3s refuses `delete` while infra/cluster.yaml says protect_against_deletion: true.
+# hetzner-k3s refuses `delete` while infra/site/cluster.yaml says protect_against_deletion: true.
 protection_off() { grep -Eq '^protect_against_deletion:[[:space:]]*false([[:space:]#]|$)' "$CLUSTER_CONFIG"; }
 
 # The PV bound to a claim, or nothing.
@@ -125,7 +126,7 @@ describe() {
         local token=set protection=on
         if [ -z "${HCLOUD_TOKEN:-}" ]; then token="not set"; fi
         if protection_off; then protection=off; fi
-        extra=", hetzner-k3s $(present hetzner-k3s), HCLOUD_TOKEN $token, deletion protection in infra/cluster.yaml $protection (must be off)"
+        extra=", hetzner-k3s $(present hetzner-k3s), HCLOUD_TOKEN $token, deletion protection in infra/site/cluster.yaml $protection (must be off)"
       fi
       echo "checking prerequisites: $(cluster_tools_summary)$extra; then whether the cluster answers"
       ;;
@@ -144,14 +145,14 @@ describe() {
       if [ "$DELETE_DATA" = 1 ]; then
         echo "deleting every object of $OVERLAY_NOTE, data included (--delete-data)"
       else
-        echo "deleting the objects of $OVERLAY_NOTE, keeping namespace $SYSTEM_NS (PVC agentfarm-data," \
-          "Secret vapid-keys) and namespace $NFS_NS (PVC nfs-data); --delete-data removes them too"
+        echo "deleting the objects of $OVERLAY_NOTE, keeping namespace $SYSTEM_NS (PVCs agentfarm-data and" \
+          "agentfarm-backups, Secret vapid-keys) and namespace $NFS_NS (PVC nfs-data); --delete-data removes them too"
       fi
       ;;
     helm_releases) echo "uninstalling the Helm releases kata-deploy, tailscale-operator (and namespace tailscale), csi-driver-nfs" ;;
     cluster)
       if [ "$DELETE_CLUSTER" = 1 ]; then
-        echo "deleting the cluster: hetzner-k3s delete --config infra/cluster.yaml"
+        echo "deleting the cluster: hetzner-k3s delete --config infra/site/cluster.yaml"
       else
         echo "keeping the cluster (printing how to delete it; --cluster runs it)"
       fi
@@ -173,7 +174,7 @@ step_prerequisites() {
     fi
     if ! protection_off; then
       missing="$missing
-  protect_against_deletion: false in infra/cluster.yaml (it is true so that no one deletes the cluster by accident)"
+  protect_against_deletion: false in infra/site/cluster.yaml (it is true so that no one deletes the cluster by accident)"
     fi
   fi
   if [ -n "$missing" ]; then
@@ -241,9 +242,10 @@ step_agent_jobs() {
 }
 
 step_overlay() {
-  local data_volume="" nfs_volume="" home_volume=""
+  local data_volume="" backups_volume="" nfs_volume="" home_volume=""
   if [ "$DELETE_DATA" = 1 ]; then
     data_volume=$(volume_of "$SYSTEM_NS" agentfarm-data)
+    backups_volume=$(volume_of "$SYSTEM_NS" agentfarm-backups)
     nfs_volume=$(volume_of "$NFS_NS" nfs-data)
     home_volume=$(volume_of "$AGENTS_NS" claude-home)
     # Waits for each object to be gone, the Ingress included: the Tailscale operator (still running)
@@ -252,12 +254,12 @@ step_overlay() {
   else
     kubectl kustomize "$OVERLAY_DIR" | without_kept_data |
       kubectl delete -f - --ignore-not-found --timeout=10m
-    info "kept: namespace $SYSTEM_NS (PVC agentfarm-data, Secret vapid-keys), namespace $NFS_NS (PVC nfs-data) if present"
+    info "kept: namespace $SYSTEM_NS (PVCs agentfarm-data, agentfarm-backups, Secret vapid-keys), namespace $NFS_NS (PVC nfs-data) if present"
   fi
   # Dynamically provisioned Hetzner Volumes are deleted with their PV, asynchronously: wait, so that
   # deleting the cluster next does not leave them behind (and billed).
   local volume
-  for volume in $data_volume $nfs_volume; do
+  for volume in $data_volume $backups_volume $nfs_volume; do
     if ! kubectl wait --for=delete "pv/$volume" --timeout=3m >/dev/null 2>&1; then
       warn "PV $volume still exists: check for a leftover Hetzner Volume (hcloud volume list)"
     fi
@@ -281,8 +283,8 @@ step_cluster() {
     return 0
   fi
   info "The cluster keeps running (and costing). To delete it:"
-  info "  1. set protect_against_deletion: false in infra/cluster.yaml (hetzner-k3s refuses while it is true)"
-  info "  2. HCLOUD_TOKEN=<token> hetzner-k3s delete --config infra/cluster.yaml"
+  info "  1. set protect_against_deletion: false in infra/site/cluster.yaml (hetzner-k3s refuses while it is true)"
+  info "  2. HCLOUD_TOKEN=<token> hetzner-k3s delete --config infra/site/cluster.yaml"
   if [ "$DELETE_DATA" = 0 ]; then
     info "  3. the kept PVCs' Hetzner Volumes survive the cluster: delete them in the Hetzner console" \
       "(or hcloud volume list / delete) once you no longer need the data"

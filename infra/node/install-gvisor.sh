@@ -7,7 +7,7 @@
 # cargo test -p agentfarm every_node_installs_gvisor` copies it there; the test fails until then).
 # Masters get it too: they never run agents, so gVisor is unused there, and the metadata block is
 # harmless. For nodes that already exist:
-#   hetzner-k3s run --config infra/cluster.yaml --script infra/node/install-gvisor.sh
+#   hetzner-k3s run --config infra/site/cluster.yaml --script infra/node/install-gvisor.sh
 #
 # Why it is written this way:
 # - cloud-init joins every runcmd entry into one sh script. The body runs in a subshell, so `set -eu`,

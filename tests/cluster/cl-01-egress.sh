@@ -188,7 +188,7 @@ ensure_listener
 measure ""
 
 answer=$(owner_answer restarted "Restart k3s-agent on $NODE now, e.g.
-  hetzner-k3s run --config infra/cluster.yaml --instance $NODE --command 'systemctl restart k3s-agent'
+  hetzner-k3s run --config infra/site/cluster.yaml --instance $NODE --command 'systemctl restart k3s-agent'
 Done?")
 if [ "$answer" = y ]; then
   sleep 20
@@ -202,7 +202,7 @@ else
 fi
 
 answer=$(owner_answer rebooted "Reboot $NODE now (Hetzner Cloud console → the server → Power → Reboot, or
-  hetzner-k3s run --config infra/cluster.yaml --instance $NODE --command reboot)
+  hetzner-k3s run --config infra/site/cluster.yaml --instance $NODE --command reboot)
 Done?")
 if [ "$answer" = y ]; then
   sleep 30

@@ -523,3 +523,90 @@ fn the_web_build_tools_match_cargo_lock_and_trunk_toml() {
         "frontend/Trunk.toml: [build] offline = true (no tool downloads)"
     );
 }
+
+/// Whether `.dockerignore`'s `pattern` (Docker's rules: relative to the context's root, `*` within one path
+/// element, `**` across any number, a match on a directory covering everything under it) excludes `path`.
+fn docker_ignores(pattern: &str, path: &str) -> bool {
+    fn matches(pattern: &[u8], path: &[u8]) -> bool {
+        match (pattern.first(), path.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) if pattern.starts_with(b"**/") => {
+                matches(&pattern[3..], path)
+                    || path
+                        .iter()
+                        .position(|&byte| byte == b'/')
+                        .is_some_and(|slash| matches(pattern, &path[slash + 1..]))
+            }
+            (Some(b'*'), _) => {
+                matches(&pattern[1..], path)
+                    || (path.first().is_some_and(|&byte| byte != b'/') && matches(pattern, &path[1..]))
+            }
+            (Some(&expected), Some(&byte)) => expected == byte && matches(&pattern[1..], &path[1..]),
+            _ => false,
+        }
+    }
+    let pattern = pattern.trim_start_matches('/').trim_end_matches('/');
+    let mut prefix = String::new();
+    path.split('/').any(|element| {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(element);
+        matches(pattern.as_bytes(), prefix.as_bytes())
+    })
+}
+
+/// The runbook writes credentials and local state into the working tree (the kubeconfig, the VAPID key
+/// backup, database copies, the site overlay): none of it may be committed, nor sent with `COPY . .` into
+/// an image build.
+#[test]
+fn the_runbooks_files_stay_out_of_git_and_out_of_image_builds() {
+    let patterns: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        patterns.iter().all(|pattern| !pattern.starts_with('!')),
+        "no exceptions, so the list reads as it works"
+    );
+    let excluded = |path: &str| patterns.iter().any(|pattern| docker_ignores(pattern, path));
+    let private = [
+        "kubeconfig",
+        "vapid-private.key",
+        "agentfarm-2026-12-06.db",
+        "infra/site/cluster.yaml",
+        "infra/site/settings-patch.yaml",
+        ".agentfarm/agentfarm.db",
+        "registry-token.pem",
+        ".ssh/id_ed25519",
+        "target/release/agentfarm",
+        "frontend/node_modules/x/index.js",
+    ];
+    for path in private {
+        assert!(excluded(path), ".dockerignore lets {path} into the build context");
+    }
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "backend/src/main.rs",
+        "infra/images/agent/managed-settings.json",
+        "frontend/index.html",
+    ] {
+        assert!(!excluded(needed), ".dockerignore keeps {needed} out of the build");
+    }
+
+    let ignored_by_git = |path: &str| {
+        std::process::Command::new("git")
+            .args(["check-ignore", "-q", "--no-index", path])
+            .current_dir(repo())
+            .status()
+            .expect("run git check-ignore")
+            .success()
+    };
+    for path in private.iter().filter(|path| !path.starts_with(".ssh/")) {
+        assert!(ignored_by_git(path), ".gitignore lets {path} be committed");
+    }
+    assert!(!ignored_by_git("infra/cluster.yaml"), "the template is committed");
+}

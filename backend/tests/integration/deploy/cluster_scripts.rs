@@ -9,7 +9,7 @@ use std::process::Command;
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 
-use super::objects::Object;
+use super::objects::{Object, rendering};
 use super::scripts::{Sandbox, shell_scripts};
 use crate::harness::repo;
 
@@ -106,14 +106,6 @@ fn lib_names() -> BTreeMap<String, String> {
         })
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
-}
-
-fn rendering(name: &str) -> &'static [Object] {
-    super::objects::every_rendering_parsed()
-        .iter()
-        .find(|(rendering, _)| rendering == name)
-        .map(|(_, objects)| objects.as_slice())
-        .unwrap_or_else(|| panic!("no rendering {name}"))
 }
 
 fn find<'a>(objects: &'a [Object], kind: &str, namespace: &str, name: &str) -> &'a Object {

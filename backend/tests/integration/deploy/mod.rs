@@ -6,6 +6,7 @@
 //! without one and name what the manifests name; the node's metadata rule holds in network namespaces.
 
 mod agent_job;
+mod backup;
 mod cluster_config;
 mod cluster_scripts;
 mod metadata_rule;

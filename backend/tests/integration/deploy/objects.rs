@@ -3,7 +3,7 @@
 
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, PodSpec, ResourceQuota, Secret, Service,
     ServiceAccount,
@@ -22,6 +22,7 @@ macro_rules! kinds {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// A Kubernetes object of a kind the deploy kit uses.
         #[derive(Debug, Clone)]
+        #[allow(clippy::large_enum_variant, reason = "every kind is a large object; a test holds a few hundred")]
         pub enum Object {
             $($variant($ty),)*
         }
@@ -60,6 +61,7 @@ kinds! {
     ClusterRole(ClusterRole),
     ClusterRoleBinding(ClusterRoleBinding),
     ConfigMap(ConfigMap),
+    CronJob(CronJob),
     DaemonSet(DaemonSet),
     Deployment(Deployment),
     Ingress(Ingress),
@@ -89,6 +91,15 @@ impl Object {
             Object::StatefulSet(set) => set.spec.as_ref()?.template.spec.as_ref(),
             Object::DaemonSet(set) => set.spec.as_ref()?.template.spec.as_ref(),
             Object::Job(job) => job.spec.as_ref()?.template.spec.as_ref(),
+            Object::CronJob(cron) => cron
+                .spec
+                .as_ref()?
+                .job_template
+                .spec
+                .as_ref()?
+                .template
+                .spec
+                .as_ref(),
             _ => None,
         }
     }
@@ -214,4 +225,13 @@ pub fn every_rendering_parsed() -> &'static [(String, Vec<Object>)] {
             })
             .collect()
     })
+}
+
+/// The parsed objects of the rendering `name` (e.g. `overlays/hetzner`).
+pub fn rendering(name: &str) -> &'static [Object] {
+    every_rendering_parsed()
+        .iter()
+        .find(|(rendering, _)| rendering == name)
+        .map(|(_, objects)| objects.as_slice())
+        .unwrap_or_else(|| panic!("no rendering {name}"))
 }

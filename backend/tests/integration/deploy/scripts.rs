@@ -737,3 +737,84 @@ fn scripts_survive_the_hetzner_k3s_upload() {
         }
     }
 }
+
+/// A fresh CI machine once ran every test and then failed at the quick benchmark: its image held Debian's
+/// Chromium 148 (from a stale package list), which `.ci/run` kept because it installed Chromium only when
+/// missing, and which did not apply DevTools' network throttling. `.ci/run` now reads the package lists and
+/// installs (or upgrades) Chromium and chromedriver from them on every run, before anything is built.
+#[test]
+fn ci_installs_chromium_from_fresh_package_lists_every_time() {
+    let script = std::fs::read_to_string(repo().join(".ci/run")).expect("read .ci/run");
+    // The commands at the top level of the script: not inside a condition such as "only when missing".
+    let top_level: Vec<&str> = script
+        .lines()
+        .filter(|line| !line.starts_with([' ', '\t', '#']))
+        .collect();
+    let position = |what: &str, found: &dyn Fn(&str) -> bool| {
+        top_level
+            .iter()
+            .position(|line| found(line))
+            .unwrap_or_else(|| panic!("{what} at the top level of .ci/run:\n{}", top_level.join("\n")))
+    };
+    let update = position("apt-get update", &|line| line == "apt-get update -q");
+    let install = position("an install of chromium and chromium-driver", &|line| {
+        line.starts_with("apt-get install") && line.contains(" chromium ") && line.contains("chromium-driver")
+    });
+    let build = position("the README's test command", &|line| {
+        line.starts_with("exec cargo xtask test")
+    });
+    assert!(
+        update < install && install < build,
+        "the lists are read, then Chromium installed, then the tests run"
+    );
+}
+
+/// The agents may reach only TCP 443, where no node listens, so a probe pod cannot tell whether a node's
+/// public IPv4 is among the policy's exceptions (the runbook once said it printed `FAIL node IP:6443` then;
+/// it never could). The probe reads the exceptions from the policy and names a node that is missing.
+#[test]
+fn the_probe_names_a_node_missing_from_the_egress_exceptions() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.dir.path().join("kubectl"),
+        format!(
+            r#"#!/bin/sh
+echo "kubectl $*" >> '{}/calls.log'
+case "$*" in
+  *"get networkpolicy allow-https-internet"*) printf '["10.0.0.0/8","169.254.0.0/16","203.0.113.10/32"]' ;;
+  *ExternalIP*) printf '203.0.113.10\n203.0.113.11\n2001:db8::11\n' ;;
+  *InternalIP*) printf '10.0.1.1\n10.0.1.2\n' ;;
+  *"get nodes -l"*) printf 'agentfarm-pool-agents-worker1' ;;
+  *" run "*) printf 'PASS metadata blocked (curl exit 28)\nDONE 0\n' ;;
+esac
+exit 0
+"#,
+            sandbox.dir.path().display()
+        ),
+    )
+    .expect("write kubectl");
+    std::fs::write(sandbox.dir.path().join("kubeconfig"), "").expect("kubeconfig");
+    let (ok, output) = sandbox.run_with(
+        "infra/probe-netpol.sh",
+        &[],
+        &[(
+            "KUBECONFIG",
+            sandbox.dir.path().join("kubeconfig").display().to_string(),
+        )],
+    );
+    assert!(
+        !ok,
+        "a node missing from the exceptions fails the probe:\n{output}"
+    );
+    assert!(
+        output.contains("PASS node 203.0.113.10 excepted from the agents' egress"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "FAIL node 203.0.113.11 is not excepted from the agents' egress: re-run infra/bootstrap.sh"
+        ),
+        "{output}"
+    );
+    assert!(!output.contains("2001:db8::11"), "IPv4 only: {output}");
+}
