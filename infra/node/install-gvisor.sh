@@ -3,8 +3,9 @@
 # (RuntimeClass `gvisor`), and drops pod traffic to the cloud metadata service on the host.
 #
 # Where it runs: on every node, as the single root-level `additional_post_k3s_commands` entry of
-# infra/cluster.yaml, which embeds this file byte for byte (edit here, then `AGENTFARM_UPDATE_GOLDEN=1
-# cargo test -p agentfarm every_node_installs_gvisor` copies it there; the test fails until then).
+# infra/cluster.yaml, and on dedicated KVM nodes as their pool's own (infra/pools/kvm-robot.yaml). Both
+# embed this file byte for byte: edit here, then `AGENTFARM_UPDATE_GOLDEN=1 cargo test -p agentfarm
+# every_node_installs_gvisor` copies it into both (the test fails until then).
 # Masters get it too: they never run agents, so gVisor is unused there, and the metadata block is
 # harmless. For nodes that already exist:
 #   hetzner-k3s run --config infra/site/cluster.yaml --script infra/node/install-gvisor.sh

@@ -536,22 +536,31 @@ fn the_site_config_carries_the_owners_addresses_and_key_and_the_burst_pool_only_
     }
 }
 
-/// The line that opens the embedded script in `infra/cluster.yaml`.
-const EMBEDDED_SCRIPT: &str = "additional_post_k3s_commands:\n  - |\n";
+/// Where `infra/node/install-gvisor.sh` is embedded: the file, the lines that open the block, and the
+/// block's indentation.
+const EMBEDDINGS: [(&str, &str, usize); 2] = [
+    ("infra/cluster.yaml", "additional_post_k3s_commands:\n  - |\n", 4),
+    (
+        "infra/pools/kvm-robot.yaml",
+        "    additional_post_k3s_commands:\n      - |\n",
+        8,
+    ),
+];
 
-/// `AGENTFARM_UPDATE_GOLDEN=1` copies the script into `infra/cluster.yaml`: the block after
-/// [`EMBEDDED_SCRIPT`], indented by four spaces, up to the next unindented line.
-fn embed_script(script: &str) {
-    let path = repo().join("infra/cluster.yaml");
-    let text = std::fs::read_to_string(&path).expect("read infra/cluster.yaml");
+/// `AGENTFARM_UPDATE_GOLDEN=1` copies the script into `file`: the block after `opener`, indented by
+/// `indent` spaces, up to the next line indented less.
+fn embed_script(script: &str, file: &str, opener: &str, indent: usize) {
+    let path = repo().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("read {file}: {err}"));
     let start = text
-        .find(EMBEDDED_SCRIPT)
-        .expect("the embedded script's opening lines")
-        + EMBEDDED_SCRIPT.len();
+        .find(opener)
+        .unwrap_or_else(|| panic!("{file}: the embedded script's opening lines"))
+        + opener.len();
     let rest = &text[start..];
+    let margin = " ".repeat(indent);
     let end = rest
         .split_inclusive('\n')
-        .take_while(|line| line.starts_with("    ") || line.trim().is_empty())
+        .take_while(|line| line.starts_with(&margin) || line.trim().is_empty())
         .map(str::len)
         .sum::<usize>();
     let block: String = script
@@ -560,14 +569,23 @@ fn embed_script(script: &str) {
             if line.trim().is_empty() {
                 "\n".to_owned()
             } else {
-                format!("    {line}")
+                format!("{margin}{line}")
             }
         })
         .collect();
     let after = &rest[end..];
     let gap = if after.is_empty() { "" } else { "\n" };
     std::fs::write(&path, format!("{}{block}{gap}{after}", &text[..start]))
-        .expect("write infra/cluster.yaml");
+        .unwrap_or_else(|err| panic!("write {file}: {err}"));
+}
+
+/// The KVM pool of `infra/pools/kvm-robot.yaml`, parsed as hetzner-k3s would read it in a config.
+fn kvm_pool() -> NodePool {
+    let text = std::fs::read_to_string(repo().join("infra/pools/kvm-robot.yaml")).expect("read the KVM pool");
+    let mut pools: Vec<NodePool> =
+        serde_norway::from_str(&text).unwrap_or_else(|err| panic!("infra/pools/kvm-robot.yaml: {err}"));
+    assert_eq!(pools.len(), 1);
+    pools.remove(0)
 }
 
 #[test]
@@ -575,11 +593,13 @@ fn every_node_installs_gvisor_from_the_script_verbatim() {
     let script =
         std::fs::read_to_string(repo().join("infra/node/install-gvisor.sh")).expect("read the script");
     if std::env::var_os("AGENTFARM_UPDATE_GOLDEN").is_some() {
-        embed_script(&script);
+        for (file, opener, indent) in EMBEDDINGS {
+            embed_script(&script, file, opener, indent);
+        }
     }
     let config = ClusterConfig::load();
     assert!(
-        config.additional_post_k3s_commands.as_deref() == Some(&[script][..]),
+        config.additional_post_k3s_commands.as_deref() == Some(&[script.clone()][..]),
         "infra/cluster.yaml's additional_post_k3s_commands must be infra/node/install-gvisor.sh, byte for byte \
          (AGENTFARM_UPDATE_GOLDEN=1 copies it)"
     );
@@ -590,6 +610,59 @@ fn every_node_installs_gvisor_from_the_script_verbatim() {
             pool.name
         );
     }
+    assert!(
+        kvm_pool().additional_post_k3s_commands.as_deref() == Some(&[script][..]),
+        "infra/pools/kvm-robot.yaml's additional_post_k3s_commands must be install-gvisor.sh, byte for byte \
+         (AGENTFARM_UPDATE_GOLDEN=1 copies it)"
+    );
+}
+
+/// hetzner-k3s gives an external (Robot) pool neither the root-level packages nor the root-level post-k3s
+/// commands: a dedicated KVM node would get no runsc, no nfs-common and no metadata rule unless its pool
+/// names them itself. It must also carry the labels that make it an agent node and a KVM node.
+#[test]
+fn a_dedicated_kvm_node_brings_its_own_packages_and_node_setup() {
+    let config = ClusterConfig::load();
+    let pool = kvm_pool();
+    assert_eq!(pool.instance_type, "external");
+    assert_eq!(
+        pool.external
+            .as_ref()
+            .and_then(|external| external["provider"].as_str()),
+        Some("robot")
+    );
+    let root_packages = config.additional_packages.clone().unwrap_or_default();
+    assert!(!root_packages.is_empty(), "the root level installs nfs-common");
+    assert_eq!(
+        pool.additional_packages.as_ref(),
+        Some(&root_packages),
+        "the pool repeats the root-level packages"
+    );
+    assert!(
+        pool.additional_post_k3s_commands.is_some(),
+        "the pool runs install-gvisor.sh itself"
+    );
+    let labels: BTreeSet<(String, String)> = pool
+        .labels
+        .iter()
+        .map(|label| (label.key.clone(), label.value.clone()))
+        .collect();
+    for wanted in [("agentfarm.dev/role", "agents"), ("agentfarm.dev/kvm", "true")] {
+        assert!(
+            labels.contains(&(wanted.0.to_owned(), wanted.1.to_owned())),
+            "{wanted:?} in {labels:?}"
+        );
+    }
+    // A site config with the pool pasted in still follows the schema.
+    let mut text = std::fs::read_to_string(repo().join("infra/cluster.yaml")).expect("read cluster.yaml");
+    let marker = "  # agentfarm: opt-in worker pools go here";
+    let marker_at = text.find(marker).expect("the pools marker");
+    let at = marker_at + text[marker_at..].find('\n').expect("a line end") + 1;
+    text.insert_str(
+        at,
+        &std::fs::read_to_string(repo().join("infra/pools/kvm-robot.yaml")).expect("read the KVM pool"),
+    );
+    ClusterConfig::parse(&text).unwrap_or_else(|err| panic!("with the KVM pool: {err}"));
 }
 
 #[test]
