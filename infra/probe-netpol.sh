@@ -141,13 +141,15 @@ if [ -z "$nodes" ]; then
 fi
 
 # A strategic merge into the pod kubectl generates (containers merge by name, so image, command and env
-# stay): everything the `restricted` Pod Security level of the namespace and its ResourceQuota require.
+# stay): everything the `restricted` Pod Security level of the namespace, its ResourceQuota and the sandbox
+# policy (manifests/base/cluster/agent-sandbox-policy.yaml) require.
 overrides() {
   cat <<EOF
 {
   "apiVersion": "v1",
   "spec": {
     "nodeName": "$1",
+    "nodeSelector": {"${AGENT_LABEL%%=*}": "${AGENT_LABEL#*=}"},
     "runtimeClassName": "$RUNTIME_CLASS",
     "automountServiceAccountToken": false,
     "enableServiceLinks": false,

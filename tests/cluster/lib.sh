@@ -220,7 +220,10 @@ EOF
   fi
   if [ -n "${POD_NODE:-}" ]; then
     echo "  nodeName: $POD_NODE"
-  else
+  fi
+  # The sandbox policy admits pods in the agents' namespace only with the agents' node selector, a node name
+  # or not.
+  if [ -z "${POD_NODE:-}" ] || [ "${POD_NAMESPACE:-$AGENTS_NAMESPACE}" = "$AGENTS_NAMESPACE" ]; then
     printf '  nodeSelector:\n    %s: %s\n' "${AGENT_NODE_LABEL%%=*}" "${AGENT_NODE_LABEL#*=}"
   fi
   if [ -n "${POD_RUNTIME_CLASS-$DEFAULT_RUNTIME_CLASS}" ]; then

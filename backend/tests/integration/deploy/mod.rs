@@ -14,5 +14,6 @@ mod objects;
 mod policy;
 mod render;
 mod restricted;
+mod sandbox_policy;
 mod scripts;
 mod settings;

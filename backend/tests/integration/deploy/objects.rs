@@ -2,6 +2,9 @@
 //! (k8s-openapi ignores unknown fields, so every document is parsed, written back and compared).
 
 use k8s_openapi::Resource;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -80,6 +83,8 @@ kinds! {
     ServiceAccount(ServiceAccount),
     StatefulSet(StatefulSet),
     StorageClass(StorageClass),
+    ValidatingAdmissionPolicy(ValidatingAdmissionPolicy),
+    ValidatingAdmissionPolicyBinding(ValidatingAdmissionPolicyBinding),
 }
 
 impl Object {
