@@ -631,7 +631,7 @@ fn a_dedicated_kvm_node_brings_its_own_packages_and_node_setup() {
             .and_then(|external| external["provider"].as_str()),
         Some("robot")
     );
-    let root_packages = config.additional_packages.clone().unwrap_or_default();
+    let root_packages = config.additional_packages.unwrap_or_default();
     assert!(!root_packages.is_empty(), "the root level installs nfs-common");
     assert_eq!(
         pool.additional_packages.as_ref(),
