@@ -610,3 +610,174 @@ fn the_runbooks_files_stay_out_of_git_and_out_of_image_builds() {
     }
     assert!(!ignored_by_git("infra/cluster.yaml"), "the template is committed");
 }
+
+const WORKFLOW: &str = ".github/workflows/images.yml";
+
+/// `check-jsonschema`: `$AGENTFARM_CHECK_JSONSCHEMA`, else on the PATH (`.ci/run` installs it from PyPI).
+fn check_jsonschema() -> std::path::PathBuf {
+    std::env::var_os("AGENTFARM_CHECK_JSONSCHEMA")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join("check-jsonschema"))
+                .find(|path| path.is_file())
+        })
+        .expect(
+            "check-jsonschema is needed to validate the workflow offline (pip install check-jsonschema; .ci/run \
+             installs it and sets AGENTFARM_CHECK_JSONSCHEMA)",
+        )
+}
+
+/// Runs the workflow step named `name` (its `run:` script) with bash and `env`; returns what it printed and
+/// the files `$GITHUB_OUTPUT` and `$GITHUB_STEP_SUMMARY` it wrote.
+fn run_step(workflow: &Value, name: &str, env: &[(&str, &str)]) -> (String, String, String) {
+    let steps = workflow["jobs"]["image"]["steps"]
+        .as_array()
+        .expect("the job's steps");
+    let script = steps
+        .iter()
+        .find(|step| step["name"] == name)
+        .and_then(|step| step["run"].as_str())
+        .unwrap_or_else(|| panic!("a step {name:?} with a script"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (output, summary) = (dir.path().join("output"), dir.path().join("summary"));
+    let ran = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("GITHUB_OUTPUT", &output)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run bash");
+    assert!(
+        ran.status.success(),
+        "step {name:?}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    (
+        String::from_utf8_lossy(&ran.stdout).into_owned(),
+        read(&output),
+        read(&summary),
+    )
+}
+
+/// The owner's images come from `.github/workflows/images.yml`: valid against GitHub's workflow schema
+/// (offline), every action pinned by commit, both images for amd64 and arm64 from their Dockerfiles into the
+/// repository owner's own registry, and a summary whose lines are exactly what `infra/bootstrap.sh` reads.
+#[test]
+fn the_images_workflow_builds_both_images_for_both_architectures_with_pinned_actions() {
+    let schema = std::process::Command::new(check_jsonschema())
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(repo().join(WORKFLOW))
+        .output()
+        .expect("run check-jsonschema");
+    assert!(
+        schema.status.success(),
+        "{WORKFLOW} against GitHub's workflow schema:\n{}{}",
+        String::from_utf8_lossy(&schema.stdout),
+        String::from_utf8_lossy(&schema.stderr)
+    );
+
+    let text = read(WORKFLOW);
+    for line in text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("uses:") || line.contains(" uses: "))
+    {
+        let reference = line.split("uses:").nth(1).unwrap_or_default().trim();
+        let (action, rest) = reference
+            .split_once('@')
+            .unwrap_or_else(|| panic!("unpinned: {line}"));
+        let (commit, comment) = rest.split_once(" # ").unwrap_or((rest, ""));
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{action} is not pinned by commit: {line}"
+        );
+        assert!(
+            comment.starts_with('v'),
+            "{action}: the pin names its release in a comment: {line}"
+        );
+    }
+
+    let workflow: Value = serde_norway::from_str(&text).expect("YAML");
+    assert_eq!(
+        workflow["permissions"],
+        serde_json::json!({"contents": "read"}),
+        "read-only by default"
+    );
+    let job = &workflow["jobs"]["image"];
+    assert_eq!(
+        job["permissions"]["packages"], "write",
+        "the job may push this repository's packages"
+    );
+    let images: Vec<&str> = job["strategy"]["matrix"]["image"]
+        .as_array()
+        .expect("a matrix of images")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for image in ["agent", "control-plane"] {
+        assert!(images.contains(&image), "{image} in {images:?}");
+        assert!(repo().join(format!("infra/images/{image}/Dockerfile")).is_file());
+    }
+    let build = job["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|step| step["id"] == "build"))
+        .expect("the build step");
+    assert_eq!(
+        build["with"]["file"],
+        "infra/images/${{ matrix.image }}/Dockerfile"
+    );
+    assert_eq!(build["with"]["push"], true);
+    let default_platforms = workflow["on"]["workflow_dispatch"]["inputs"]["platforms"]["default"]
+        .as_str()
+        .expect("the platforms input");
+    assert_eq!(default_platforms, "linux/amd64,linux/arm64");
+
+    // The repository is the owner's, lowercased as registries require; tags name the commit (and the tag).
+    let (_, outputs, _) = run_step(
+        &workflow,
+        "Name and tags",
+        &[
+            ("IMAGE", "agent"),
+            ("OWNER", "Octo-Org"),
+            ("REF_TYPE", "tag"),
+            ("REF_NAME", "v0.2.0"),
+            ("PLATFORMS", "linux/amd64,linux/arm64"),
+        ],
+    );
+    assert!(
+        outputs.contains("repository=ghcr.io/octo-org/agentfarm-agent\n"),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains(
+            "tags=ghcr.io/octo-org/agentfarm-agent:sha-0123456789ab,ghcr.io/octo-org/agentfarm-agent:v0.2.0\n"
+        ),
+        "{outputs}"
+    );
+
+    // The summary's lines are bootstrap's inputs, pinned by digest.
+    let bootstrap = read("infra/bootstrap.sh");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for (image, variable) in [
+        ("control-plane", "AGENTFARM_CONTROL_PLANE_IMAGE"),
+        ("agent", "AGENTFARM_AGENT_IMAGE"),
+    ] {
+        let repository = format!("ghcr.io/octo-org/agentfarm-{image}");
+        let (printed, _, summary) = run_step(
+            &workflow,
+            "Digest for infra/bootstrap.sh",
+            &[("IMAGE", image), ("REPOSITORY", &repository), ("DIGEST", &digest)],
+        );
+        let line = format!("export {variable}={repository}@{digest}");
+        assert_eq!(printed.trim(), line);
+        assert!(summary.contains(&line), "{summary}");
+        assert!(
+            bootstrap.contains(&format!("=${{{variable}:-}}")),
+            "bootstrap reads {variable}"
+        );
+    }
+}
