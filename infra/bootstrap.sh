@@ -62,6 +62,8 @@ Inputs (environment variables; names only are ever printed):
                                 existing Secret vapid-keys is kept, else a new key is generated (openssl)
   AGENTFARM_SHARED_CLAUDE_HOME  1 to add the opt-in shared ~/.claude volume (csi-driver-nfs, NFS server);
                                 read manifests/README.md "shared-claude-home: risks" first
+  AGENTFARM_NFS_IMAGE           with the shared volume: the NFS server's image by digest,
+                                docker.io/itsthenetwork/nfs-server-alpine:12@sha256:…
   KUBECONFIG                    the cluster (default: ./kubeconfig)
 
 Exit status: 0 done, 1 a step failed (doctor included), 2 missing prerequisites or inputs.
@@ -85,6 +87,7 @@ AF_SHARED_HOME=${AGENTFARM_SHARED_CLAUDE_HOME:-0}
 AF_CONTROL_PLANE_IMAGE=${AGENTFARM_CONTROL_PLANE_IMAGE:-}
 AF_AGENT_IMAGE=${AGENTFARM_AGENT_IMAGE:-}
 AF_REGISTRY_USER=${AGENTFARM_REGISTRY_USER:-}
+AF_NFS_IMAGE=${AGENTFARM_NFS_IMAGE:-}
 PUBLIC_URL="https://$AF_HOST.${AF_TAILNET:-<AGENTFARM_TAILNET>}"
 
 AGENTS_NS=agentfarm-agents
@@ -94,6 +97,8 @@ KVM_LABEL=agentfarm.dev/kvm=true
 FIELD_MANAGER=agentfarm-bootstrap
 # Set by step_kata_deploy when a KVM node exists.
 KATA=0
+# The image the shared-claude-home component names, pinned by the site (AGENTFARM_NFS_IMAGE).
+NFS_IMAGE=itsthenetwork/nfs-server-alpine
 # The placeholders the manifests name (manifests/base): no registry serves them.
 CONTROL_PLANE_PLACEHOLDER=agentfarm.invalid/agentfarm-control-plane
 AGENT_PLACEHOLDER=agentfarm.invalid/agentfarm-agent
@@ -170,13 +175,14 @@ generate_vapid_key() {
 image_problems() {
   local re='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$'
   if [ -z "$2" ]; then
-    printf '\n  %s' "$1 is not set: your image by digest, e.g. ghcr.io/you/agentfarm-agent@sha256:… (the images" \
-      "workflow prints it; infra/README.md, \"The images\")"
+    printf '\n  %s' "$1 is not set: the image by digest, REGISTRY/NAME[:TAG]@sha256:… (the images workflow" \
+      "prints yours; infra/README.md, step 1)"
   elif [[ $2 == ghcr.io/agentfarm/* || $2 == agentfarm.invalid/* ]]; then
     printf '\n  %s' "$1 names a placeholder that nobody here owns: build and push your own images first"
   elif ! [[ $2 =~ $re ]]; then
     printf '\n  %s' "$1 must be REGISTRY/NAME[:TAG]@sha256:<64 hex> (pinned by digest, so that nobody can move" \
-      "what runs under a tag), e.g. ghcr.io/you/agentfarm-agent@sha256:…"
+      "what runs under a tag), e.g. ghcr.io/you/agentfarm-agent@sha256:…; docker buildx imagetools inspect" \
+      "IMAGE:TAG prints a digest"
   fi
 }
 
@@ -299,6 +305,9 @@ step_inputs() {
   fi
   problems="$problems$(image_problems AGENTFARM_CONTROL_PLANE_IMAGE "$AF_CONTROL_PLANE_IMAGE")"
   problems="$problems$(image_problems AGENTFARM_AGENT_IMAGE "$AF_AGENT_IMAGE")"
+  if shared_home; then
+    problems="$problems$(image_problems AGENTFARM_NFS_IMAGE "$AF_NFS_IMAGE")"
+  fi
   if is_set AGENTFARM_REGISTRY_TOKEN || is_set AGENTFARM_REGISTRY_TOKEN_FILE || [ -n "$AF_REGISTRY_USER" ]; then
     if [ -z "$AF_REGISTRY_USER" ] || ! { is_set AGENTFARM_REGISTRY_TOKEN || is_set AGENTFARM_REGISTRY_TOKEN_FILE; }; then
       problems="$problems
@@ -487,6 +496,11 @@ step_site_overlay() {
     echo "  - name: $CONTROL_PLANE_PLACEHOLDER"
     echo "    newName: ${AF_CONTROL_PLANE_IMAGE%%@*}"
     echo "    digest: ${AF_CONTROL_PLANE_IMAGE#*@}"
+    if shared_home; then
+      echo "  - name: $NFS_IMAGE"
+      echo "    newName: ${AF_NFS_IMAGE%%@*}"
+      echo "    digest: ${AF_NFS_IMAGE#*@}"
+    fi
     echo "patches:"
     echo "  - path: settings-patch.yaml"
     if [ "$AF_HOST" != agentfarm ]; then

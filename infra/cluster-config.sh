@@ -32,6 +32,9 @@ infra/cluster.yaml and these environment variables:
   AGENTFARM_SSH_KEY             the private key hetzner-k3s logs in with (default ~/.ssh/id_ed25519); its
                                 public key is the same path with .pub
   AGENTFARM_SSH_USE_AGENT       1 if the key has a passphrase (ssh-add it first), else 0 (default)
+  AGENTFARM_SERVER_TYPE         the k3s server's Hetzner server type (default cx23)
+  AGENTFARM_WORKER_TYPE         the agent workers' server type (default cx33); CAX types are arm64, so the
+                                images need linux/arm64 too
   AGENTFARM_EXISTING_SSH_KEY_NAME
                                 the name under which this public key already exists in the Hetzner project,
                                 if it does (hetzner-k3s reuses it; the burst pool needs it named)
@@ -54,6 +57,8 @@ SSH_KEY=${AGENTFARM_SSH_KEY:-'~/.ssh/id_ed25519'}
 USE_AGENT=${AGENTFARM_SSH_USE_AGENT:-0}
 EXISTING_KEY_NAME=${AGENTFARM_EXISTING_SSH_KEY_NAME:-}
 BURST=${AGENTFARM_BURST_POOL:-0}
+SERVER_TYPE=${AGENTFARM_SERVER_TYPE:-cx23}
+WORKER_TYPE=${AGENTFARM_WORKER_TYPE:-cx33}
 
 problems=""
 cidrs=""
@@ -93,6 +98,12 @@ case "$BURST" in
   *) problems="$problems
   AGENTFARM_BURST_POOL must be 1 (add the autoscaled pool) or 0" ;;
 esac
+for type in SERVER_TYPE:$SERVER_TYPE WORKER_TYPE:$WORKER_TYPE; do
+  if ! [[ ${type#*:} =~ ^(cx|cpx|cax|ccx)[0-9]{2}$ ]]; then
+    problems="$problems
+  AGENTFARM_${type%%:*} must be a Hetzner Cloud server type like cx33, cpx32 or cax21 (hcloud server-type list)"
+  fi
+done
 # Paths and names go into the YAML as double-quoted scalars: nothing that would need escaping.
 safe='^[A-Za-z0-9_./~+@-]+$'
 if ! [[ $SSH_KEY =~ $safe ]]; then
@@ -119,7 +130,7 @@ mkdir -p "$SITE_DIR"
 printf '*\n' >"$SITE_DIR/.gitignore"
 output=$SITE_DIR/cluster.yaml
 awk -v cidrs="$cidrs" -v key="$SSH_KEY" -v agent="$USE_AGENT" -v existing="$EXISTING_KEY_NAME" \
-  -v burst="$BURST" -v burst_file="$BURST_POOL" '
+  -v burst="$BURST" -v burst_file="$BURST_POOL" -v server_type="$SERVER_TYPE" -v worker_type="$WORKER_TYPE" '
   BEGIN {
     placeholder = "      - 203.0.113.7/32"
     replaced = 0
@@ -140,10 +151,15 @@ awk -v cidrs="$cidrs" -v key="$SSH_KEY" -v agent="$USE_AGENT" -v existing="$EXIS
     next
   }
   /^    use_agent: / { print "    use_agent: " agent; next }
+  /^  instance_type: / { print "  instance_type: " server_type; next }
+  /^    instance_type: / { print "    instance_type: " worker_type; next }
   /^  # agentfarm: opt-in worker pools go here/ {
     print
     if (burst == 1) {
-      while ((getline line < burst_file) > 0) print line
+      while ((getline line < burst_file) > 0) {
+        if (line ~ /^    instance_type: /) line = "    instance_type: " worker_type
+        print line
+      }
       close(burst_file)
     }
     next

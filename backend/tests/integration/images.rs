@@ -198,21 +198,37 @@ fn is_hex_digest(text: &str) -> bool {
 #[test]
 fn every_base_image_is_pinned_by_version_tag_and_digest() {
     for file in both() {
-        // Versions are declared in the stage that uses them, where the checks below look for them.
-        assert!(
-            file.global_args.is_empty(),
-            "{}: ARG before the first FROM",
-            file.path
-        );
+        // Only base images are declared before the first FROM (`ARG NAME_IMAGE=pin`), so that a build that
+        // cannot pull them can pass equivalent images; tool versions stay in the stage that uses them, where
+        // the checks below look for them.
+        let bases: HashMap<String, String> = file
+            .global_args
+            .iter()
+            .map(String::as_str)
+            .flat_map(key_values)
+            .collect();
+        for (name, pin) in &bases {
+            assert!(
+                name.ends_with("_IMAGE") && !pin.is_empty(),
+                "{}: `ARG {name}` before the first FROM: only base images go there, with the pin as default",
+                file.path
+            );
+        }
         let mut stage_names: Vec<&str> = Vec::new();
         for stage in &file.stages {
-            let image = stage.image.as_str();
-            if stage_names.contains(&image) {
+            if stage_names.contains(&stage.image.as_str()) {
                 continue; // builds on an earlier stage of this file
             }
+            let from = stage.image.as_str();
+            assert!(
+                from.starts_with('$'),
+                "{}: `FROM {from}`: name the base through an ARG declared before the first FROM",
+                file.path
+            );
+            let image = expand(from, &bases);
             assert!(
                 !image.contains('$'),
-                "{}: `FROM {image}`: write the pin out, not through an ARG",
+                "{}: `FROM {from}`: no ARG with a default before the first FROM",
                 file.path
             );
             let (reference, digest) = image

@@ -458,10 +458,19 @@ fn the_site_config_carries_the_owners_addresses_and_key_and_the_burst_pool_only_
         std::fs::read_to_string(repo().join("infra/node/install-gvisor.sh")).expect("read the script");
     assert!(config.additional_post_k3s_commands.as_deref() == Some(&[script.clone()][..]));
 
+    assert_eq!(config.masters_pool.instance_type, "cx23");
+    assert!(
+        config
+            .worker_node_pools
+            .iter()
+            .all(|pool| pool.instance_type == "cx33")
+    );
+
     let (ok, printed, written) = generate(&[
         ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32"),
         ("AGENTFARM_BURST_POOL", "1"),
         ("AGENTFARM_EXISTING_SSH_KEY_NAME", "laptop"),
+        ("AGENTFARM_WORKER_TYPE", "cpx32"),
     ]);
     assert!(ok, "cluster-config.sh failed:\n{printed}");
     let config = written
@@ -489,6 +498,14 @@ fn the_site_config_carries_the_owners_addresses_and_key_and_the_burst_pool_only_
         burst[0].additional_post_k3s_commands.is_none(),
         "the burst pool keeps the root-level gVisor setup"
     );
+    assert!(
+        config
+            .worker_node_pools
+            .iter()
+            .all(|pool| pool.instance_type == "cpx32"),
+        "every worker pool, the burst pool included, takes the chosen type"
+    );
+    assert_eq!(config.masters_pool.instance_type, "cx23");
     let addons = config.addons.clone().expect("addons");
     assert_eq!(
         addons.cluster_autoscaler.and_then(|addon| addon.enabled),
@@ -524,6 +541,13 @@ fn the_site_config_carries_the_owners_addresses_and_key_and_the_burst_pool_only_
                 ("AGENTFARM_SSH_KEY", "~/my key"),
             ],
             "AGENTFARM_SSH_KEY",
+        ),
+        (
+            vec![
+                ("AGENTFARM_ADMIN_CIDRS", "198.51.100.4/32"),
+                ("AGENTFARM_SERVER_TYPE", "big-one"),
+            ],
+            "AGENTFARM_SERVER_TYPE",
         ),
     ] {
         let (ok, printed, written) = generate(&inputs);

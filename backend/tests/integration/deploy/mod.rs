@@ -7,6 +7,7 @@
 
 mod agent_job;
 mod backup;
+mod checkov;
 mod cluster_config;
 mod cluster_scripts;
 mod metadata_rule;

@@ -333,6 +333,10 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
         .env("AGENTFARM_ALLOWED_LOGINS", "Owner@Example.com,octocat@github")
         .env("AGENTFARM_SHARED_CLAUDE_HOME", "1")
         .env("AGENTFARM_REGISTRY_USER", "octocat")
+        .env(
+            "AGENTFARM_NFS_IMAGE",
+            format!("docker.io/itsthenetwork/nfs-server-alpine:12@{DIGEST}"),
+        )
         .envs(site_images())
         .envs(CANARIES)
         .output()
@@ -528,6 +532,23 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
         _ => None,
     });
     assert_eq!(deployed.as_deref(), Some(control_plane.as_str()));
+    let nfs = objects.iter().find_map(|object| match object {
+        super::objects::Object::Deployment(deployment) if object.name() == "nfs-server" => deployment
+            .spec
+            .clone()?
+            .template
+            .spec?
+            .containers
+            .first()?
+            .image
+            .clone(),
+        _ => None,
+    });
+    assert_eq!(
+        nfs,
+        Some(format!("docker.io/itsthenetwork/nfs-server-alpine:12@{DIGEST}")),
+        "the opt-in NFS server's image, pinned"
+    );
     assert_eq!(settings.kube.agent_image.to_string(), agent);
     let login = std::fs::read_to_string(work.path().join("infra/site/claude-login.yaml"))
         .expect("the one-time login pod with this site's image");
