@@ -29,6 +29,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+mod cluster;
+
 /// The npm package of the Claude Code CLI.
 const CLAUDE_CODE: &str = "@anthropic-ai/claude-code";
 /// trunk 0.22 needs rustc >= 1.96.1; the toolchain is 1.95 (rust-toolchain.toml).
@@ -62,10 +64,12 @@ fn main() -> Result<()> {
             bench(&root, &dist, rest.iter().any(|arg| arg == "--quick"))
         }
         "icons" => icons(&root),
+        "cluster" => cluster::task(&root, &rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask run [-- agentfarm serve flags]\n       cargo xtask test [-- cargo test args]\n       \
-                 cargo xtask bench [--quick]\n       cargo xtask web | size | icons"
+                 cargo xtask bench [--quick]\n       cargo xtask cluster build | up | images | down\n       \
+                 cargo xtask web | size | icons"
             );
             bail!("unknown task {task:?}")
         }

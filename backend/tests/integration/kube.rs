@@ -468,7 +468,7 @@ async fn ci_19_20_restart_truth_table() {
 }
 
 /// `agentfarm doctor` against the fake cluster: a table, and a failure with its fix and a non-zero exit when
-/// the RuntimeClass or a Secret is missing.
+/// the RuntimeClass or a Secret is missing (the agent image is a site's own, pinned by digest).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_prints_its_table_and_fails_with_a_fix() {
     let fake = FakeKube::start().await;
@@ -480,6 +480,10 @@ async fn doctor_prints_its_table_and_fails_with_a_fix() {
             .arg("doctor")
             .env_clear()
             .env("KUBECONFIG", &path)
+            .env(
+                "AGENTFARM_AGENT_IMAGE",
+                format!("ghcr.io/owner/agentfarm-agent@sha256:{}", "0a".repeat(32)),
+            )
             .output()
             .unwrap()
     };

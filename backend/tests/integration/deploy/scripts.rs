@@ -764,7 +764,7 @@ fn scripts_survive_the_hetzner_k3s_upload() {
 /// missing, and which did not apply DevTools' network throttling. `.ci/run` now reads the package lists and
 /// installs (or upgrades) Chromium and chromedriver from them on every run, before anything is built.
 #[test]
-fn ci_installs_chromium_from_fresh_package_lists_every_time() {
+fn the_ci_script_installs_chromium_from_fresh_package_lists_every_time() {
     let script = std::fs::read_to_string(repo().join(".ci/run")).expect("read .ci/run");
     // The commands at the top level of the script: not inside a condition such as "only when missing".
     let top_level: Vec<&str> = script
