@@ -80,51 +80,63 @@ fn build_cluster_tool(root: &Path) -> Result<PathBuf> {
     Ok(target.join("debug/agentfarm-cluster"))
 }
 
-/// Runs `agentfarm-cluster` with `args` from the repository root.
-fn cluster_tool(root: &Path, tool: &Path, args: &[&str], what: &str) -> Result<()> {
-    let mut command = Command::new(tool);
-    command
-        .args(args)
-        .arg("--state")
-        .arg(state_dir())
-        .current_dir(root);
-    run_step(&mut command, what)
+/// A test cluster this process brought up: take it [`Cluster::down`] when done.
+pub struct Cluster {
+    root: PathBuf,
+    tool: PathBuf,
 }
 
-/// Brings the cluster up with both images imported.
-pub fn up(root: &Path) -> Result<()> {
-    let kubernetes = build_kubernetes(root)?;
-    let tool = build_cluster_tool(root)?;
-    crate::build_web(root)?;
-    let kubernetes = kubernetes.display().to_string();
-    cluster_tool(
-        root,
-        &tool,
-        &["up", "--kubernetes", &kubernetes],
-        "bringing the test cluster up",
-    )?;
-    cluster_tool(
-        root,
-        &tool,
-        &["images"],
-        "building the agent and control-plane images from their Dockerfiles (buildah) into the cluster",
-    )?;
-    println!(
-        "export KUBECONFIG={}",
-        state_dir().join("kubeconfig/admin.kubeconfig").display()
-    );
-    Ok(())
-}
+impl Cluster {
+    /// Brings the cluster up with both images imported (a cluster a crashed run left behind is taken down
+    /// first). The web app must be built (`frontend/dist`): the control-plane image holds it.
+    pub fn up(root: &Path) -> Result<Cluster> {
+        let kubernetes = build_kubernetes(root)?;
+        let cluster = Cluster {
+            root: root.to_owned(),
+            tool: build_cluster_tool(root)?,
+        };
+        if state_dir().exists() {
+            cluster.down().context("a cluster left by an earlier run")?;
+        }
+        let kubernetes = kubernetes.display().to_string();
+        cluster.tool(
+            &["up", "--kubernetes", &kubernetes],
+            "bringing the test cluster up",
+        )?;
+        let imported = cluster.tool(
+            &["images"],
+            "building the agent and control-plane images from their Dockerfiles (buildah) into the cluster",
+        );
+        if let Err(err) = imported {
+            let _ = cluster.down();
+            return Err(err);
+        }
+        Ok(cluster)
+    }
 
-/// Takes the cluster down; fails if anything of it is left on the host.
-pub fn down(root: &Path) -> Result<()> {
-    let tool = build_cluster_tool(root)?;
-    cluster_tool(
-        root,
-        &tool,
-        &["down", "--keep-logs"],
-        "taking the test cluster down",
-    )
+    /// The cluster brought up before, by this process or another.
+    fn existing(root: &Path) -> Result<Cluster> {
+        Ok(Cluster {
+            root: root.to_owned(),
+            tool: build_cluster_tool(root)?,
+        })
+    }
+
+    /// Takes the cluster down (its logs kept beside the state directory); fails if anything of it is left.
+    pub fn down(&self) -> Result<()> {
+        self.tool(&["down", "--keep-logs"], "taking the test cluster down")
+    }
+
+    /// Runs `agentfarm-cluster` with `args` (and the state directory) from the repository root.
+    fn tool(&self, args: &[&str], what: &str) -> Result<()> {
+        let mut command = Command::new(&self.tool);
+        command
+            .args(args)
+            .arg("--state")
+            .arg(state_dir())
+            .current_dir(&self.root);
+        run_step(&mut command, what)
+    }
 }
 
 /// `cargo xtask cluster TASK`.
@@ -135,16 +147,21 @@ pub fn task(root: &Path, rest: &[String]) -> Result<()> {
             println!("{}", binary.display());
             Ok(())
         }
-        Some("up") => up(root),
-        Some("down") => down(root),
-        Some("images") => {
-            let tool = build_cluster_tool(root)?;
+        Some("up") => {
             crate::build_web(root)?;
-            cluster_tool(
-                root,
-                &tool,
+            Cluster::up(root)?;
+            println!(
+                "export KUBECONFIG={}",
+                state_dir().join("kubeconfig/admin.kubeconfig").display()
+            );
+            Ok(())
+        }
+        Some("down") => Cluster::existing(root)?.down(),
+        Some("images") => {
+            crate::build_web(root)?;
+            Cluster::existing(root)?.tool(
                 &["images"],
-                "building the agent and control-plane images (buildah)",
+                "building the agent and control-plane images (buildah); imported when a cluster is up",
             )
         }
         _ => bail!("usage: cargo xtask cluster build | up | images | down"),

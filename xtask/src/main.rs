@@ -3,8 +3,13 @@
 //! - `cargo xtask run [-- SERVE FLAGS]`: installs the pinned tools, builds the web app, the server and the agent
 //!   runner (release), and serves agentfarm on the local runtime with a data dir in `.agentfarm/` and the web
 //!   app from `frontend/dist`, printing its URL.
-//! - `cargo xtask test`: installs the pinned tools, checks formatting and lints, builds the web app, then runs
-//!   every test (with `AGENTFARM_WEB_DIR` pointing at the build).
+//! - `cargo xtask test`: installs the pinned tools, checks formatting and lints, builds the web app, brings
+//!   the real-cluster suite's Kubernetes up (see `cluster`), runs every test (with `AGENTFARM_WEB_DIR`
+//!   pointing at the build and `AGENTFARM_CLUSTER_STATE` at the cluster), takes the cluster down whatever
+//!   happened, then runs the quick benchmarks.
+//! - `cargo xtask cluster build | up | images | down`: the test cluster alone — build its Kubernetes from
+//!   `tests/kubernetes` (Go), bring it up with the agent and control-plane images built and imported, rebuild
+//!   the images, take it down. Needs root and the Debian packages `.ci/run` installs.
 //! - `cargo xtask web`: builds the web app into `frontend/dist` (`trunk build --release`), with `.br`/`.gz`
 //!   siblings of its text and wasm files for the server to send precompressed.
 //! - `cargo xtask bench [--quick]`: the benchmarks (release build) as one Markdown table with the page
@@ -385,6 +390,18 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         "linting (cargo clippy)",
     )?;
     let dist = build_web(root)?;
+    // The real-cluster suite's cluster, up for the whole test run and taken down after it, whatever happened.
+    let cluster = cluster::Cluster::up(root)?;
+    let tested = run_tests(root, extra, &claude, &dist);
+    let taken_down = cluster.down();
+    tested?;
+    taken_down?;
+    bench(root, &dist, true)
+}
+
+/// `cargo test --workspace` with a deadline; the real-cluster suite finds the cluster through
+/// `AGENTFARM_CLUSTER_STATE`.
+fn run_tests(root: &Path, extra: &[String], claude: &Path, dist: &Path) -> Result<()> {
     let deadline = test_deadline()?;
     eprintln!(
         "==> running every test (cargo test --workspace; stopped after {} minutes)",
@@ -393,8 +410,9 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .args(extra)
-        .env("AGENTFARM_CLAUDE_BIN", &claude)
-        .env("AGENTFARM_WEB_DIR", &dist)
+        .env("AGENTFARM_CLAUDE_BIN", claude)
+        .env("AGENTFARM_WEB_DIR", dist)
+        .env("AGENTFARM_CLUSTER_STATE", cluster::state_dir())
         .current_dir(root)
         .stdout(Stdio::piped())
         // Its own process group, so the watchdog can stop cargo, the test binaries and what they started.
@@ -430,7 +448,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     if totals.passed == 0 {
         bail!("no test ran");
     }
-    bench(root, &dist, true)
+    Ok(())
 }
 
 /// How long every test together may take: `AGENTFARM_TEST_MINUTES`, 40 by default. A hung test then fails

@@ -92,13 +92,20 @@ impl FakeGithub {
     /// # Panics
     /// If no loopback port can be bound or no temporary directory created (test support: a test cannot go on
     /// without its server).
-    #[allow(clippy::expect_used)] // test support; see "Panics"
     pub async fn start(token: &str) -> FakeGithub {
+        FakeGithub::start_on(token, Port::bind("fake github").await)
+    }
+
+    /// [`FakeGithub::start`] on `port`, e.g. one bound where a test cluster's pods reach it.
+    ///
+    /// # Panics
+    /// If no temporary directory can be created.
+    #[allow(clippy::expect_used)] // test support; see "Panics"
+    pub fn start_on(token: &str, port: Port) -> FakeGithub {
         let root = tempfile::Builder::new()
             .prefix("fake-github-")
             .tempdir()
             .expect("fake github: temporary directory");
-        let port = Port::bind("fake github").await;
         let git_url = format!("http://{}", port.addr());
         let shared = Arc::new(Shared {
             root: root.path().to_path_buf(),

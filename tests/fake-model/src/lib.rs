@@ -28,7 +28,8 @@ mod sse;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 
-use agentfarm_local_server::{LocalServer, Port};
+use agentfarm_local_server::LocalServer;
+pub use agentfarm_local_server::Port;
 use serde_json::Value;
 
 use crate::server::Shared;
@@ -98,10 +99,13 @@ impl FakeModel {
     /// # Panics
     /// If no loopback port can be bound (test support: there is nothing sensible to do then).
     pub async fn start() -> FakeModel {
+        FakeModel::start_on(Port::bind("fake model").await)
+    }
+
+    /// [`FakeModel::start`] on `port`, e.g. one bound where a test cluster's pods reach it.
+    pub fn start_on(port: Port) -> FakeModel {
         let shared = Arc::new(Shared::default());
-        let server = Port::bind("fake model")
-            .await
-            .serve("fake model", server::router(Arc::clone(&shared)));
+        let server = port.serve("fake model", server::router(Arc::clone(&shared)));
         FakeModel { shared, server }
     }
 

@@ -22,11 +22,19 @@ impl Port {
     ///
     /// # Panics
     /// If no loopback port can be bound: a test cannot go on without its server.
-    #[allow(clippy::expect_used, clippy::panic)] // test support; see "Panics"
     pub async fn bind(name: &str) -> Port {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Port::bind_to(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Binds `addr`, e.g. an address that the pods of a test cluster reach.
+    ///
+    /// # Panics
+    /// If `addr` cannot be bound: a test cannot go on without its server.
+    #[allow(clippy::expect_used, clippy::panic)] // test support; see "Panics"
+    pub async fn bind_to(name: &str, addr: SocketAddr) -> Port {
+        let listener = TcpListener::bind(addr)
             .await
-            .unwrap_or_else(|err| panic!("{name}: cannot bind 127.0.0.1:0: {err}"));
+            .unwrap_or_else(|err| panic!("{name}: cannot bind {addr}: {err}"));
         let addr = listener.local_addr().expect("a bound socket has an address");
         Port { listener, addr }
     }

@@ -33,8 +33,9 @@ pub fn kubectl(layout: &Layout, args: &[&str]) -> Result<String, Error> {
         })?;
     if !output.status.success() {
         return Err(Error::Failed(format!(
-            "kubectl {}: {}",
+            "kubectl {}: {}{}",
             args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }

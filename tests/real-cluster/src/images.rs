@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::Error;
-use crate::process::{output, run};
+use crate::process::{output, run, run_shown};
 
 /// The cache directory when none is given.
 pub const DEFAULT_CACHE: &str = "/var/tmp/agentfarm-images";
@@ -99,7 +99,7 @@ impl Builder {
             let download = self.path("work/debootstrap-download");
             let _ = std::fs::remove_dir_all(&download);
             let partial = tarball.with_extension("partial");
-            run(
+            run_shown(
                 "debootstrap",
                 &[
                     "--variant=minbase",
@@ -131,7 +131,7 @@ impl Builder {
     fn debian_rootfs(&self, tarball: &Path, out: &Path) -> Result<(), Error> {
         let rootfs = self.path("work/rootfs-debian");
         let _ = std::fs::remove_dir_all(&rootfs);
-        run(
+        run_shown(
             "debootstrap",
             &[
                 "--variant=minbase",
@@ -454,7 +454,7 @@ impl Builder {
         if current.trim() == inputs {
             return Ok(());
         }
-        run(
+        run_shown(
             "buildah",
             &[
                 "bud",
@@ -488,7 +488,7 @@ impl Builder {
         let registry = self.path("cargo-registry");
         std::fs::create_dir_all(&target)?;
         std::fs::create_dir_all(&registry)?;
-        run(
+        run_shown(
             "buildah",
             &[
                 "bud",

@@ -170,3 +170,23 @@ pub fn output(program: &str, args: &[&str]) -> Result<String, Error> {
 pub fn run(program: &str, args: &[&str]) -> Result<(), Error> {
     output(program, args).map(drop)
 }
+
+/// Runs `program` with `args`, its output going to this process's (for long steps: a build one can follow);
+/// fails unless it succeeds.
+pub fn run_shown(program: &str, args: &[&str]) -> Result<(), Error> {
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|source| Error::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(Error::Failed(format!(
+            "{program} {} failed ({status})",
+            args.join(" ")
+        )));
+    }
+    Ok(())
+}

@@ -206,14 +206,16 @@ fn memory_limit(pod: &Pod) -> Option<String> {
     )
 }
 
-/// The Job's `Failed` condition: reason and message.
+/// The Job's verdict of failure: reason and message. Kubernetes 1.31 and later first set `FailureTarget` (its
+/// reason already final, such as `DeadlineExceeded`) and terminate the pods, and set `Failed` only once they
+/// are gone, so the agent's container ends under `FailureTarget`.
 fn job_failure(job: &Job) -> Option<(String, String)> {
     job.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
+        .find(|c| (c.type_ == "Failed" || c.type_ == "FailureTarget") && c.status == "True")
         .map(|c| {
             (
                 c.reason.clone().unwrap_or_default(),
@@ -330,6 +332,12 @@ mod tests {
         let outcome = ended(phase(&deadline, &killed));
         assert!(outcome.timed_out && outcome.error.is_none());
         assert!(ended(phase(&deadline, &Known::Absent)).timed_out);
+        // While the Job controller terminates the pod, the deadline is only its failure target.
+        let terminating = job(
+            &json!([{"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]),
+        );
+        let outcome = ended(phase(&terminating, &killed));
+        assert!(outcome.timed_out && outcome.error.is_none());
 
         let evicted = pod(
             &json!({"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: ephemeral-storage."}),
