@@ -1,4 +1,4 @@
-//! `cargo xtask cluster build | up | images | down`: the real Kubernetes of the test suite
+//! `cargo xtask cluster build | up | images | bench | down`: the real Kubernetes of the test suite
 //! (`tests/real-cluster`), with its upstream binary built from `tests/kubernetes` by the Go toolchain and
 //! cached outside the clone, as the cargo build is.
 
@@ -33,7 +33,8 @@ pub fn build_kubernetes(root: &Path) -> Result<PathBuf> {
     let version = Command::new("go").arg("version").output();
     if !version.is_ok_and(|out| out.status.success()) {
         bail!(
-            "the Go toolchain is needed to build the test cluster's Kubernetes (go.dev/dl, or the machine's)"
+            "Go 1.25 or newer is needed to build the test cluster's Kubernetes (`.ci/run` installs one from the \
+             Go module proxy when the machine has none)"
         );
     }
     let mut ldflags = String::from("-s -w");
@@ -157,6 +158,21 @@ pub fn task(root: &Path, rest: &[String]) -> Result<()> {
             Ok(())
         }
         Some("down") => Cluster::existing(root)?.down(),
+        Some("bench") => {
+            crate::build_web(root)?;
+            let cluster = Cluster::up(root)?;
+            let mut bench = Command::new("cargo");
+            bench
+                .args(["bench", "-p", "agentfarm-real-cluster", "--bench", "launch"])
+                .env("AGENTFARM_CLUSTER_STATE", state_dir())
+                .current_dir(root);
+            let measured = run_step(
+                &mut bench,
+                "launch → pod running under gVisor and runc (benches/launch.rs)",
+            );
+            let taken_down = cluster.down();
+            measured.and(taken_down)
+        }
         Some("images") => {
             crate::build_web(root)?;
             Cluster::existing(root)?.tool(
@@ -164,7 +180,7 @@ pub fn task(root: &Path, rest: &[String]) -> Result<()> {
                 "building the agent and control-plane images (buildah); imported when a cluster is up",
             )
         }
-        _ => bail!("usage: cargo xtask cluster build | up | images | down"),
+        _ => bail!("usage: cargo xtask cluster build | up | images | bench | down"),
     }
     .context("cargo xtask cluster")
 }

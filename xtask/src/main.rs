@@ -7,9 +7,10 @@
 //!   the real-cluster suite's Kubernetes up (see `cluster`), runs every test (with `AGENTFARM_WEB_DIR`
 //!   pointing at the build and `AGENTFARM_CLUSTER_STATE` at the cluster), takes the cluster down whatever
 //!   happened, then runs the quick benchmarks.
-//! - `cargo xtask cluster build | up | images | down`: the test cluster alone — build its Kubernetes from
-//!   `tests/kubernetes` (Go), bring it up with the agent and control-plane images built and imported, rebuild
-//!   the images, take it down. Needs root and the Debian packages `.ci/run` installs.
+//! - `cargo xtask cluster build | up | images | bench | down`: the test cluster alone — build its Kubernetes
+//!   from `tests/kubernetes` (Go), bring it up with the agent and control-plane images built and imported,
+//!   rebuild the images, measure launch → pod running on it (up, bench, down), take it down. Needs root and
+//!   the Debian packages `.ci/run` installs.
 //! - `cargo xtask web`: builds the web app into `frontend/dist` (`trunk build --release`), with `.br`/`.gz`
 //!   siblings of its text and wasm files for the server to send precompressed.
 //! - `cargo xtask bench [--quick]`: the benchmarks (release build) as one Markdown table with the page
@@ -73,7 +74,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask run [-- agentfarm serve flags]\n       cargo xtask test [-- cargo test args]\n       \
-                 cargo xtask bench [--quick]\n       cargo xtask cluster build | up | images | down\n       \
+                 cargo xtask bench [--quick]\n       cargo xtask cluster build | up | images | bench | down\n       \
                  cargo xtask web | size | icons"
             );
             bail!("unknown task {task:?}")
@@ -399,7 +400,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
     bench(root, &dist, true)
 }
 
-/// `cargo test --workspace` with a deadline; the real-cluster suite finds the cluster through
+/// `cargo test --workspace --no-fail-fast` with a deadline; the real-cluster suite finds the cluster through
 /// `AGENTFARM_CLUSTER_STATE`.
 fn run_tests(root: &Path, extra: &[String], claude: &Path, dist: &Path) -> Result<()> {
     let deadline = test_deadline()?;
@@ -408,7 +409,8 @@ fn run_tests(root: &Path, extra: &[String], claude: &Path, dist: &Path) -> Resul
         deadline.as_secs() / 60
     );
     let mut child = Command::new("cargo")
-        .args(["test", "--workspace"])
+        // Every test binary runs even when an earlier one failed, so one run shows every failure.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("AGENTFARM_CLAUDE_BIN", claude)
         .env("AGENTFARM_WEB_DIR", dist)

@@ -55,6 +55,9 @@ const NODE_PACKAGES: [(&str, &str); 2] = [
 ];
 /// The label recording what a base was made from: it is made again only when that changes.
 const INPUTS_LABEL: &str = "io.agentfarm.base.inputs";
+/// Past this size buildah's store loses its unnamed layers (the `--layers` cache) before a build: each build
+/// after a change of the sources leaves a few GiB of them behind.
+const STORE_LIMIT_MIB: u64 = 12 * 1024;
 
 /// The image builder's cache: downloads, the bases' inputs, the shared cargo target and registry, archives.
 pub struct Builder {
@@ -75,6 +78,7 @@ impl Builder {
     /// control-plane image.
     pub fn build(&self) -> Result<Vec<PathBuf>, Error> {
         std::fs::create_dir_all(self.cache.join("work"))?;
+        bound_the_store()?;
         self.debian_base()?;
         self.rust_base()?;
         self.node_base()?;
@@ -544,4 +548,21 @@ fn hash_files(files: &[PathBuf]) -> Result<String, Error> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Removes buildah's unnamed images (the layer cache) once its store is past [`STORE_LIMIT_MIB`]; named
+/// images, the bases among them, stay.
+fn bound_the_store() -> Result<(), Error> {
+    let root = output("buildah", &["info", "--format", "{{.store.GraphRoot}}"])?;
+    let used = output("du", &["-sm", root.trim()])?;
+    let used_mib: u64 = used
+        .split_whitespace()
+        .next()
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or_default();
+    if used_mib > STORE_LIMIT_MIB {
+        eprintln!("buildah's store holds {used_mib} MiB: removing its unnamed images");
+        run("buildah", &["rmi", "--prune"])?;
+    }
+    Ok(())
 }
