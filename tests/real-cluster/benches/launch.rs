@@ -1,7 +1,7 @@
 //! Launch → pod running on the real cluster, under gVisor and under runc: `AGENTFARM_LAUNCHES` launches each
 //! (20 unless set), one after the other, each timed from the `POST /api/runs` that creates the run to the
 //! moment a watch sees its pod in phase `Running`; then the run is stopped and its Job and pod are gone before
-//! the next. Prints p50, p95 and the slowest as a Markdown table. Needs the cluster up, as the suite does:
+//! the next, which starts at a different point of the kubelet's one-second relist. Prints p50, p95 and the slowest as a Markdown table. Needs the cluster up, as the suite does:
 //! `cargo xtask cluster bench` brings it up, runs this and takes it down.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -51,7 +51,12 @@ async fn measure(class: &str, launches: usize) -> Vec<Duration> {
         }))
         .await;
     let mut times = Vec::with_capacity(launches);
-    for _ in 0..launches {
+    for launch in 0..launches {
+        // The kubelet sees containers start and end at its relist, once a second, so a launch made as soon as
+        // the last pod is gone starts in step with it, and every launch would measure the same. Launches are
+        // spread over that second instead (golden-ratio steps, so no two land alike).
+        let offset = (launch as f64 * 0.618_034).fract();
+        tokio::time::sleep(Duration::from_secs_f64(offset)).await;
         // The model holds its answer, so the agent is still running when it is stopped.
         let launched = Instant::now();
         let run = app.launch(&config, "[[wait:never]] hold on").await;

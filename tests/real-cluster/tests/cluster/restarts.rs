@@ -95,10 +95,21 @@ async fn an_api_server_restarted_under_the_watches_and_the_log_stream_loses_and_
     })
     .await
     .expect("the restart");
+    // The pod's whole log as the kubelet serves it, from its first line (a follow started now still reads from
+    // the beginning) to its end.
+    let followed = tokio::spawn({
+        let (kube, id) = (kube.clone(), run.id.clone());
+        async move { follow_log(&kube, &id).await }
+    });
     suite.model.release("api-back");
     let ended = until_ended(&mut socket, &run.id).await;
     assert_eq!(ended.state, RunState::Succeeded, "{ended:?}");
     let stored = stored_lines(&app, &run.id).await;
+    assert_eq!(
+        stored,
+        followed.await.expect("the log follower"),
+        "every line of the pod's log stored, in order"
+    );
     assert!(
         repeated(&stored).is_empty(),
         "a line stored twice: {:?}",

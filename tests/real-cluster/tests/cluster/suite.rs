@@ -42,7 +42,7 @@ pub struct Suite {
     tag: String,
     turns: Mutex<()>,
     /// Runs the fakes' servers for the whole suite (each test has a runtime of its own).
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 static SUITE: OnceLock<Suite> = OnceLock::new();
@@ -97,9 +97,12 @@ impl Suite {
             repo,
             tag: format!("{:x}", started.as_secs()),
             turns: Mutex::new(()),
-            _runtime: runtime,
+            runtime,
         };
         suite.deploy();
+        // Ready behind its Service: kube-proxy may program the ClusterIP a moment after the rollout ends (and
+        // until then this VM's gateway answers port 80 itself).
+        suite.runtime.block_on(suite.app_ready(Duration::from_secs(120)));
         suite
     }
 
