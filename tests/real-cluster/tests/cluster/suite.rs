@@ -223,11 +223,15 @@ impl Suite {
         App::new(APP_URL)
     }
 
-    /// Waits until the control plane answers `/readyz` (after a restart), up to `timeout`.
+    /// Waits until the control plane answers `/readyz` (after a restart), up to `timeout`, and returns a client
+    /// whose connection reached it.
     pub async fn app_ready(&self, timeout: Duration) -> App {
-        let app = self.app();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // A new client, so a new connection, on every try: until kube-proxy routes the ClusterIP, this VM's
+            // gateway answers port 80 itself and keeps that connection alive, and a pooled client would go on
+            // asking the gateway long after the Service works.
+            let app = self.app();
             let ready = app.http.get(format!("{}/readyz", app.url)).send().await;
             if ready.is_ok_and(|response| response.status().is_success()) {
                 return app;
