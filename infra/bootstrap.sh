@@ -148,15 +148,16 @@ pulls_with_secret() {
   [ -n "$AF_REGISTRY_USER" ] || secret_exists "$SYSTEM_NS" "$PULL_SECRET"
 }
 
-# Applies the agents' Secret $3 (key `token`) from the variable named $1, else from the file the variable
+# Applies the owner's token Secret $3 (key `token`) in the control plane's namespace (only the control plane
+# mounts it; agents get a per-run capability) from the variable named $1, else from the file the variable
 # named $2 names; keeps the existing Secret when neither is set.
 apply_token_secret() {
   if is_set "$1"; then
-    printf '%s' "${!1}" | strip | apply_secret_from_stdin "$AGENTS_NS" "$3" token
+    printf '%s' "${!1}" | strip | apply_secret_from_stdin "$SYSTEM_NS" "$3" token
   elif is_set "$2"; then
-    strip <"${!2}" | apply_secret_from_stdin "$AGENTS_NS" "$3" token
+    strip <"${!2}" | apply_secret_from_stdin "$SYSTEM_NS" "$3" token
   else
-    info "Secret $AGENTS_NS/$3 kept"
+    info "Secret $SYSTEM_NS/$3 kept"
   fi
 }
 
@@ -247,7 +248,7 @@ describe() {
       ;;
     namespaces) echo "applying the namespaces $SYSTEM_NS and $AGENTS_NS" ;;
     secrets)
-      echo "applying the Secrets claude-token, github-token ($AGENTS_NS) and vapid-keys ($SYSTEM_NS)," \
+      echo "applying the Secrets claude-token, github-token and vapid-keys ($SYSTEM_NS)," \
         "and $PULL_SECRET (both) when AGENTFARM_REGISTRY_USER is set"
       ;;
     apply) echo "applying the site overlay (kubectl apply -k infra/site)" ;;
@@ -328,8 +329,8 @@ step_inputs() {
   esac
 
   local spec var file secret_ns secret_name
-  for spec in CLAUDE_CODE_OAUTH_TOKEN:CLAUDE_TOKEN_FILE:$AGENTS_NS:claude-token \
-    GITHUB_TOKEN:GITHUB_TOKEN_FILE:$AGENTS_NS:github-token; do
+  for spec in CLAUDE_CODE_OAUTH_TOKEN:CLAUDE_TOKEN_FILE:$SYSTEM_NS:claude-token \
+    GITHUB_TOKEN:GITHUB_TOKEN_FILE:$SYSTEM_NS:github-token; do
     IFS=: read -r var file secret_ns secret_name <<EOF
 $spec
 EOF

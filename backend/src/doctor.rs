@@ -75,7 +75,7 @@ pub struct DoctorSpec {
     pub namespace: String,
     /// The default RuntimeClass and every one a config names, e.g. `["gvisor"]` (duplicates are checked once).
     pub runtime_classes: Vec<String>,
-    /// Secrets the agents' pods read.
+    /// Secrets the control plane reads (mounted as files): the owner's tokens.
     pub secrets: Vec<SecretNeed>,
     /// PVCs that must be `Bound` (e.g. `claude-home` in the shared-volume mode); may be empty.
     pub pvcs: Vec<String>,
@@ -85,9 +85,11 @@ pub struct DoctorSpec {
     pub agent_image: String,
 }
 
-/// A Secret the agents need, in the agents namespace.
+/// A Secret the control plane needs: the owner's tokens, in its own namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretNeed {
+    /// The Secret's namespace.
+    pub namespace: String,
     /// The Secret's name.
     pub name: String,
     /// Keys that must be present and non-empty, e.g. `["token"]`.
@@ -111,8 +113,8 @@ pub async fn run(client: &Client, spec: &DoctorSpec) -> DoctorReport {
     let classes = call(Api::<RuntimeClass>::all(client.clone()).list(&ListParams::default())).await;
     checks.extend(runtime_class_checks(spec, classes));
     for need in &spec.secrets {
-        let keys = secret_keys(client, &spec.namespace, &need.name).await;
-        checks.push(secret_check(&spec.namespace, need, keys));
+        let keys = secret_keys(client, &need.namespace, &need.name).await;
+        checks.push(secret_check(need, keys));
     }
     for pvc in &spec.pvcs {
         let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &spec.namespace);
@@ -363,6 +365,8 @@ pub struct Permission<'a> {
     pub subresource: &'a str,
     /// Cluster-scoped (asked without a namespace); otherwise in the agents namespace.
     pub cluster: bool,
+    /// In this namespace instead of the agents namespace (`""`: the agents namespace).
+    pub namespace: &'a str,
     /// Missing it fails the check (otherwise it warns).
     pub required: bool,
     /// One named object (a Role may grant `resourceNames` only); `""`: any.
@@ -378,6 +382,7 @@ impl<'a> Permission<'a> {
             resource,
             subresource: "",
             cluster: false,
+            namespace: "",
             required: true,
             name: "",
         }
@@ -394,6 +399,11 @@ impl<'a> Permission<'a> {
             cluster: true,
             ..self
         }
+    }
+
+    /// The same, in `namespace` rather than the agents namespace.
+    const fn within(self, namespace: &'a str) -> Permission<'a> {
+        Permission { namespace, ..self }
     }
 
     /// The same, on the object named `name` only.
@@ -421,13 +431,19 @@ impl<'a> Permission<'a> {
         if !self.name.is_empty() {
             resource = format!("{resource}/{}", self.name);
         }
-        let scope = if self.cluster { " (cluster-wide)" } else { "" };
+        let scope = if self.cluster {
+            " (cluster-wide)".to_owned()
+        } else if !self.namespace.is_empty() {
+            format!(" (in {})", self.namespace)
+        } else {
+            String::new()
+        };
         format!("{} {resource}{scope}", self.verb)
     }
 }
 
 /// Everything the Kubernetes runtime does, as permissions (besides `get` on each Secret it reads, by name).
-const RUNTIME_PERMISSIONS: [Permission<'static>; 17] = [
+const RUNTIME_PERMISSIONS: [Permission<'static>; 20] = [
     job("create"),
     job("get"),
     job("list"),
@@ -443,6 +459,11 @@ const RUNTIME_PERMISSIONS: [Permission<'static>; 17] = [
     // kubectl and kube use POST or GET for the attach WebSocket upgrade, depending on the version.
     pod("create").sub("attach"),
     pod("get").sub("attach"),
+    // Each run's capability Secret: created, refreshed and handed to its Job, deleted with it. (A Role cannot
+    // grant `create` by name.)
+    Permission::namespaced("create", "", "secrets"),
+    Permission::namespaced("patch", "", "secrets"),
+    Permission::namespaced("delete", "", "secrets"),
     Permission::namespaced("get", "", "persistentvolumeclaims"),
     Permission::namespaced("list", "node.k8s.io", "runtimeclasses").cluster(),
     // Only the informative KVM check lists nodes.
@@ -469,7 +490,13 @@ async fn may(client: &Client, namespace: &str, permission: Permission<'_>) -> Re
                 resource: Some(permission.resource.to_owned()),
                 subresource: (!permission.subresource.is_empty()).then(|| permission.subresource.to_owned()),
                 name: (!permission.name.is_empty()).then(|| permission.name.to_owned()),
-                namespace: (!permission.cluster).then(|| namespace.to_owned()),
+                namespace: (!permission.cluster).then(|| {
+                    if permission.namespace.is_empty() {
+                        namespace.to_owned()
+                    } else {
+                        permission.namespace.to_owned()
+                    }
+                }),
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()
@@ -485,10 +512,11 @@ async fn may(client: &Client, namespace: &str, permission: Permission<'_>) -> Re
 /// must grant, and all it needs (`manifests/base/control-plane/rbac.yaml` grants exactly this).
 pub fn permissions(spec: &DoctorSpec) -> Vec<Permission<'_>> {
     // `get` on each Secret by name only: the runtime never lists them, and a Role grants them by name.
-    let secret_gets = spec
-        .secrets
-        .iter()
-        .map(|secret| Permission::namespaced("get", "", "secrets").named(&secret.name));
+    let secret_gets = spec.secrets.iter().map(|secret| {
+        Permission::namespaced("get", "", "secrets")
+            .named(&secret.name)
+            .within(&secret.namespace)
+    });
     let namespace_get = Permission::namespaced("get", "", "namespaces")
         .cluster()
         .named(&spec.namespace);
@@ -733,11 +761,8 @@ async fn secret_keys(
 }
 
 /// 5. A Secret holds every needed key, non-empty. Names keys only, never values.
-fn secret_check(
-    namespace: &str,
-    need: &SecretNeed,
-    answer: Result<BTreeMap<String, bool>, Problem>,
-) -> Check {
+fn secret_check(need: &SecretNeed, answer: Result<BTreeMap<String, bool>, Problem>) -> Check {
+    let namespace = &need.namespace;
     let name = format!("Secret {}", need.name);
     let purpose = if need.purpose.is_empty() {
         String::new()
@@ -1068,11 +1093,12 @@ mod tests {
     #[test]
     fn an_empty_key_fails_and_names_only_the_key() {
         let need = SecretNeed {
+            namespace: "system".to_owned(),
             name: "claude".to_owned(),
             keys: vec!["token".to_owned()],
             purpose: "Claude token".to_owned(),
         };
-        let row = secret_check("agents", &need, Ok(BTreeMap::from([("token".to_owned(), false)])));
+        let row = secret_check(&need, Ok(BTreeMap::from([("token".to_owned(), false)])));
         assert_eq!(row.status, CheckStatus::Fail);
         assert!(row.detail.contains("empty key token"), "{}", row.detail);
     }

@@ -32,6 +32,12 @@ pub enum AppError {
     /// No identity where one is required.
     #[error("{0}")]
     Unauthorized(String),
+    /// An agent's request to a proxy without a valid capability (none, unknown, or its run has ended).
+    #[error("{0}")]
+    NoCapability(String),
+    /// A service a proxy forwards to did not answer.
+    #[error("{0}")]
+    Upstream(String),
     /// A cross-site request, a foreign origin, an unknown host, or an identity not allowed or not believed.
     #[error("{0}")]
     Forbidden(String),
@@ -93,12 +99,17 @@ impl IntoResponse for AppError {
             AppError::Invalid(_) | AppError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid"),
             AppError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Unauthorized(_) | AppError::NoCapability(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            AppError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::Store(_) | AppError::Runtime(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
+        // git asks its credential helper only when challenged.
+        let challenge = matches!(self, AppError::NoCapability(_));
         let error = match self {
             AppError::Invalid(violations) => {
                 let fields = violations.into_errors();
@@ -137,6 +148,13 @@ impl IntoResponse for AppError {
                 fields: vec![],
             },
         };
-        (status, Json(ErrorBody { error })).into_response()
+        let mut response = (status, Json(ErrorBody { error })).into_response();
+        if challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"agentfarm agent\""),
+            );
+        }
+        response
     }
 }

@@ -8,6 +8,9 @@
 //! - [`service`]: the one place that decides: validates, stores, then publishes.
 //! - [`store`]: SQLite (configs, versions, runs, logs) on one thread.
 //! - [`runtime`]: where agents run: [`runtime::local`] as child processes, [`runtime::kube`] as Jobs.
+//! - [`proxy`]: the model, git and pull request proxies agents use instead of credentials; [`capability`]:
+//!   the per-run token they show; [`credentials`]: the owner's tokens, which only the server holds;
+//!   [`github`]: the GitHub call it makes for a run.
 //! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
@@ -15,9 +18,13 @@
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
+pub mod capability;
+pub mod credentials;
 pub mod doctor;
 pub mod error;
+pub mod github;
 pub mod hub;
+pub mod proxy;
 pub mod push;
 pub mod retention;
 pub mod runtime;

@@ -68,11 +68,13 @@ fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    // Port 0 picked a port: agents reach the proxies there.
+    settings.listen = addr;
     let app = agentfarm::server::start(&settings).await?;
     let url = match &settings.public_url {
         Some(public) => format!("{public} (listening on http://{addr})"),

@@ -16,6 +16,7 @@ use crate::api::identity::IdentityError;
 use crate::api::{self, AppState, IdentityPolicy, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
+use crate::proxy::{self, ProxyState, Upstream};
 use crate::push::endpoint::Allowlist;
 use crate::push::foreground::Foreground;
 use crate::push::{Push, PushError, PushSettings};
@@ -58,6 +59,9 @@ pub enum StartError {
     /// Web Push could not be set up.
     #[error("notifications: {0}")]
     Push(#[from] PushError),
+    /// The proxies' HTTP client could not be set up.
+    #[error("the proxies' HTTP client: {0}")]
+    Proxy(String),
     /// The identity check could not be set up.
     #[error("identity: {0}")]
     Identity(#[from] IdentityError),
@@ -105,12 +109,13 @@ pub async fn start_on(
         version: env!("CARGO_PKG_VERSION").into(),
         runtime: runtime.info(),
         max_running: settings.max_running,
+        direct_credentials: settings.direct_credentials,
     };
     let limits = FarmLimits {
         max_running: settings.max_running,
         log_retention: settings.log_retention,
     };
-    let redactor = Redactor::new(credentials_in_env(&settings.env_passthrough));
+    let redactor = Redactor::new(owner_tokens(settings));
     let farm = Farm::new(store, runtime, Hub::new(HUB_CAPACITY), limits, redactor);
     farm.start().await.map_err(StartError::Reconcile)?;
     if let Some(keep) = retention::keep_for(settings.run_retention_days) {
@@ -142,6 +147,16 @@ pub async fn start_on(
     )
     .await?;
     let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe(), farm.hub().closed()));
+    let proxies = proxy::router(ProxyState {
+        store: farm.store().clone(),
+        upstream: Arc::new(Upstream {
+            anthropic_url: settings.anthropic_url.clone(),
+            git_url: settings.github_url.clone(),
+            api_url: settings.github_api_url.clone(),
+            credentials: settings.owner_credentials(),
+        }),
+        http: proxy_client()?,
+    });
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
         push,
@@ -150,13 +165,29 @@ pub async fn start_on(
         identity: Arc::new(identity),
         info: Arc::new(info),
         web,
-    });
+    })
+    .merge(proxies);
     Ok(App {
         router,
         farm,
         push_worker,
         _lock: lock,
     })
+}
+
+/// How long the proxies wait to connect upstream (answers themselves may stream for many minutes).
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The client the proxies forward with: never following redirects (they would carry the owner's token to
+/// wherever they point).
+fn proxy_client() -> Result<reqwest::Client, StartError> {
+    // Only fails if another provider was installed first, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
+        .build()
+        .map_err(|err| StartError::Proxy(err.to_string()))
 }
 
 /// Who may use the server; warns when anyone on the network could.
@@ -230,26 +261,31 @@ async fn cluster(namespace: &str) -> Result<kube::Client, String> {
 }
 
 fn runner_site(settings: &Settings) -> RunnerSite {
+    let agent_url = settings.agent_url();
+    let (git_url, model_url) = if settings.direct_credentials {
+        (settings.github_url.clone(), settings.anthropic_url.clone())
+    } else {
+        (
+            format!("{agent_url}/proxy/git"),
+            format!("{agent_url}/proxy/anthropic"),
+        )
+    };
     RunnerSite {
         claude_command: settings.claude_command.clone(),
-        git_url: settings.github_url.clone(),
-        api_url: settings.github_api_url.clone(),
+        git_url,
+        control_url: agent_url,
+        model_url,
+        direct: settings.direct_credentials,
     }
 }
 
-/// The values of the variables passed through to agents whose names say they hold a credential (`…TOKEN`,
-/// `…KEY`, `…SECRET`, `…PASSWORD`): agent output quoting them is masked. Token-shaped strings are masked
-/// whatever their source, so a cluster's Secrets, which this server never reads, are covered by shape.
-fn credentials_in_env(passthrough: &[String]) -> Vec<String> {
-    passthrough
-        .iter()
-        .filter(|name| {
-            let name = name.to_ascii_uppercase();
-            ["TOKEN", "KEY", "SECRET", "PASSWORD"]
-                .iter()
-                .any(|suffix| name.ends_with(suffix))
-        })
-        .filter_map(|name| std::env::var(name).ok())
+/// The owner's tokens as they are now: agent output quoting them is masked. Token-shaped strings are masked
+/// whatever their source.
+fn owner_tokens(settings: &Settings) -> Vec<String> {
+    let credentials = settings.owner_credentials();
+    [credentials.claude.current(), credentials.github.current()]
+        .into_iter()
+        .flatten()
         .collect()
 }
 
@@ -259,6 +295,7 @@ fn local_settings(settings: &Settings) -> LocalSettings {
         agent_command: settings.agent_command.clone(),
         runner: runner_site(settings),
         env_passthrough: settings.env_passthrough.clone(),
+        credentials: settings.owner_credentials(),
         agent_env: settings.agent_env.clone(),
         idle_timeout: settings.idle_timeout(),
         stop_grace: settings.stop_grace(),

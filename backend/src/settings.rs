@@ -91,14 +91,43 @@ pub struct Settings {
     )]
     pub github_api_url: String,
 
+    /// Base URL of the Anthropic API the model proxy forwards agents' requests to.
+    #[arg(
+        long,
+        env = "AGENTFARM_ANTHROPIC_URL",
+        default_value = "https://api.anthropic.com"
+    )]
+    pub anthropic_url: String,
+
+    /// A file with the owner's Claude token (`claude setup-token`), e.g. a mounted Secret, read on every use.
+    /// Without it, the server's CLAUDE_CODE_OAUTH_TOKEN. Only the server holds it: agents get a per-run
+    /// capability, which the model proxy trades for it.
+    #[arg(long, env = "AGENTFARM_CLAUDE_TOKEN_FILE")]
+    pub claude_token_file: Option<PathBuf>,
+
+    /// A file with the owner's GitHub token, read on every use. Without it, the server's GITHUB_TOKEN. Only the
+    /// server holds it: the git proxy and the pull request call use it for agents.
+    #[arg(long, env = "AGENTFARM_GITHUB_TOKEN_FILE")]
+    pub github_token_file: Option<PathBuf>,
+
+    /// The URL agents reach this server's proxies at (on a cluster, its Service). Default:
+    /// http://<listen address>, on loopback when listening on every address.
+    #[arg(long, env = "AGENTFARM_AGENT_URL")]
+    pub agent_url: Option<String>,
+
+    /// Debugging only: give agents the owner's Claude and GitHub tokens themselves, as before the proxies.
+    /// Any agent can then leak them; the settings screen says this is on.
+    #[arg(long, env = "AGENTFARM_DIRECT_CREDENTIALS")]
+    pub direct_credentials: bool,
+
     /// Environment variables copied from the server's environment to every agent when set. Comma-separated.
-    /// Put secrets such as CLAUDE_CODE_OAUTH_TOKEN and GITHUB_TOKEN in the server's environment, never on the
-    /// command line.
+    /// Credentials never pass: a name ending in TOKEN, KEY, SECRET or PASSWORD is dropped (agents get a
+    /// per-run capability instead).
     #[arg(
         long = "agent-env-passthrough",
         env = "AGENTFARM_AGENT_ENV_PASSTHROUGH",
         value_delimiter = ',',
-        default_value = "PATH,LANG,LC_ALL,TZ,CLAUDE_CODE_OAUTH_TOKEN,GITHUB_TOKEN,ANTHROPIC_BASE_URL,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
+        default_value = "PATH,LANG,LC_ALL,TZ,HTTPS_PROXY,HTTP_PROXY,NO_PROXY"
     )]
     pub env_passthrough: Vec<String>,
 
@@ -206,6 +235,11 @@ pub struct KubeArgs {
     #[arg(long, env = "AGENTFARM_RUNTIME_CLASS", default_value = "gvisor")]
     pub runtime_class: String,
 
+    /// The control plane's own namespace, where the Secrets with the owner's tokens live (mounted into the
+    /// control plane as --claude-token-file and --github-token-file; never into an agent).
+    #[arg(long, env = "AGENTFARM_SYSTEM_NAMESPACE", default_value = "agentfarm-system")]
+    pub system_namespace: String,
+
     /// The Secret holding the `claude setup-token` token, under key `token`.
     #[arg(long, env = "AGENTFARM_CLAUDE_TOKEN_SECRET", default_value = "claude-token")]
     pub claude_token_secret: String,
@@ -247,6 +281,7 @@ impl KubeArgs {
     pub fn doctor_spec(&self) -> crate::doctor::DoctorSpec {
         use crate::doctor::{DoctorSpec, SecretNeed};
         let secret = |name: &str, purpose: &str| SecretNeed {
+            namespace: self.system_namespace.clone(),
             name: name.to_owned(),
             keys: vec!["token".into()],
             purpose: purpose.into(),
@@ -257,11 +292,11 @@ impl KubeArgs {
             secrets: vec![
                 secret(
                     &self.claude_token_secret,
-                    "the Claude token agents use (claude setup-token)",
+                    "the Claude token the model proxy sends for agents (claude setup-token)",
                 ),
                 secret(
                     &self.github_token_secret,
-                    "the GitHub token agents clone and push with",
+                    "the GitHub token the git proxy and pull requests use for agents",
                 ),
             ],
             pvcs: self.claude_home_claim.iter().cloned().collect(),
@@ -295,6 +330,35 @@ impl Settings {
             let default = PathBuf::from("frontend/dist");
             default.is_dir().then_some(default)
         })
+    }
+
+    /// The owner's credentials, from their files or the server's environment.
+    pub fn owner_credentials(&self) -> crate::credentials::OwnerCredentials {
+        use crate::credentials::OwnerCredential;
+        crate::credentials::OwnerCredentials {
+            claude: OwnerCredential::new(
+                "the Claude token",
+                self.claude_token_file.clone(),
+                "CLAUDE_CODE_OAUTH_TOKEN",
+            ),
+            github: OwnerCredential::new("the GitHub token", self.github_token_file.clone(), "GITHUB_TOKEN"),
+        }
+    }
+
+    /// Where agents reach this server: [`Settings::agent_url`], else the listen address (loopback for an
+    /// unspecified one).
+    pub fn agent_url(&self) -> String {
+        if let Some(url) = &self.agent_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        format!("http://{addr}")
     }
 
     /// [`Settings::stop_grace`] as a duration.
@@ -396,11 +460,21 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.max_running, 3);
         assert_eq!(settings.log_retention, 5_000);
+        assert!(settings.env_passthrough.contains(&"PATH".to_owned()));
         assert!(
-            settings
+            !settings
                 .env_passthrough
-                .contains(&"CLAUDE_CODE_OAUTH_TOKEN".to_owned())
+                .iter()
+                .any(|name| crate::runtime::local::is_credential_name(name)),
+            "no credential passes to agents by default"
         );
+        assert!(!settings.direct_credentials);
+        assert_eq!(settings.agent_url(), "http://127.0.0.1:8080");
+        let mut everywhere = settings;
+        everywhere.listen = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(everywhere.agent_url(), "http://127.0.0.1:9000");
+        everywhere.agent_url = Some("http://agentfarm.agentfarm-system.svc/".into());
+        assert_eq!(everywhere.agent_url(), "http://agentfarm.agentfarm-system.svc");
     }
 
     #[test]

@@ -335,6 +335,7 @@ pub(crate) mod tests {
             diff: None,
             limit_resets_at: None,
             last_seq: 0,
+            usage: Default::default(),
         }
     }
 

@@ -7,7 +7,11 @@ use agentfarm_shared::runner::RunnerSpec;
 use tokio::process::{Child, Command};
 
 /// Variables Claude (and so every tool it runs) must not see: the GitHub token is the runner's alone.
-pub const HIDDEN_FROM_CLAUDE: [&str; 3] = ["GITHUB_TOKEN", "GITHUB_TOKEN_FILE", crate::git::TOKEN_ENV];
+pub const HIDDEN_FROM_CLAUDE: [&str; 3] = [
+    agentfarm_shared::runner::RUN_TOKEN_ENV,
+    "GITHUB_TOKEN",
+    crate::git::TOKEN_ENV,
+];
 
 /// Claude Code's arguments for `spec` (after the program name). The prompt is not among them: it goes to
 /// stdin as the first stream-json user message. Nor is the turn limit: the CLI's `--max-turns` is not a
@@ -75,7 +79,7 @@ mod tests {
             repos: vec![],
             branch: "agentfarm/r1".into(),
             git_url: "https://github.com".into(),
-            api_url: "https://api.github.com".into(),
+            control_url: "http://127.0.0.1:8080".into(),
             claude_command: "claude".into(),
             idle_timeout_secs: None,
         }

@@ -1,14 +1,15 @@
 //! The agent runner: what runs inside each agent's pod (and in each run's work dir on the local runtime).
 //! It turns a [`RunnerSpec`](agentfarm_shared::runner::RunnerSpec) into a branch and a pull request.
 //!
-//! 1. Clones each repository over HTTPS, the GitHub token supplied by a credential helper ([`git`]), and
-//!    checks out the run's branch, continuing it when it already exists ([`repo`]).
+//! 1. Clones each repository through the control plane's git proxy, the run's capability supplied by a
+//!    credential helper ([`git`]), and checks out the run's branch, continuing it when it already exists
+//!    ([`repo`]).
 //! 2. Starts Claude Code headless ([`claude`]), gives it the task as the first stream-json user message,
 //!    and relays follow-ups and interrupts that arrive on the runner's own stdin ([`session`]).
 //! 3. Prints every Claude event unchanged and its own events in the `{"type":"agentfarm",…}` envelope
 //!    ([`output`]), with credentials masked ([`Redactor`](agentfarm_shared::redact::Redactor)).
 //! 4. Whenever Claude finishes a turn, and once more when it exits: commits, pushes the branch, and opens
-//!    the pull request or updates the open one ([`github`]).
+//!    the pull request or updates the open one, through the control plane ([`control`]).
 //!
 //! SIGTERM (or SIGINT) interrupts Claude; what exists is still pushed before the runner exits.
 //!
@@ -17,8 +18,8 @@
 //! pull request failed.
 
 pub mod claude;
+pub mod control;
 pub mod git;
-pub mod github;
 pub mod output;
 pub mod repo;
 pub mod session;

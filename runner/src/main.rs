@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use agentfarm_runner::output::Output;
 use agentfarm_runner::session::Session;
 use agentfarm_shared::redact::Redactor;
-use agentfarm_shared::runner::RunnerSpec;
+use agentfarm_shared::runner::{RUN_TOKEN_ENV, RunnerSpec};
 use anyhow::Context;
 use clap::Parser;
 
@@ -19,7 +19,8 @@ struct Args {
 }
 
 /// Variables whose values are masked in everything the runner prints.
-const SECRET_VARIABLES: [&str; 4] = [
+const SECRET_VARIABLES: [&str; 5] = [
+    RUN_TOKEN_ENV,
     "GITHUB_TOKEN",
     "CLAUDE_CODE_OAUTH_TOKEN",
     "ANTHROPIC_API_KEY",
@@ -29,11 +30,13 @@ const SECRET_VARIABLES: [&str; 4] = [
 fn main() {
     let args = Args::parse();
     let code = match setup(&args) {
-        Ok((spec, token, out)) => match tokio::runtime::Runtime::new() {
+        Ok((spec, credentials, out)) => match tokio::runtime::Runtime::new() {
             Ok(runtime) => {
                 let code = runtime.block_on(async {
                     let workspace = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-                    Session::new(spec, token, out).run(&workspace).await
+                    Session::new(spec, credentials.git, credentials.capability, out)
+                        .run(&workspace)
+                        .await
                 });
                 // The stdin reader blocks in a thread that only returns at EOF, and a pod's stdin never
                 // closes: dropping the runtime would wait for it forever.
@@ -53,7 +56,16 @@ fn main() {
     std::process::exit(code);
 }
 
-fn setup(args: &Args) -> anyhow::Result<(RunnerSpec, Option<String>, Output)> {
+/// The credentials the runner was given.
+struct Credentials {
+    /// What git authenticates with: the owner's GitHub token in the debugging mode that hands it out, else
+    /// the run's capability (for the control plane's git proxy).
+    git: Option<String>,
+    /// The run's capability, for the control plane.
+    capability: Option<String>,
+}
+
+fn setup(args: &Args) -> anyhow::Result<(RunnerSpec, Credentials, Output)> {
     // Only fails if another provider was installed first, which nothing here does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let json = match &args.spec {
@@ -63,19 +75,17 @@ fn setup(args: &Args) -> anyhow::Result<(RunnerSpec, Option<String>, Output)> {
         None => std::env::var("AGENTFARM_RUN_SPEC").context("no --spec and no AGENTFARM_RUN_SPEC")?,
     };
     let spec: RunnerSpec = serde_json::from_str(&json).context("the run spec is not valid")?;
-    let token = match std::env::var("GITHUB_TOKEN_FILE") {
-        Ok(path) => Some(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {path}"))?
-                .trim()
-                .to_owned(),
-        ),
-        Err(_) => std::env::var("GITHUB_TOKEN").ok(),
-    }
-    .filter(|token| !token.is_empty());
-    let secrets = SECRET_VARIABLES
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .chain(token.clone());
-    Ok((spec, token, Output::new(Redactor::new(secrets))))
+    let set = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|value: &String| !value.is_empty())
+    };
+    let capability = set(RUN_TOKEN_ENV);
+    let github_token = set("GITHUB_TOKEN");
+    let secrets = SECRET_VARIABLES.iter().filter_map(|name| set(name));
+    let credentials = Credentials {
+        git: github_token.or_else(|| capability.clone()),
+        capability,
+    };
+    Ok((spec, credentials, Output::new(Redactor::new(secrets))))
 }

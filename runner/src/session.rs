@@ -8,15 +8,15 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
-use agentfarm_shared::runner::{RunnerEvent, RunnerSpec};
+use agentfarm_shared::runner::{PullRequestAsk, RunnerEvent, RunnerSpec};
 use agentfarm_shared::turns::{Activity, TurnTracker};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::ChildStdin;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
 
+use crate::control::Control;
 use crate::git::Git;
-use crate::github::Github;
 use crate::output::Output;
 use crate::repo::{self, Checkout, RepoRef};
 use crate::{EXIT_PUBLISH, EXIT_SETUP, claude};
@@ -28,7 +28,7 @@ const MAX_BODY_BYTES: usize = 60_000;
 pub struct Session {
     spec: RunnerSpec,
     git: Git,
-    github: Option<Github>,
+    control: Option<Control>,
     out: Output,
     checkouts: Vec<Checkout>,
     /// Set once any commit, push or pull request failed.
@@ -36,20 +36,19 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for `spec`, with the GitHub token when there is one.
-    pub fn new(spec: RunnerSpec, token: Option<String>, out: Output) -> Self {
-        let github = token
-            .as_ref()
-            .and_then(|token| match Github::new(&spec.api_url, token.clone()) {
-                Ok(github) => Some(github),
-                Err(err) => {
-                    out.note(&format!("cannot set up the GitHub client: {err}"));
-                    None
-                }
-            });
+    /// A session for `spec`: git authenticates with `git_token` (the run's capability, for the git proxy),
+    /// and the pull request is asked of the control plane with `capability`.
+    pub fn new(spec: RunnerSpec, git_token: Option<String>, capability: Option<String>, out: Output) -> Self {
+        let control = capability.and_then(|capability| match Control::new(&spec.control_url, capability) {
+            Ok(control) => Some(control),
+            Err(err) => {
+                out.note(&format!("cannot set up the control plane's client: {err}"));
+                None
+            }
+        });
         Self {
-            git: Git::new(token),
-            github,
+            git: Git::new(git_token),
+            control,
             out,
             spec,
             checkouts: Vec::new(),
@@ -286,31 +285,27 @@ impl Session {
 
     async fn open_pull_request(&mut self, index: usize, title: &str, body: &str) {
         let checkout = &self.checkouts[index];
-        let Some(github) = &self.github else {
+        let Some(control) = &self.control else {
             self.publish_failed = true;
             self.error(
                 "pull_request",
-                "no GitHub token: the branch is pushed, but no pull request was opened",
+                "no capability for the control plane: the branch is pushed, but no pull request was opened",
             );
             return;
         };
         let repo = &checkout.repo;
-        match github
-            .open_or_update(
-                &repo.owner,
-                &repo.name,
-                &checkout.branch,
-                &checkout.base,
-                title,
-                body,
-            )
-            .await
-        {
-            Ok((pull, updated)) => self.out.event(&RunnerEvent::PrOpened {
+        let ask = PullRequestAsk {
+            repo: repo.full_name(),
+            base: checkout.base.clone(),
+            title: title.to_owned(),
+            body: body.to_owned(),
+        };
+        match control.pull_request(&ask).await {
+            Ok(pull) => self.out.event(&RunnerEvent::PrOpened {
                 repo: repo.full_name(),
                 number: pull.number,
-                url: pull.html_url,
-                updated,
+                url: pull.url,
+                updated: pull.updated,
             }),
             Err(err) => {
                 self.publish_failed = true;

@@ -1,5 +1,7 @@
-//! The runner end to end, as a real process: the real Claude Code CLI against the fake model, real git
-//! against bare repositories served over HTTP by the fake GitHub, which also takes the pull requests.
+//! The runner end to end, as a real process: the real Claude Code CLI against the fake model, real git through
+//! the control plane's real git proxy to bare repositories served over HTTP by the fake GitHub, which also
+//! takes the pull requests the control plane opens for the runner. The runner holds only its run's
+//! capability; the owner's GitHub token stays with the control plane.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,10 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use agentfarm::capability::Capability;
+use agentfarm::credentials::{OwnerCredential, OwnerCredentials};
+use agentfarm::proxy::{ProxyState, Upstream};
+use agentfarm::store::{NewRun, Store};
 use agentfarm_fake_github::FakeGithub;
 use agentfarm_fake_model::{FakeModel, claude_bin};
+use agentfarm_local_server::{LocalServer, Port};
 use agentfarm_shared::claude::user_message_line;
-use agentfarm_shared::runner::{RunnerEvent, RunnerSpec};
+use agentfarm_shared::config::ConfigSpec;
+use agentfarm_shared::runner::{RUN_TOKEN_ENV, RunnerEvent, RunnerSpec};
+use chrono::Utc;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -22,17 +33,83 @@ const PATIENCE: Duration = Duration::from_secs(120);
 struct Fixture {
     model: FakeModel,
     github: FakeGithub,
+    control: ControlPlane,
     dir: TempDir,
+}
+
+/// The control plane's proxies over a store of its own, holding the owner's GitHub token ([`TOKEN`]).
+struct ControlPlane {
+    store: Store,
+    server: LocalServer,
+}
+
+impl ControlPlane {
+    async fn start(dir: &Path, github: &FakeGithub, model: &FakeModel) -> ControlPlane {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = Store::open(&dir.join("control.db")).unwrap();
+        let token = dir.join("github-token");
+        std::fs::write(&token, TOKEN).unwrap();
+        let credential = |file| OwnerCredential::new("a token", file, "AGENTFARM_SURELY_UNSET");
+        let upstream = Upstream {
+            anthropic_url: model.base_url(),
+            git_url: github.git_url(),
+            api_url: github.api_url(),
+            credentials: OwnerCredentials {
+                claude: credential(None),
+                github: credential(Some(token)),
+            },
+        };
+        let router = agentfarm::proxy::router(ProxyState {
+            store: store.clone(),
+            upstream: Arc::new(upstream),
+            http: reqwest::Client::new(),
+        });
+        ControlPlane {
+            server: Port::bind("control plane").await.serve("control plane", router),
+            store,
+        }
+    }
+
+    /// Stores `spec`'s run as the server would at launch (its config with the spec's repositories, the run
+    /// starting on the spec's branch) and mints its capability.
+    async fn admit(&self, spec: &RunnerSpec) -> String {
+        let now = Utc::now();
+        let config_id = format!("c-{}", spec.run_id);
+        let mut config = ConfigSpec::new(&spec.title, "task");
+        config.repos = spec.repos.clone();
+        self.store
+            .create_config(config_id.clone(), config, now)
+            .await
+            .unwrap();
+        let run = NewRun {
+            id: spec.run_id.clone(),
+            config_id,
+            config_version: 1,
+            prompt: spec.prompt.clone(),
+            branch: spec.branch.clone(),
+        };
+        self.store.insert_run(run, now).await.unwrap();
+        self.store.start_queued(1_000, now).await.unwrap();
+        let capability = Capability::mint().unwrap();
+        self.store
+            .issue_capability(spec.run_id.clone(), capability.hash(), now)
+            .await
+            .unwrap();
+        capability.secret().to_owned()
+    }
 }
 
 impl Fixture {
     async fn new() -> Fixture {
         let github = FakeGithub::start(TOKEN).await;
         github.create_repo("octo", "app", "main");
+        let model = FakeModel::start().await;
+        let dir = tempfile::tempdir().unwrap();
         Fixture {
-            model: FakeModel::start().await,
+            control: ControlPlane::start(dir.path(), &github, &model).await,
+            model,
             github,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
         }
     }
 
@@ -48,8 +125,8 @@ impl Fixture {
             budget_usd: None,
             repos: vec!["octo/app".into()],
             branch: branch.into(),
-            git_url: self.github.git_url(),
-            api_url: self.github.api_url(),
+            git_url: format!("{}/proxy/git", self.control.server.url()),
+            control_url: self.control.server.url(),
             claude_command: claude_bin().display().to_string(),
             idle_timeout_secs: None,
         }
@@ -63,6 +140,7 @@ impl Fixture {
     }
 
     async fn start(&self, spec: &RunnerSpec, work: &Path) -> Runner {
+        let capability = self.control.admit(spec).await;
         let home = work.parent().unwrap().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let spec_file = work.parent().unwrap().join("spec.json");
@@ -74,7 +152,7 @@ impl Fixture {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap())
             .envs(self.model.cli_env(&home))
-            .env("GITHUB_TOKEN", TOKEN)
+            .env(RUN_TOKEN_ENV, &capability)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -98,6 +176,7 @@ impl Fixture {
             });
         }
         Runner {
+            capability,
             stdin: child.stdin.take(),
             child,
             lines,
@@ -107,6 +186,8 @@ impl Fixture {
 }
 
 struct Runner {
+    /// The run's capability, the one credential the runner holds.
+    capability: String,
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::UnboundedReceiver<(&'static str, String)>,
@@ -251,15 +332,17 @@ async fn follow_ups_secrets_and_a_continued_branch() {
         .await
         .unwrap();
 
-    // While the agent works: no command line anywhere holds the token, nor does the clone's git config.
+    // While the agent works: no command line anywhere holds the capability, nor does the clone's git config;
+    // the owner's token is nowhere near the runner.
+    let capability = runner.capability.clone();
     let leaks: Vec<String> = command_lines()
         .into_iter()
-        .filter(|c| c.contains(TOKEN))
+        .filter(|c| c.contains(&capability) || c.contains(TOKEN))
         .collect();
-    assert!(leaks.is_empty(), "token on a command line: {leaks:?}");
+    assert!(leaks.is_empty(), "a credential on a command line: {leaks:?}");
     let config = std::fs::read_to_string(work.join("app/.git/config")).unwrap();
     assert!(
-        !config.contains(TOKEN) && !config.contains("x-access-token"),
+        !config.contains(&capability) && !config.contains(TOKEN),
         "{config}"
     );
 
@@ -274,11 +357,14 @@ async fn follow_ups_secrets_and_a_continued_branch() {
         text.contains(r#""text":"Fake answer to: The user sent a new message while you were working"#),
         "{text}"
     );
-    assert!(!text.contains(TOKEN), "the token was printed");
+    assert!(
+        !text.contains(TOKEN) && !text.contains(&capability),
+        "a credential was printed"
+    );
     assert!(
         !std::fs::read_to_string(work.join("app/.git/config"))
             .unwrap()
-            .contains(TOKEN)
+            .contains(&capability)
     );
     assert_eq!(fx.github.pulls().len(), 1);
 
@@ -320,6 +406,11 @@ async fn follow_ups_secrets_and_a_continued_branch() {
     );
     for request in fx.github.requests() {
         assert!(!request.path.contains(TOKEN), "token in a URL: {}", request.path);
+        assert!(
+            !request.path.contains(&capability),
+            "capability in a URL: {}",
+            request.path
+        );
     }
 }
 
@@ -412,7 +503,7 @@ async fn every_flag_exists_in_the_pinned_cli() {
         repos: vec![],
         branch: "b".into(),
         git_url: String::new(),
-        api_url: String::new(),
+        control_url: String::new(),
         claude_command: String::new(),
         idle_timeout_secs: None,
     };

@@ -96,6 +96,10 @@ pub struct ServerInfo {
     pub runtime: RuntimeInfo,
     /// Most runs active at once; more wait as `queued`.
     pub max_running: u32,
+    /// The debugging mode is on: agents get the owner's Claude and GitHub tokens themselves instead of their
+    /// run's capability.
+    #[serde(default)]
+    pub direct_credentials: bool,
 }
 
 /// The body of every error response.

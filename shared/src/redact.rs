@@ -3,8 +3,19 @@
 
 use std::borrow::Cow;
 
+/// What every per-run capability (the one credential an agent holds) starts with.
+pub const CAPABILITY_PREFIX: &str = "afrun_";
 /// Prefixes of token formats, each followed by at least [`MIN_TOKEN_TAIL`] token characters.
-const PATTERNS: [&str; 7] = ["sk-ant-", "github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"];
+const PATTERNS: [&str; 8] = [
+    "sk-ant-",
+    "github_pat_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    CAPABILITY_PREFIX,
+];
 /// Characters after a prefix before it counts as a token (so prose like "ghp_" alone survives).
 const MIN_TOKEN_TAIL: usize = 8;
 /// What a secret becomes.

@@ -160,6 +160,9 @@ pub struct Run {
     pub limit_resets_at: Option<DateTime<Utc>>,
     /// Sequence number of the newest stored log line (0 when none).
     pub last_seq: u64,
+    /// What its agent asked of the model, as the control plane's model proxy counted it.
+    #[serde(default)]
+    pub usage: RunUsage,
 }
 
 /// How much a run's branch changes.
@@ -171,6 +174,21 @@ pub struct DiffSummary {
     pub added: u64,
     /// Lines removed.
     pub removed: u64,
+}
+
+/// What a run's agent asked of the model, counted by the control plane's model proxy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// Requests to the Messages API.
+    pub requests: u64,
+    /// Input tokens (not cached).
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_creation_tokens: u64,
+    /// Input tokens read from the prompt cache.
+    pub cache_read_tokens: u64,
 }
 
 /// Body of `POST /api/runs`: launch a run of a config's current version.

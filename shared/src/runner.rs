@@ -8,8 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::tagged::{Fields, unknown};
 
 /// What the runner needs to do one run. The backend writes it as JSON (a file, or `AGENTFARM_RUN_SPEC`).
-/// Secrets are not in it: the GitHub token comes from `GITHUB_TOKEN` or a file, Claude's from
-/// `CLAUDE_CODE_OAUTH_TOKEN`.
+/// Secrets are not in it: the run's capability comes from [`RUN_TOKEN_ENV`] (and is Claude Code's
+/// `CLAUDE_CODE_OAUTH_TOKEN`); only in the debugging mode does the owner's `GITHUB_TOKEN` reach the runner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunnerSpec {
@@ -36,10 +36,11 @@ pub struct RunnerSpec {
     pub repos: Vec<String>,
     /// The branch to work on: created from the base, or continued when it already exists on the remote.
     pub branch: String,
-    /// Base URL of git remotes (`https://github.com`).
+    /// Base URL of git remotes: the control plane's git proxy, or `https://github.com` in the debugging mode
+    /// that gives agents the owner's token.
     pub git_url: String,
-    /// Base URL of the GitHub REST API (`https://api.github.com`).
-    pub api_url: String,
+    /// Where the runner reaches the control plane (for its pull request).
+    pub control_url: String,
     /// The Claude Code program.
     pub claude_command: String,
     /// When set, the runner itself ends the conversation after Claude has waited this many seconds for a
@@ -184,6 +185,38 @@ impl<'de> Deserialize<'de> for RunnerEvent {
         })
     }
 }
+
+/// The runner's one call to the control plane (`POST` [`PULL_REQUEST_ROUTE`], with the run's capability): open
+/// a pull request from the run's branch, or update the open one. The control plane makes the GitHub call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequestAsk {
+    /// `owner/repo`, one of the run's config.
+    pub repo: String,
+    /// The branch the pull request goes into.
+    pub base: String,
+    /// Its title.
+    pub title: String,
+    /// Its body.
+    pub body: String,
+}
+
+/// The control plane's answer to a [`PullRequestAsk`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestAnswer {
+    /// Its number.
+    pub number: u64,
+    /// Its web address.
+    pub url: String,
+    /// True when an open pull request was updated instead of a new one opened.
+    pub updated: bool,
+}
+
+/// Where the runner asks for its pull request, under the control plane's URL.
+pub const PULL_REQUEST_ROUTE: &str = "/proxy/github/pull-request";
+
+/// The variable holding the run's capability, the one credential an agent gets.
+pub const RUN_TOKEN_ENV: &str = "AGENTFARM_RUN_TOKEN";
 
 /// Lines added and removed in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

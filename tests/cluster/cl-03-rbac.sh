@@ -15,9 +15,10 @@ Usage: tests/cluster/cl-03-rbac.sh [--help]
 CL-03 Kubernetes API reachability and RBAC.
 Pass: a pod in agentfarm-agents that leaves the token to the namespace's ServiceAccount has no
 /var/run/secrets/kubernetes.io/serviceaccount/token, and neither do running agents; `kubectl auth can-i
---as=system:serviceaccount:agentfarm-system:agentfarm-control-plane` says yes to jobs and pods in
-agentfarm-agents and the two token Secrets by name, and no to listing Secrets, pods/exec, creating pods
-and other namespaces; the agents' ServiceAccount may do none of it; a privileged pod is rejected by Pod
+--as=system:serviceaccount:agentfarm-system:agentfarm-control-plane` says yes to jobs, pods and making
+(never reading) the runs' capability Secrets in agentfarm-agents and to the owner's two token Secrets by name
+in agentfarm-system, and no to reading or listing other Secrets, pods/exec, creating pods and other
+namespaces; the agents' ServiceAccount may do none of it; a privileged pod is rejected by Pod
 Security `restricted` in agentfarm-agents and agentfarm-system.
 
 Needs: kubectl, ./kubeconfig or $KUBECONFIG (cluster admin, to impersonate).
@@ -48,15 +49,21 @@ permission_table() {
 yes get pods log - $agents
 yes create pods attach - $agents
 yes get pods attach - $agents
-yes get secrets - $CLAUDE_TOKEN_SECRET $agents
-yes get secrets - $GITHUB_TOKEN_SECRET $agents
+yes create secrets - - $agents
+yes patch secrets - - $agents
+yes delete secrets - - $agents
+yes get secrets - $CLAUDE_TOKEN_SECRET $system
+yes get secrets - $GITHUB_TOKEN_SECRET $system
 yes get persistentvolumeclaims - - $agents
 yes list runtimeclasses.node.k8s.io - - -
 yes list nodes - - -
 yes get namespaces - $agents -
 no list secrets - - $agents
 no watch secrets - - $agents
+no get secrets - - $agents
+no get secrets - $CLAUDE_TOKEN_SECRET $agents
 no get secrets - agentfarm-not-a-token $agents
+no list secrets - - $system
 no get secrets - $VAPID_SECRET $system
 no create pods - - $agents
 no create pods exec - $agents

@@ -18,6 +18,7 @@ use agentfarm_shared::api::RuntimeInfo;
 use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
 use agentfarm_shared::config::CredentialMode;
 use agentfarm_shared::log::LogStream;
+use agentfarm_shared::runner::RUN_TOKEN_ENV;
 use agentfarm_shared::turns::{Activity, TurnTracker};
 use chrono::Utc;
 use futures_util::FutureExt;
@@ -41,8 +42,11 @@ pub struct LocalSettings {
     pub agent_command: PathBuf,
     /// What the runner should know about where it runs: the Claude Code program and the GitHub URLs.
     pub runner: RunnerSite,
-    /// Variables copied from the server's environment when set (e.g. `CLAUDE_CODE_OAUTH_TOKEN`).
+    /// Variables copied from the server's environment when set; credential names never pass (see
+    /// [`is_credential_name`]).
     pub env_passthrough: Vec<String>,
+    /// The owner's tokens, handed to agents only in the direct mode ([`RunnerSite::direct`]).
+    pub credentials: crate::credentials::OwnerCredentials,
     /// Variables set for every agent.
     pub agent_env: Vec<(String, String)>,
     /// How long an agent that finished its turn waits for a follow-up before its stdin is closed.
@@ -85,15 +89,18 @@ impl LocalRuntime {
         self.settings.runs_dir.join(run_id)
     }
 
-    /// The agent's whole environment: the passthrough variables that are set, a private home and temp dir,
-    /// Claude's config dir (private in `token` mode, the shared one in `shared-volume` mode), no updates or
-    /// telemetry, then `--agent-env`.
-    fn environment(
+    /// The agent's whole environment: the passthrough variables that are set (no credential among them), a
+    /// private home and temp dir, Claude's config dir (private in `token` mode, the shared one in
+    /// `shared-volume` mode), no updates or telemetry, `--agent-env`, then what reaches the model and git: the
+    /// run's capability and the proxies (the owner's tokens in the direct mode). The capability reaches the
+    /// agent through its environment: the local runtime has no store of secrets of its own, and the agent's
+    /// environment is readable only by the server's user, who holds the real tokens anyway.
+    async fn environment(
         &self,
-        mode: CredentialMode,
+        spec: &RunSpec,
         home: &Path,
     ) -> Result<Vec<(OsString, OsString)>, RuntimeError> {
-        let claude_dir = match mode {
+        let claude_dir = match spec.config.credential_mode {
             CredentialMode::Token => home.join(".claude"),
             CredentialMode::SharedVolume => self.settings.shared_claude_dir.clone().ok_or_else(|| {
                 RuntimeError::Failed(
@@ -106,6 +113,7 @@ impl LocalRuntime {
             .settings
             .env_passthrough
             .iter()
+            .filter(|name| !is_credential_name(name))
             .filter_map(|name| Some((name.into(), std::env::var_os(name)?)));
         let fixed = [
             ("HOME", home.as_os_str()),
@@ -117,7 +125,38 @@ impl LocalRuntime {
         ]
         .map(|(k, v)| (OsString::from(k), v.to_owned()));
         let extra = self.settings.agent_env.iter().map(|(k, v)| (k.into(), v.into()));
-        Ok(passthrough.chain(fixed).chain(extra).collect())
+        let access = self
+            .access(spec)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()));
+        Ok(passthrough.chain(fixed).chain(extra).chain(access).collect())
+    }
+
+    /// How the agent of `spec` reaches the model and git: the run's capability, and the owner's tokens only in
+    /// the direct mode.
+    async fn access(&self, spec: &RunSpec) -> Result<Vec<(String, String)>, RuntimeError> {
+        let site = &self.settings.runner;
+        let capability = spec.capability.secret().to_owned();
+        let mut access = vec![
+            ("ANTHROPIC_BASE_URL".to_owned(), site.model_url.clone()),
+            (RUN_TOKEN_ENV.to_owned(), capability.clone()),
+        ];
+        let claude_token = if site.direct {
+            let owner = &self.settings.credentials;
+            let missing = |err: crate::credentials::Missing| RuntimeError::Failed(err.to_string());
+            access.push((
+                "GITHUB_TOKEN".to_owned(),
+                owner.github.get().await.map_err(missing)?,
+            ));
+            owner.claude.get().await.map_err(missing)?
+        } else {
+            capability
+        };
+        if spec.config.credential_mode == CredentialMode::Token {
+            access.push(("CLAUDE_CODE_OAUTH_TOKEN".to_owned(), claude_token));
+        }
+        Ok(access)
     }
 
     async fn start(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
@@ -135,7 +174,7 @@ impl LocalRuntime {
             .arg(&spec_file)
             .current_dir(&work)
             .env_clear()
-            .envs(self.environment(spec.config.credential_mode, &home)?)
+            .envs(self.environment(&spec, &home).await?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -246,6 +285,15 @@ impl Runtime for LocalRuntime {
 }
 
 /// Writes `value` as JSON to a new file only the server's user can read.
+/// Whether a variable's name says it holds a credential (`…TOKEN`, `…KEY`, `…SECRET`, `…PASSWORD`): such
+/// variables of the server's are never passed to agents.
+pub fn is_credential_name(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    ["TOKEN", "KEY", "SECRET", "PASSWORD"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
 async fn write_private(path: &Path, value: &impl serde::Serialize) -> Result<(), RuntimeError> {
     let failed = |err: String| RuntimeError::Failed(format!("cannot write {}: {err}", path.display()));
     let json = serde_json::to_vec_pretty(value).map_err(|err| failed(err.to_string()))?;
@@ -465,33 +513,69 @@ fn outcome(status: std::io::Result<ExitStatus>, timed_out: bool) -> ExitOutcome 
 mod tests {
     use super::*;
 
-    fn runtime(shared: Option<&str>) -> LocalRuntime {
+    fn runtime(shared: Option<&str>, direct: bool) -> LocalRuntime {
+        let credentials = crate::credentials::OwnerCredentials {
+            claude: crate::credentials::OwnerCredential::new(
+                "the Claude token",
+                None,
+                "AGENTFARM_SURELY_UNSET_CLAUDE",
+            ),
+            github: crate::credentials::OwnerCredential::new(
+                "the GitHub token",
+                None,
+                "AGENTFARM_SURELY_UNSET_GITHUB",
+            ),
+        };
         LocalRuntime::new(LocalSettings {
             runs_dir: "/data/runs".into(),
             agent_command: "agentfarm-runner".into(),
             runner: RunnerSite {
                 claude_command: "claude".into(),
-                git_url: String::new(),
-                api_url: String::new(),
+                git_url: "http://127.0.0.1:8080/proxy/git".into(),
+                control_url: "http://127.0.0.1:8080".into(),
+                model_url: "http://127.0.0.1:8080/proxy/anthropic".into(),
+                direct,
             },
             env_passthrough: vec!["AGENTFARM_SURELY_UNSET_VARIABLE".into()],
-            agent_env: vec![("EXTRA".into(), "1".into())],
+            credentials,
+            agent_env: vec![
+                ("EXTRA".into(), "1".into()),
+                ("ANTHROPIC_BASE_URL".into(), "http://elsewhere".into()),
+            ],
             idle_timeout: Duration::ZERO,
             stop_grace: Duration::ZERO,
             shared_claude_dir: shared.map(PathBuf::from),
         })
     }
 
+    fn spec(mode: CredentialMode) -> RunSpec {
+        let mut config = agentfarm_shared::config::ConfigSpec::new("c", "task");
+        config.credential_mode = mode;
+        RunSpec {
+            run_id: "r".into(),
+            config_id: "c".into(),
+            config_version: 1,
+            config,
+            prompt: "task".into(),
+            session_id: "00000000-0000-4000-8000-000000000000".into(),
+            branch: "agentfarm/r".into(),
+            capability: crate::capability::Capability::mint().unwrap(),
+        }
+    }
+
     fn value(env: &[(OsString, OsString)], key: &str) -> Option<String> {
         env.iter()
+            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.to_string_lossy().into_owned())
     }
 
-    #[test]
-    fn token_mode_gets_a_private_claude_dir() {
-        let env = runtime(Some("/shared"))
-            .environment(CredentialMode::Token, Path::new("/data/runs/r/home"))
+    #[tokio::test]
+    async fn token_mode_gets_a_private_claude_dir_and_only_the_capability() {
+        let spec = spec(CredentialMode::Token);
+        let env = runtime(Some("/shared"), false)
+            .environment(&spec, Path::new("/data/runs/r/home"))
+            .await
             .unwrap();
         assert_eq!(
             value(&env, "CLAUDE_CONFIG_DIR").as_deref(),
@@ -500,19 +584,50 @@ mod tests {
         assert_eq!(value(&env, "HOME").as_deref(), Some("/data/runs/r/home"));
         assert_eq!(value(&env, "EXTRA").as_deref(), Some("1"));
         assert_eq!(value(&env, "AGENTFARM_SURELY_UNSET_VARIABLE"), None);
+        let capability = Some(spec.capability.secret().to_owned());
+        assert_eq!(value(&env, "CLAUDE_CODE_OAUTH_TOKEN"), capability);
+        assert_eq!(value(&env, RUN_TOKEN_ENV), capability);
+        assert_eq!(value(&env, "GITHUB_TOKEN"), None);
+        assert_eq!(
+            value(&env, "ANTHROPIC_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:8080/proxy/anthropic"),
+            "--agent-env cannot point agents elsewhere"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_direct_mode_needs_the_owners_tokens() {
+        let spec = spec(CredentialMode::Token);
+        let refused = runtime(None, true)
+            .environment(&spec, Path::new("/data/runs/r/home"))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("AGENTFARM_SURELY_UNSET_GITHUB"),
+            "{refused}"
+        );
     }
 
     #[test]
-    fn shared_volume_mode_is_opt_in_on_the_server_too() {
+    fn credential_names_never_pass() {
+        for name in ["GITHUB_TOKEN", "ANTHROPIC_API_KEY", "aws_secret", "DB_PASSWORD"] {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for name in ["PATH", "LANG", "HTTPS_PROXY"] {
+            assert!(!is_credential_name(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_volume_mode_is_opt_in_on_the_server_too() {
         let home = Path::new("/data/runs/r/home");
-        let env = runtime(Some("/shared"))
-            .environment(CredentialMode::SharedVolume, home)
+        let spec = spec(CredentialMode::SharedVolume);
+        let env = runtime(Some("/shared"), false)
+            .environment(&spec, home)
+            .await
             .unwrap();
         assert_eq!(value(&env, "CLAUDE_CONFIG_DIR").as_deref(), Some("/shared"));
-        assert!(
-            runtime(None)
-                .environment(CredentialMode::SharedVolume, home)
-                .is_err()
-        );
+        assert_eq!(value(&env, "CLAUDE_CODE_OAUTH_TOKEN"), None);
+        assert!(runtime(None, false).environment(&spec, home).await.is_err());
     }
 }

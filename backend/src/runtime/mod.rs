@@ -19,6 +19,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::capability::Capability;
+
 /// Everything a runtime needs to start one run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -36,17 +38,24 @@ pub struct RunSpec {
     pub session_id: String,
     /// The git branch the agent works on.
     pub branch: String,
+    /// The run's capability: the one credential its agent gets.
+    pub capability: Capability,
 }
 
-/// Deployment facts every runner spec carries.
+/// Deployment facts every runner spec carries, and where agents reach the model and git.
 #[derive(Debug, Clone)]
 pub struct RunnerSite {
     /// The Claude Code program the runner starts.
     pub claude_command: String,
-    /// Base URL of git remotes.
+    /// Base URL of git remotes: the control plane's git proxy (GitHub itself in the direct mode).
     pub git_url: String,
-    /// Base URL of the GitHub REST API.
-    pub api_url: String,
+    /// Where agents reach the control plane.
+    pub control_url: String,
+    /// What agents get as `ANTHROPIC_BASE_URL`: the control plane's model proxy (the API itself in the direct
+    /// mode).
+    pub model_url: String,
+    /// The debugging mode: agents get the owner's tokens themselves (`--direct-credentials`).
+    pub direct: bool,
 }
 
 impl RunnerSite {
@@ -65,7 +74,7 @@ impl RunnerSite {
             repos: spec.config.repos.clone(),
             branch: spec.branch.clone(),
             git_url: self.git_url.clone(),
-            api_url: self.api_url.clone(),
+            control_url: self.control_url.clone(),
             claude_command: self.claude_command.clone(),
             idle_timeout_secs: idle_timeout.map(|timeout| timeout.as_secs()),
         }

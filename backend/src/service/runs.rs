@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::Farm;
 use super::configs::path_id;
+use crate::capability::Capability;
 use crate::error::AppError;
 use crate::runtime::{Adoptee, RunSpec, RuntimeError};
 use crate::store::{NewRun, RunPatch, StoreError};
@@ -281,9 +282,19 @@ impl Farm {
         Ok(())
     }
 
-    /// What the runtime needs to start `run`.
+    /// What the runtime needs to start `run`, with a capability minted for it (its hash stored first, so the
+    /// agent's first request finds it).
     async fn run_spec(&self, run: Run) -> Result<RunSpec, AppError> {
+        let capability = Capability::mint().map_err(|err| {
+            AppError::Runtime(RuntimeError::Failed(format!(
+                "no randomness for a capability: {err}"
+            )))
+        })?;
+        self.store
+            .issue_capability(run.id.clone(), capability.hash(), Utc::now())
+            .await?;
         Ok(RunSpec {
+            capability,
             config: self
                 .store
                 .config_version(run.config_id.clone(), run.config_version)

@@ -9,7 +9,7 @@ use super::{Durability, Store, StoreError, from_millis, to_millis};
 const SELECT_CONFIG: &str = "SELECT c.id, c.current_version, c.created_at, v.created_at, v.spec
     FROM configs c JOIN config_versions v ON v.config_id = c.id AND v.version = c.current_version";
 
-fn spec_from_json(json: &str) -> Result<ConfigSpec, StoreError> {
+pub(super) fn spec_from_json(json: &str) -> Result<ConfigSpec, StoreError> {
     serde_json::from_str(json).map_err(|err| StoreError::Corrupt(format!("config spec: {err}")))
 }
 

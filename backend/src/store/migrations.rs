@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "push",
         sql: include_str!("sql/0004_push.sql"),
     },
+    Migration {
+        version: 5,
+        name: "capabilities",
+        sql: include_str!("sql/0005_capabilities.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

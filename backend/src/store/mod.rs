@@ -9,6 +9,7 @@
 //! live database from another process.
 
 pub mod backup;
+mod capabilities;
 mod configs;
 mod logs;
 mod migrations;
@@ -22,6 +23,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+pub use capabilities::{Holder, WindowRecord};
 pub use logs::NewLine;
 pub use push::{DuePush, Kind as PushKind, StoredSubscription};
 pub use runs::{NewRun, RunPatch};

@@ -1,6 +1,6 @@
 //! Runs: insert, validated state transitions, metadata, queries and deletion.
 
-use agentfarm_shared::run::{DiffSummary, Run, RunState};
+use agentfarm_shared::run::{DiffSummary, Run, RunState, RunUsage};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -60,7 +60,9 @@ impl RunPatch {
 const SELECT_RUN: &str =
     "SELECT id, config_id, config_version, prompt, state, created_at, started_at, finished_at,
     updated_at, exit_code, reason, session_id, turns, cost_usd, branch, pr_url, last_error, last_seq,
-    diff_files, diff_added, diff_removed, limit_resets_at FROM runs";
+    diff_files, diff_added, diff_removed, limit_resets_at,
+    (SELECT json_array(requests, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens)
+     FROM run_usage WHERE run_usage.run_id = runs.id) FROM runs";
 
 const ACTIVE: &str = "('starting', 'running', 'waiting_for_input')";
 
@@ -99,6 +101,27 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
             _ => None,
         },
         limit_resets_at: row.get::<_, Option<i64>>(21)?.map(from_millis),
+        usage: match row.get::<_, Option<String>>(22)? {
+            Some(counts) => {
+                let [
+                    requests,
+                    input_tokens,
+                    output_tokens,
+                    cache_creation_tokens,
+                    cache_read_tokens,
+                ] = serde_json::from_str::<[u64; 5]>(&counts).map_err(|err| {
+                    rusqlite::Error::FromSqlConversionFailure(22, rusqlite::types::Type::Text, err.into())
+                })?;
+                RunUsage {
+                    requests,
+                    input_tokens,
+                    output_tokens,
+                    cache_creation_tokens,
+                    cache_read_tokens,
+                }
+            }
+            None => RunUsage::default(),
+        },
     })
 }
 
@@ -177,6 +200,9 @@ fn transition(
     }
     let now = to_millis(now);
     apply_patch(conn, id, patch, now)?;
+    if to.is_terminal() {
+        super::capabilities::revoke(conn, id)?;
+    }
     if let Some(kind) = super::push::Kind::of_state(to) {
         super::push::enqueue(conn, id, kind, now)?;
     }

@@ -29,6 +29,7 @@ fn spec() -> DoctorSpec {
         namespace: NS.to_owned(),
         runtime_classes: vec!["gvisor".to_owned()],
         secrets: vec![SecretNeed {
+            namespace: NS.to_owned(),
             name: "claude-token".to_owned(),
             keys: vec!["token".to_owned()],
             purpose: "Claude Code OAuth token".to_owned(),
@@ -158,7 +159,7 @@ async fn a_ready_cluster_passes_and_prints_every_check() {
         row(&report, "Namespace agentfarm-agents").status,
         CheckStatus::Pass
     );
-    assert!(row(&report, "RBAC").detail.contains("all 19"), "{report:#?}");
+    assert!(row(&report, "RBAC").detail.contains("all 22"), "{report:#?}");
     assert!(row(&report, "RuntimeClass gvisor").detail.contains("runsc"));
     assert!(row(&report, "Other RuntimeClasses").detail.contains("kata-fc"));
     let secret = row(&report, "Secret claude-token");

@@ -22,7 +22,7 @@ use agentfarm_fake_model::{FAKE_OAUTH_TOKEN, FakeModel, claude_bin};
 use agentfarm_shared::redact::Redactor;
 use agentfarm_shared::ws::{ClientFrame, ServerFrame};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub use agentfarm_app_client::{App, PATIENCE, Socket, client, client_builder, respond, within};
@@ -122,24 +122,48 @@ pub fn runner_bin() -> std::path::PathBuf {
     path
 }
 
-/// Settings for a test server in `dir`, running the real CLI against `model`.
+/// Settings for a test server in `dir`, running the real CLI against `model` through the server's model proxy:
+/// the owner's Claude token ([`FAKE_OAUTH_TOKEN`]) and GitHub token ([`TEST_GITHUB_TOKEN`]) in files only the
+/// server reads.
 pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
     let mut settings = Settings::with_data_dir(dir.join("data"));
     settings.agent_command = runner_bin();
     settings.claude_command = claude_bin().display().to_string();
     settings.env_passthrough = vec!["PATH".into()];
-    settings.agent_env = model.model_env();
+    settings.anthropic_url = model.base_url();
+    settings.agent_env = model
+        .model_env()
+        .into_iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "ANTHROPIC_BASE_URL" | "CLAUDE_CODE_OAUTH_TOKEN"))
+        .collect();
+    settings.claude_token_file = Some(owner_token(dir, "claude-token", FAKE_OAUTH_TOKEN));
+    settings.github_token_file = Some(owner_token(dir, "github-token", TEST_GITHUB_TOKEN));
     settings.idle_timeout = 0;
     settings.stop_grace = 5;
     settings.runtime = RuntimeChoice::Local;
     settings
 }
 
-/// The Secret values a kube test server's cluster holds.
+/// Writes the owner's token `value` to `dir/name` (mode 0600), as a mounted Secret would hold it.
+pub fn owner_token(dir: &std::path::Path, name: &str, value: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, value.as_bytes()).unwrap();
+    path
+}
+
+/// The owner's GitHub token test servers hold (the fake GitHub accepts it).
 pub const TEST_GITHUB_TOKEN: &str = "ghp_agentfarmtestgithubtoken000000000000";
 
 /// A fake cluster for `settings`: its kubelet runs the agent image as the runner built here (with this
-/// process's PATH, for node and git), and it holds the Claude and GitHub token Secrets.
+/// process's PATH, for node and git). Agents get their capability from the Secret the runtime creates.
 pub async fn fake_cluster(dir: &std::path::Path, settings: &Settings) -> FakeKube {
     let fake = FakeKube::start().await;
     fake.run_pods(Kubelet {
@@ -147,29 +171,7 @@ pub async fn fake_cluster(dir: &std::path::Path, settings: &Settings) -> FakeKub
         root: dir.join("kubelet"),
         extra_env: vec![("PATH".into(), std::env::var("PATH").unwrap())],
     });
-    let b64 = |text: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
-    for (name, value) in [
-        (&settings.kube.claude_token_secret, FAKE_OAUTH_TOKEN),
-        (&settings.kube.github_token_secret, TEST_GITHUB_TOKEN),
-    ] {
-        fake.seed(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": settings.kube.namespace},
-            "data": {"token": b64(value)},
-        }));
-    }
     fake
-}
-
-/// Settings for a server on the Kubernetes runtime: the Claude token comes from the cluster's Secret, not
-/// the agent environment.
-pub fn kube_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
-    let mut settings = test_settings(dir, model);
-    settings
-        .agent_env
-        .retain(|(name, _)| name != "CLAUDE_CODE_OAUTH_TOKEN");
-    settings
 }
 
 /// Which runtime a test server uses.
@@ -214,14 +216,11 @@ impl TestServer {
     pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
         let model = FakeModel::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = match backend {
-            Backend::Local => test_settings(dir.path(), &model),
-            Backend::Kube => kube_settings(dir.path(), &model),
-        };
-        settings.runtime = RuntimeChoice::Local;
-        configure(&mut settings);
+        let mut settings = test_settings(dir.path(), &model);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        settings.listen = listener.local_addr().unwrap();
+        configure(&mut settings);
         let (shutdown, stop) = oneshot::channel::<()>();
         // Start before returning, so that start-up errors fail the test here.
         let (app, kube) = match backend {
@@ -288,9 +287,12 @@ pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, T
         runner: RunnerSite {
             claude_command: "claude".into(),
             git_url: String::new(),
-            api_url: String::new(),
+            control_url: String::new(),
+            model_url: String::new(),
+            direct: false,
         },
         env_passthrough: vec![],
+        credentials: Settings::with_data_dir(dir.path()).owner_credentials(),
         agent_env: vec![],
         idle_timeout: Duration::ZERO,
         stop_grace: Duration::ZERO,
@@ -360,7 +362,7 @@ pub struct ServerProcess {
 }
 
 pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> ServerProcess {
-    let settings = settings.clone();
+    let mut settings = settings.clone();
     let (ready, url) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -372,6 +374,7 @@ pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> Ser
         runtime.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
+            settings.listen = listener.local_addr().unwrap();
             let app = match kube_url {
                 Some(kube_url) => {
                     let client =
@@ -460,11 +463,13 @@ fn collect_lines(
 }
 
 impl ServerBinary {
-    /// A server on `data_dir` whose agents run the real CLI against `model`.
+    /// A server on `data_dir` whose agents run the real CLI against `model`, through the server's model proxy
+    /// (the owner's Claude token in the server's environment).
     pub async fn start(data_dir: &std::path::Path, model: &FakeModel) -> ServerBinary {
         let env = model.model_env();
         let passthrough: Vec<&str> = std::iter::once("PATH")
             .chain(env.iter().map(|(k, _)| k.as_str()))
+            .filter(|name| *name != "ANTHROPIC_BASE_URL")
             .collect();
         let mut command = serve_command(data_dir);
         command
@@ -472,6 +477,8 @@ impl ServerBinary {
             .arg(runner_bin())
             .arg("--claude-command")
             .arg(claude_bin())
+            .arg("--anthropic-url")
+            .arg(model.base_url())
             .arg("--agent-env-passthrough")
             .arg(passthrough.join(","))
             .envs(env);

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::harness::{ServerBinary, Socket, files_under, serve_command};
 
-/// Canary credentials as the server's environment hands them to agents: one token-shaped, one not (masked
-/// only because the server knows the value).
+/// Canary credentials in the server's environment, handed to agents in the debugging mode that does so: one
+/// token-shaped, one not (masked only because the server knows the value).
 const CLAUDE_CANARY: &str = "sk-ant-oat01-canaryClaude7d1f0c2a9b3e";
 const GITHUB_CANARY: &str = "canary-github-5e8a41c07f";
 /// Token-shaped strings the agent makes up: masked by shape alone.
@@ -52,7 +52,8 @@ fn assert_clean(place: &str, bytes: &[u8]) {
 
 /// CI-06 (credential hygiene): configs and prompts holding a canary or a token shape are refused (configs
 /// have no credential field: credentials come from the server's environment or the cluster's Secrets);
-/// canary credentials passed to an agent, which prints them and made-up tokens on stdout, inside JSON and on
+/// canary credentials passed to an agent (in the debugging mode that passes them; by default agents get only
+/// their run's capability, proxies::an_agent_that_dumps_everything_it_can_reach_finds_neither_token), which prints them and made-up tokens on stdout, inside JSON and on
 /// stderr before failing, appear in no API response, no WebSocket frame, no line the server logs (at debug
 /// level) and no byte of any file in its data dir; the log shows `[REDACTED]` where they were. The runner masks the same on its side (its own tests), and never puts the GitHub token
 /// in a URL or `.git/config`.
@@ -67,10 +68,8 @@ async fn ci_06_credential_hygiene() {
     command
         .arg("--agent-command")
         .arg(&agent)
-        .args([
-            "--agent-env-passthrough",
-            "PATH,GITHUB_TOKEN,CLAUDE_CODE_OAUTH_TOKEN",
-        ])
+        // The debugging mode that hands agents the owner's tokens: the worst case for what agents print.
+        .args(["--agent-env-passthrough", "PATH", "--direct-credentials"])
         .env("GITHUB_TOKEN", GITHUB_CANARY)
         .env("CLAUDE_CODE_OAUTH_TOKEN", CLAUDE_CANARY)
         .env("RUST_LOG", "debug");

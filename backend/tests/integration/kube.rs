@@ -16,7 +16,7 @@ use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, Socket, TestServer, client, kube_settings, start_process, within};
+use crate::harness::{Backend, Socket, TestServer, client, start_process, test_settings, within};
 
 const NS: &str = "agentfarm-agents";
 
@@ -122,15 +122,20 @@ async fn ci_05_the_agent_pod_is_restricted() {
             );
         }
     }
-    // Tokens come from Secrets, never as values in the object.
+    // The run's capability comes from the run's own Secret, never as a value in the object; the owner's tokens
+    // not at all.
     let env = container["env"].as_array().unwrap();
-    for name in ["CLAUDE_CODE_OAUTH_TOKEN", "GITHUB_TOKEN"] {
+    let capability = format!("agent-{}-capability", run.id);
+    for name in ["CLAUDE_CODE_OAUTH_TOKEN", "AGENTFARM_RUN_TOKEN"] {
         let var = env.iter().find(|v| v["name"] == name).unwrap();
         assert!(
-            var.get("value").is_none() && var["valueFrom"]["secretKeyRef"]["key"] == "token",
+            var.get("value").is_none()
+                && var["valueFrom"]["secretKeyRef"]
+                    == json!({"name": capability, "key": "token", "optional": false}),
             "{var}"
         );
     }
+    assert!(env.iter().all(|v| v["name"] != "GITHUB_TOKEN"), "{env:?}");
     assert!(!job.to_string().contains(agentfarm_fake_model::FAKE_OAUTH_TOKEN));
     server.model.release("hold");
 }
@@ -276,6 +281,7 @@ fn spec(run_id: &str) -> RunSpec {
         prompt: "task".into(),
         session_id: "00000000-0000-4000-8000-000000000000".into(),
         branch: format!("agentfarm/{run_id}"),
+        capability: agentfarm::capability::Capability::mint().unwrap(),
     }
 }
 
@@ -291,7 +297,7 @@ fn terminated(code: i32, reason: &str) -> ContainerState {
 async fn ci_19_20_restart_truth_table() {
     let model = FakeModel::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let settings = kube_settings(dir.path(), &model);
+    let settings = test_settings(dir.path(), &model);
     let kube = agentfarm::server::kube_settings(&settings);
     std::fs::create_dir_all(&settings.data_dir).unwrap();
 
@@ -394,13 +400,8 @@ async fn ci_19_20_restart_truth_table() {
         ],
     )
     .await;
-    assert!(
-        first["run-deadline"]
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("timed out")
-    );
+    let deadline_reason = first["run-deadline"].reason.as_deref().unwrap();
+    assert!(deadline_reason.starts_with("timed out"), "{deadline_reason}");
     assert!(
         first["run-oom"]
             .reason
@@ -499,8 +500,9 @@ async fn doctor_prints_its_table_and_fails_with_a_fix() {
     let b64 = |text: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
     fake.seed(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "gvisor"}, "handler": "runsc"}));
     fake.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}));
+    // The owner's tokens live with the control plane, never in the agents' namespace.
     for name in ["claude-token", "github-token"] {
-        fake.seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS}, "data": {"token": b64("secret-value")}}));
+        fake.seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "agentfarm-system"}, "data": {"token": b64("secret-value")}}));
     }
     let passing = tokio::task::spawn_blocking(doctor).await.unwrap();
     let table = String::from_utf8_lossy(&passing.stdout).into_owned();

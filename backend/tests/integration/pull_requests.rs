@@ -6,19 +6,16 @@ use agentfarm_shared::run::{DiffSummary, RunState};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::TestServer;
-
-const TOKEN: &str = "ghp_backendTestToken0123456789abcdefABCD";
+use crate::harness::{TEST_GITHUB_TOKEN, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_opens_a_pull_request_and_a_continued_run_updates_it() {
-    let github = FakeGithub::start(TOKEN).await;
+    let github = FakeGithub::start(TEST_GITHUB_TOKEN).await;
     github.create_repo("octo", "app", "main");
     let (git_url, api_url) = (github.git_url(), github.api_url());
     let server = TestServer::start_with(|s| {
         s.github_url = git_url;
         s.github_api_url = api_url;
-        s.agent_env.push(("GITHUB_TOKEN".into(), TOKEN.into()));
     })
     .await;
     let (status, body) = server
@@ -89,7 +86,7 @@ async fn a_run_opens_a_pull_request_and_a_continued_run_updates_it() {
         .get(&format!("/api/runs/{}/logs?limit=5000", second.id))
         .await;
     let (_, runs) = server.get("/api/runs").await;
-    assert!(!logs.to_string().contains(TOKEN) && !runs.to_string().contains(TOKEN));
+    assert!(!logs.to_string().contains(TEST_GITHUB_TOKEN) && !runs.to_string().contains(TEST_GITHUB_TOKEN));
 
     let (status, body) = server
         .post("/api/runs", json!({"config_id": "notes", "continue_run": "nope"}))

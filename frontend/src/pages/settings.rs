@@ -1,5 +1,5 @@
 //! Settings (`/settings`): the server's runtime (`#runtime-kind`; `#not-isolated` when agents are plain
-//! processes), `#max-running`, `#server-version`, the cluster checks (`#cluster`: one `li.check[data-status]`
+//! processes; `#direct-credentials` when agents hold the owner's tokens), `#max-running`, `#server-version`, the cluster checks (`#cluster`: one `li.check[data-status]`
 //! per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and
 //! notifications (`#notifications`), drawn by `frontend/push.js`: a plain script added with the section, so
 //! it is fetched only when Settings opens (never in the first load); it draws the section's content each time
@@ -57,6 +57,12 @@ pub fn Settings() -> Html {
                                     <strong>{ "Not isolated." }</strong>
                                     { " Agents run as plain processes of the server's user, with access to everything \
                                        that user can read and write. Only run configs and repositories you trust." }
+                                </div>
+                            }
+                            if info.direct_credentials {
+                                <div id="direct-credentials" class="warning-box" role="alert">
+                                    <strong>{ "Agents hold your tokens." }</strong>
+                                    { " The server runs with --direct-credentials, a debugging mode: every agent gets                                        your Claude and GitHub tokens, and any agent can leak them. Turn it off." }
                                 </div>
                             }
                         </>

@@ -37,6 +37,18 @@ use crate::server::Shared;
 /// A fake token in the shape of a Claude subscription (setup-token) OAuth token.
 pub const FAKE_OAUTH_TOKEN: &str = "sk-ant-oat01-fake-token-for-agentfarm-tests-000000000000000000000000";
 
+/// A shell command for `[[bash:…]]` that hunts for credentials the way a prompt-injected agent would: it
+/// gathers its whole environment, its ancestors' up to PID 1 (read from `/proc`, where the sandbox allows) and
+/// every file in its home and work dir, prints whatever in it is token-shaped, for Claude to send to the
+/// model, and then `searched N bytes`, so that a hunt that found nothing shows it looked. The prefixes are
+/// written as patterns that match them, so that a prompt holding the command holds no token shape (which the
+/// server refuses).
+pub const HUNT_FOR_TOKENS: &str = "h=$(mktemp -p /tmp); { env; p=$$; while [ \"$p\" -ge 1 ]; do \
+     tr '\\0' '\\n' < /proc/$p/environ; p=$(cut -d' ' -f4 /proc/$p/stat); done; \
+     find \"$HOME\" \"$PWD\" -type f -exec cat {} +; } > \"$h\" 2>/dev/null; \
+     grep -a -o -E '(s[k]-ant-|g[h]p_|githu[b]_pat_|afru[n]_)[A-Za-z0-9_-]+' \"$h\" | sort -u; \
+     echo \"searched $(wc -c < \"$h\") bytes\"; rm -f \"$h\"";
+
 /// What a request to the fake was, as the fake understood it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {

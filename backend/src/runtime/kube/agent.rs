@@ -9,13 +9,14 @@ use agentfarm_shared::log::LogStream;
 use agentfarm_shared::turns::{Activity, TurnTracker};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{AttachParams, DeleteParams, PostParams, PropagationPolicy};
+use kube::api::{AttachParams, DeleteParams, PropagationPolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::CONTAINER;
+use super::launch::Agent;
 use super::limit::CreateLimiter;
 use super::logs::{self, Position};
 use super::status::{Known, Phase, phase};
@@ -58,14 +59,16 @@ pub struct Tracker {
     pub jobs: Api<Job>,
     /// Pods in the agents namespace.
     pub pods: Api<Pod>,
+    /// The agents namespace's Secrets (a run's capability).
+    pub secrets: Api<Secret>,
     /// Where the run's events go.
     pub events: mpsc::Sender<RunEvent>,
     /// Its own inbox, and a sender for the log follower.
     pub inbox: (mpsc::UnboundedSender<Inbox>, mpsc::UnboundedReceiver<Inbox>),
     /// Where the log reading resumes.
     pub position: Position,
-    /// The Job to create should the first listing show neither Job nor pod (a run that was `starting`).
-    pub create: Option<Job>,
+    /// The agent to create should the first listing show neither Job nor pod (a run that was `starting`).
+    pub create: Option<Agent>,
     /// The runtime's limit on Job creates, which that create waits for too.
     pub creates: Arc<CreateLimiter>,
     /// True when the Job was just created: its absence in a listing is not yet news.
@@ -179,15 +182,11 @@ impl Tracker {
             }
             Phase::Vanished if self.expect_job => None,
             Phase::Vanished => match self.create.take() {
-                Some(job) => {
+                Some(agent) => {
                     // The server stopped between storing `starting` and creating the Job: create it now.
                     self.creates.acquire().await;
-                    match self.jobs.create(&PostParams::default(), &job).await {
-                        Ok(_) => {
-                            self.expect_job = true;
-                            None
-                        }
-                        Err(kube::Error::Api(status)) if status.code == 409 => {
+                    match agent.create(&self.jobs, &self.secrets).await {
+                        Ok(()) => {
                             self.expect_job = true;
                             None
                         }

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use agentfarm_shared::config::CredentialMode;
+use agentfarm_shared::runner::RUN_TOKEN_ENV;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, EphemeralVolumeSource,
     PersistentVolumeClaimSpec, PersistentVolumeClaimTemplate, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -31,7 +32,7 @@ pub const ARCHIVE_FINALIZER: &str = "agentfarm.dev/archive-logs";
 pub const CONTAINER: &str = "agent";
 /// The user and group the agent image runs as.
 const AGENT_UID: i64 = 10001;
-/// The key holding the token in both Secrets.
+/// The key holding the token in every Secret.
 pub const TOKEN_KEY: &str = "token";
 
 /// Where things live in the agent's pod.
@@ -46,6 +47,33 @@ mod paths {
 /// The name of run `run_id`'s Job: the same every time, so creating it twice cannot make two.
 pub fn job_name(run_id: &str) -> String {
     format!("agent-{run_id}")
+}
+
+/// The name of the Secret holding run `run_id`'s capability (owned by its Job, so it goes with it).
+pub fn capability_secret_name(run_id: &str) -> String {
+    format!("agent-{run_id}-capability")
+}
+
+/// The Secret holding `spec`'s capability, for its pod's environment. A Secret rather than a value in the
+/// Job: reading Jobs and pods (`kubectl get -o yaml`, events, a dashboard) is more widely granted than
+/// reading Secrets, and the Secret is never printed with them.
+pub fn capability_secret(spec: &RunSpec) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(capability_secret_name(&spec.run_id)),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (RUN_LABEL.to_owned(), spec.run_id.clone()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(BTreeMap::from([(
+            TOKEN_KEY.to_owned(),
+            spec.capability.secret().to_owned(),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
 }
 
 /// The label selector matching every object agentfarm makes.
@@ -97,17 +125,27 @@ pub fn job(spec: &RunSpec, settings: &KubeSettings) -> Result<Job, JobError> {
         plain("CLAUDE_CODE_TMPDIR", paths::TMP),
         plain("DISABLE_UPDATES", "1"),
         plain("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        secret("GITHUB_TOKEN", &settings.github_token_secret),
     ];
-    if !shared_volume {
-        env.push(secret("CLAUDE_CODE_OAUTH_TOKEN", &settings.claude_token_secret));
-    }
     env.extend(
         settings
             .agent_env
             .iter()
             .map(|(name, value)| plain(name, value.as_str())),
     );
+    // What reaches the model and git, after --agent-env so that nothing there overrides it: the run's own
+    // capability, from its Secret; the owner's tokens only in the direct mode.
+    let capability = capability_secret_name(&spec.run_id);
+    env.push(plain("ANTHROPIC_BASE_URL", settings.runner.model_url.as_str()));
+    env.push(secret(RUN_TOKEN_ENV, &capability));
+    let claude_token = if settings.runner.direct {
+        env.push(secret("GITHUB_TOKEN", &settings.github_token_secret));
+        settings.claude_token_secret.as_str()
+    } else {
+        capability.as_str()
+    };
+    if !shared_volume {
+        env.push(secret("CLAUDE_CODE_OAUTH_TOKEN", claude_token));
+    }
 
     let size = |limit: &str| EmptyDirVolumeSource {
         size_limit: Some(Quantity(limit.to_owned())),
@@ -334,8 +372,10 @@ mod tests {
             node_selector: BTreeMap::from([("agentfarm.dev/role".into(), "agents".into())]),
             runner: RunnerSite {
                 claude_command: "claude".into(),
-                git_url: "https://github.com".into(),
-                api_url: "https://api.github.com".into(),
+                git_url: "http://agentfarm.agentfarm-system.svc/proxy/git".into(),
+                control_url: "http://agentfarm.agentfarm-system.svc".into(),
+                model_url: "http://agentfarm.agentfarm-system.svc/proxy/anthropic".into(),
+                direct: false,
             },
             agent_env: vec![("TZ".into(), "UTC".into())],
             idle_timeout: Duration::from_secs(300),
@@ -356,6 +396,7 @@ mod tests {
             prompt: "Fix the bugs".into(),
             session_id: "00000000-0000-4000-8000-000000000000".into(),
             branch: "agentfarm/01jz0000000000000000000000".into(),
+            capability: crate::capability::Capability::mint().expect("randomness"),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The Kubernetes runtime: each run is a Job in the agents namespace, its pod sandboxed by a RuntimeClass.
 //!
 //! - [`image`]: the agent image reference and the image a config's agent runs.
-//! - [`job`]: the Job for a run (the `restricted` Pod Security profile, resources, Secrets, volumes).
+//! - [`job`]: the Job for a run (the `restricted` Pod Security profile, resources, Secrets, volumes), and the
+//!   Secret with its capability.
+//! - [`launch`]: creating both, repeatably.
 //! - [`watch`]: two watchers (Jobs and pods with agentfarm's label) feed each run's tracker; a relist
 //!   replaces what trackers know, so a deletion missed while disconnected is still noticed.
 //! - [`agent`]: one tracker per run turns Job and pod states into run events, follows the log, attaches for
@@ -16,6 +18,7 @@
 pub mod agent;
 pub mod image;
 pub mod job;
+pub mod launch;
 pub mod limit;
 pub mod logs;
 pub mod status;
@@ -29,13 +32,14 @@ use agentfarm_shared::api::RuntimeInfo;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use tokio::sync::{mpsc, oneshot};
 
 use self::agent::{Inbox, Tracker, is_not_found};
-use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, job_name, managed_selector};
+use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, capability_secret_name, job_name, managed_selector};
+use self::launch::Agent;
 use self::limit::CreateLimiter;
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
@@ -90,6 +94,7 @@ pub struct KubeRuntime {
     settings: Arc<KubeSettings>,
     jobs: Api<Job>,
     pods: Api<Pod>,
+    secrets: Api<Secret>,
     registry: Arc<Mutex<watch::Registry>>,
     creates: Arc<CreateLimiter>,
 }
@@ -99,12 +104,14 @@ impl KubeRuntime {
     /// unreachable).
     pub fn new(client: kube::Client, settings: KubeSettings) -> Self {
         let jobs: Api<Job> = Api::namespaced(client.clone(), &settings.namespace);
-        let pods: Api<Pod> = Api::namespaced(client, &settings.namespace);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &settings.namespace);
+        let secrets: Api<Secret> = Api::namespaced(client, &settings.namespace);
         let registry = Arc::new(Mutex::new(watch::Registry::default()));
         let settings = Arc::new(settings);
         tokio::spawn(watch::run(
             jobs.clone(),
             pods.clone(),
+            secrets.clone(),
             Arc::clone(&registry),
             Arc::clone(&settings),
         ));
@@ -113,6 +120,7 @@ impl KubeRuntime {
             settings,
             jobs,
             pods,
+            secrets,
             registry,
         }
     }
@@ -122,13 +130,14 @@ impl KubeRuntime {
     }
 
     /// Starts a tracker for `run_id` and registers it; returns its events.
-    fn track(&self, run_id: &str, position: Position, create: Option<Job>, expect_job: bool) -> RunEvents {
+    fn track(&self, run_id: &str, position: Position, create: Option<Agent>, expect_job: bool) -> RunEvents {
         let (events_tx, events) = mpsc::channel(1024);
         let inbox = mpsc::unbounded_channel();
         let tracker = Tracker {
             run_id: run_id.to_owned(),
             jobs: self.jobs.clone(),
             pods: self.pods.clone(),
+            secrets: self.secrets.clone(),
             events: events_tx,
             inbox: (inbox.0.clone(), inbox.1),
             position,
@@ -152,18 +161,12 @@ impl KubeRuntime {
     }
 
     async fn launch_job(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
-        let job = job::job(&spec, &self.settings).map_err(|err| RuntimeError::Failed(err.to_string()))?;
+        let agent = Agent::new(&spec, &self.settings).map_err(|err| RuntimeError::Failed(err.to_string()))?;
         self.creates.acquire().await;
-        match self.jobs.create(&PostParams::default(), &job).await {
-            // Already there: an earlier attempt got through. Never a second Job for one run.
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(err) => {
-                return Err(RuntimeError::Failed(format!(
-                    "cannot create the agent's Job: {err}"
-                )));
-            }
-        }
+        agent
+            .create(&self.jobs, &self.secrets)
+            .await
+            .map_err(|err| RuntimeError::Failed(format!("cannot create the agent's Job: {err}")))?;
         // Tracked from here: what the watchers saw meanwhile is in the registry, and reaches the tracker
         // first.
         Ok(self.track(&spec.run_id, Position::default(), None, true))
@@ -228,13 +231,14 @@ impl Runtime for KubeRuntime {
     }
 
     fn release(&self, run_id: &str) -> BoxFuture<'_, ()> {
-        let (jobs, pods, run_id) = (self.jobs.clone(), self.pods.clone(), run_id.to_owned());
+        let (jobs, pods, secrets) = (self.jobs.clone(), self.pods.clone(), self.secrets.clone());
+        let run_id = run_id.to_owned();
         // In the background, retried for a while: the API may be down just now. The Job's TTL and the next
         // start's sweep catch what is left after that.
         tokio::spawn(async move {
             let mut backoff = logs::Backoff::default();
             for attempt in 1..=RELEASE_ATTEMPTS {
-                match release(&jobs, &pods, &run_id).await {
+                match release(&jobs, &pods, &secrets, &run_id).await {
                     Ok(()) => return,
                     Err(err) if attempt == RELEASE_ATTEMPTS => {
                         tracing::warn!(run_id, %err, "cannot let go of the agent's Job and pod");
@@ -249,7 +253,7 @@ impl Runtime for KubeRuntime {
     fn remove(&self, run_id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let run_id = run_id.to_owned();
         async move {
-            release(&self.jobs, &self.pods, &run_id)
+            release(&self.jobs, &self.pods, &self.secrets, &run_id)
                 .await
                 .map_err(|err| RuntimeError::Failed(format!("cannot delete the agent's Job: {err}")))
         }
@@ -260,8 +264,8 @@ impl Runtime for KubeRuntime {
         let mut adopted = Vec::with_capacity(runs.len());
         let mut known = HashSet::new();
         for run in runs {
-            let create = match run.relaunch.as_ref().map(|spec| job::job(spec, &self.settings)) {
-                Some(Ok(job)) => Some(job),
+            let create = match run.relaunch.as_ref().map(|spec| Agent::new(spec, &self.settings)) {
+                Some(Ok(agent)) => Some(agent),
                 Some(Err(err)) => {
                     tracing::warn!(run_id = run.run_id, %err, "cannot make the Job of a run that was starting");
                     None
@@ -277,18 +281,34 @@ impl Runtime for KubeRuntime {
         }
         // Jobs of no active run are swept: now if the first listings are complete, else when they are.
         let strays = self.registry().adopted(known);
-        watch::sweep(&self.jobs, &self.pods, strays);
+        watch::sweep(&self.jobs, &self.pods, &self.secrets, strays);
         async move { adopted }.boxed()
     }
 }
 
-/// Deletes run `run_id`'s Job and removes the archive finalizer from its pods, so they go.
-async fn release(jobs: &Api<Job>, pods: &Api<Pod>, run_id: &str) -> Result<(), kube::Error> {
+/// Deletes run `run_id`'s Job and its capability's Secret (which the cluster would also delete with the Job,
+/// its owner), and removes the archive finalizer from its pods, so they go.
+async fn release(
+    jobs: &Api<Job>,
+    pods: &Api<Pod>,
+    secrets: &Api<Secret>,
+    run_id: &str,
+) -> Result<(), kube::Error> {
     let params = kube::api::DeleteParams {
         propagation_policy: Some(kube::api::PropagationPolicy::Background),
         ..kube::api::DeleteParams::default()
     };
     match jobs.delete(&job_name(run_id), &params).await {
+        Err(err) if !is_not_found(&err) => return Err(err),
+        _ => {}
+    }
+    match secrets
+        .delete(
+            &capability_secret_name(run_id),
+            &kube::api::DeleteParams::default(),
+        )
+        .await
+    {
         Err(err) if !is_not_found(&err) => return Err(err),
         _ => {}
     }

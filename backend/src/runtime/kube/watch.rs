@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
@@ -208,6 +208,7 @@ fn apply<K: Watched>(registry: &mut Registry, event: Event<K>) -> Vec<String> {
 pub async fn run(
     jobs: Api<Job>,
     pods: Api<Pod>,
+    secrets: Api<Secret>,
     registry: Arc<Mutex<Registry>>,
     settings: Arc<KubeSettings>,
 ) {
@@ -228,21 +229,22 @@ pub async fn run(
                 Vec::new()
             }
         };
-        sweep(&jobs, &pods, strays);
+        sweep(&jobs, &pods, &secrets, strays);
     }
 }
 
-/// Deletes, in the background, the Jobs and pods of `strays`: runs agentfarm does not track.
-pub fn sweep(jobs: &Api<Job>, pods: &Api<Pod>, strays: Vec<String>) {
+/// Deletes, in the background, the Jobs, pods and capability Secrets of `strays`: runs agentfarm does not
+/// track.
+pub fn sweep(jobs: &Api<Job>, pods: &Api<Pod>, secrets: &Api<Secret>, strays: Vec<String>) {
     for run_id in strays {
         tracing::warn!(
             run_id,
             "deleting the Job of a run agentfarm does not track (unknown, or already ended)"
         );
-        let (jobs, pods) = (jobs.clone(), pods.clone());
+        let (jobs, pods, secrets) = (jobs.clone(), pods.clone(), secrets.clone());
         tokio::spawn(async move {
             // Deleting the Job stops a running agent with its grace period (it pushes on SIGTERM).
-            if let Err(err) = super::release(&jobs, &pods, &run_id).await {
+            if let Err(err) = super::release(&jobs, &pods, &secrets, &run_id).await {
                 tracing::warn!(run_id, %err, "cannot delete the stray Job");
             }
         });

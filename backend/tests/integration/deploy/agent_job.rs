@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use agentfarm::runtime::RunSpec;
-use agentfarm::runtime::kube::job::job;
+use agentfarm::runtime::kube::job::{capability_secret_name, job};
 use agentfarm::server::kube_settings;
 use agentfarm_shared::config::{ConfigSpec, CredentialMode};
 use k8s_openapi::api::batch::v1::Job;
@@ -29,6 +29,7 @@ fn run(config: ConfigSpec) -> RunSpec {
         prompt: "Fix the bugs".into(),
         session_id: "00000000-0000-4000-8000-000000000000".into(),
         branch: "agentfarm/01jz0000000000000000000000".into(),
+        capability: agentfarm::capability::Capability::mint().unwrap(),
     }
 }
 
@@ -54,6 +55,15 @@ fn the_agent_job_refers_only_to_objects_the_manifests_create() {
     for (name, objects) in every_rendering_parsed() {
         let (settings, made) = jobs(name, objects);
         let doctor = settings.kube.doctor_spec();
+        // The owner's tokens, which the control plane mounts: described for the owner and checked by doctor.
+        for need in &doctor.secrets {
+            assert!(
+                example_secrets.contains(&(need.namespace.clone(), need.name.clone())),
+                "{name}: doctor checks Secret {}/{}, which manifests/secrets/ does not describe",
+                need.namespace,
+                need.name
+            );
+        }
         shared_volume_checked |= made.len() > 1;
         for agent in &made {
             let namespace = agent.metadata.namespace.clone().expect("a namespaced Job");
@@ -102,19 +112,15 @@ fn the_agent_job_refers_only_to_objects_the_manifests_create() {
                     .all(|volume| volume.secret.is_none() && volume.projected.is_none()),
                 "{name}: agents read Secrets only as the variables below"
             );
-            for (secret, key) in secret_keys(&pod) {
-                assert!(
-                    example_secrets.contains(&(namespace.clone(), secret.clone())),
-                    "{name}: the Job reads Secret {namespace}/{secret}, which manifests/secrets/ does not describe"
-                );
-                assert!(
-                    doctor
-                        .secrets
-                        .iter()
-                        .any(|need| need.name == secret && need.keys.contains(&key)),
-                    "{name}: the Job reads key {key} of {secret}, which `doctor` does not check"
-                );
-            }
+            // The one Secret a Job reads is its run's capability, which the runtime makes with the Job; the
+            // owner's tokens never reach an agent.
+            let capability = capability_secret_name("01jz0000000000000000000000");
+            let read = secret_keys(&pod);
+            assert!(
+                read.iter().all(|(secret, _)| *secret == capability),
+                "{name}: the Job reads {read:?}, not only its capability"
+            );
+            assert!(!read.is_empty(), "{name}: the agent gets its capability");
             for claim in pod
                 .volumes
                 .iter()

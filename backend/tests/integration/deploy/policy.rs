@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use agentfarm::doctor;
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use super::objects::{self, Object, every_rendering_parsed};
@@ -120,29 +120,36 @@ fn pods_run_only_in_namespaces_that_enforce_restricted() {
     }
 }
 
-/// One thing a role lets a subject do, in `doctor::Permission` terms.
+/// One thing a role lets a subject do, in `doctor::Permission` terms: where (`""`: cluster-wide), what, and on
+/// which object (`""`: any).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Grant {
+    namespace: String,
     verb: String,
     group: String,
     resource: String,
     name: String,
-    cluster: bool,
 }
 
-impl From<doctor::Permission<'_>> for Grant {
-    fn from(permission: doctor::Permission<'_>) -> Grant {
+impl Grant {
+    /// What `permission` needs, its namespace resolved (the agents' unless it names another).
+    fn needed(permission: doctor::Permission<'_>, agents: &str) -> Grant {
         let resource = if permission.subresource.is_empty() {
             permission.resource.to_owned()
         } else {
             format!("{}/{}", permission.resource, permission.subresource)
         };
+        let namespace = match (permission.cluster, permission.namespace) {
+            (true, _) => "",
+            (false, "") => agents,
+            (false, other) => other,
+        };
         Grant {
+            namespace: namespace.to_owned(),
             verb: permission.verb.to_owned(),
             group: permission.group.to_owned(),
             resource,
             name: permission.name.to_owned(),
-            cluster: permission.cluster,
         }
     }
 }
@@ -174,9 +181,11 @@ fn rbac_grants_exactly_what_doctor_checks() {
                 problems.push(format!("{} binds {subjects:?}", object.describe()));
                 continue;
             }
-            if binding_namespace.is_some_and(|namespace| namespace != settings.kube.namespace) {
+            if binding_namespace.is_some_and(|namespace| {
+                namespace != settings.kube.namespace && namespace != settings.kube.system_namespace
+            }) {
                 problems.push(format!(
-                    "{} grants outside the agents' namespace",
+                    "{} grants outside the agents' and the control plane's namespaces",
                     object.describe()
                 ));
             }
@@ -202,20 +211,46 @@ fn rbac_grants_exactly_what_doctor_checks() {
                 continue;
             };
             for rule in &rules {
-                expand(rule, binding_namespace.is_none(), &mut granted, &mut problems);
+                expand(
+                    rule,
+                    binding_namespace.unwrap_or_default(),
+                    &mut granted,
+                    &mut problems,
+                );
             }
         }
         let spec = settings.kube.doctor_spec();
-        let needed: BTreeSet<Grant> = doctor::permissions(&spec).into_iter().map(Grant::from).collect();
+        let needed: BTreeSet<Grant> = doctor::permissions(&spec)
+            .into_iter()
+            .map(|permission| Grant::needed(permission, &settings.kube.namespace))
+            .collect();
         for grant in granted.difference(&needed) {
             problems.push(format!("granted but not needed: {grant:?}"));
         }
         for grant in needed.difference(&granted) {
             problems.push(format!("needed but not granted: {grant:?}"));
         }
-        for grant in &granted {
-            if grant.resource == "secrets" && grant.verb != "get" {
-                problems.push(format!("Secrets may only be read by name: {grant:?}"));
+        // Secrets: the owner's read by name only (in the control plane's namespace); in the agents' namespace,
+        // each run's capability Secret made and removed, never a Secret read.
+        for grant in granted.iter().filter(|grant| grant.resource == "secrets") {
+            let reads = matches!(grant.verb.as_str(), "get" | "list" | "watch");
+            let allowed = if grant.namespace == settings.kube.system_namespace {
+                grant.verb == "get" && !grant.name.is_empty()
+            } else {
+                grant.namespace == settings.kube.namespace && !reads
+            };
+            if !allowed {
+                problems.push(format!("a Secret permission beyond the owner's tokens by name and the runs' capabilities: {grant:?}"));
+            }
+        }
+        for grant in granted
+            .iter()
+            .filter(|grant| grant.namespace == settings.kube.system_namespace)
+        {
+            if grant.resource != "secrets" {
+                problems.push(format!(
+                    "in the control plane's namespace only its tokens: {grant:?}"
+                ));
             }
         }
         assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
@@ -244,7 +279,8 @@ fn control_plane_account(objects: &[Object]) -> (String, String) {
 }
 
 /// A rule as single grants; wildcards and non-resource URLs are problems.
-fn expand(rule: &PolicyRule, cluster: bool, granted: &mut BTreeSet<Grant>, problems: &mut Vec<String>) {
+/// The grants of `rule` in `namespace` (`""`: a ClusterRole's, cluster-wide).
+fn expand(rule: &PolicyRule, namespace: &str, granted: &mut BTreeSet<Grant>, problems: &mut Vec<String>) {
     if rule
         .non_resource_urls
         .as_ref()
@@ -268,11 +304,11 @@ fn expand(rule: &PolicyRule, cluster: bool, granted: &mut BTreeSet<Grant>, probl
                 }
                 for name in &names {
                     granted.insert(Grant {
+                        namespace: namespace.to_owned(),
                         verb: verb.clone(),
                         group: group.clone(),
                         resource: resource.clone(),
                         name: name.clone(),
-                        cluster,
                     });
                 }
             }
@@ -303,15 +339,9 @@ fn agents_accept_no_ingress_and_never_reach_private_ranges() {
                 if peers.is_empty() {
                     problems.push(format!("{policy_name} allows egress to every address"));
                 }
-                let only_dns = rule.ports.as_ref().is_some_and(|ports| {
-                    !ports.is_empty()
-                        && ports.iter().all(|port| {
-                            port.port
-                                == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(53))
-                        })
-                });
+                let only_port = |number| only_port(rule.ports.as_ref(), number);
                 for peer in &peers {
-                    problems.extend(peer_problems(&policy_name, peer, only_dns));
+                    problems.extend(peer_problems(&policy_name, peer, only_port(53), only_port(8080)));
                 }
             }
         }
@@ -319,8 +349,31 @@ fn agents_accept_no_ingress_and_never_reach_private_ranges() {
     }
 }
 
-/// Why an egress peer of an agents' policy is too wide.
-fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool) -> Vec<String> {
+/// Whether `ports` names ports and all of them are `number`.
+fn only_port(ports: Option<&Vec<NetworkPolicyPort>>, number: i32) -> bool {
+    ports.is_some_and(|ports| {
+        !ports.is_empty()
+            && ports.iter().all(|port| {
+                port.port
+                    == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                        number,
+                    ))
+            })
+    })
+}
+
+/// The namespace a peer's namespace selector names by `kubernetes.io/metadata.name`, if it does.
+fn peer_namespace(peer: &NetworkPolicyPeer) -> Option<&str> {
+    peer.namespace_selector
+        .as_ref()
+        .and_then(|selector| selector.match_labels.as_ref())
+        .and_then(|labels| labels.get("kubernetes.io/metadata.name"))
+        .map(String::as_str)
+}
+
+/// Why an egress peer of an agents' policy is too wide: in-cluster, agents reach DNS on port 53 and the
+/// control plane's proxies on port 8080, nothing else.
+fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool, only_proxies: bool) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(block) = &peer.ip_block {
         let Some(cidr) = Cidr::parse(&block.cidr) else {
@@ -345,15 +398,17 @@ fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool) -> Vec<
         }
     }
     if peer.namespace_selector.is_some() || peer.pod_selector.is_some() {
-        let to_kube_dns = peer
-            .namespace_selector
-            .as_ref()
-            .and_then(|selector| selector.match_labels.as_ref())
-            .and_then(|labels| labels.get("kubernetes.io/metadata.name"))
-            .is_some_and(|namespace| namespace == "kube-system");
-        if !(to_kube_dns && only_dns) {
+        let to_kube_dns = peer_namespace(peer) == Some("kube-system");
+        let to_control_plane = peer_namespace(peer) == Some("agentfarm-system")
+            && peer
+                .pod_selector
+                .as_ref()
+                .and_then(|selector| selector.match_labels.as_ref())
+                .and_then(|labels| labels.get("app.kubernetes.io/name"))
+                .is_some_and(|name| name == "agentfarm-control-plane");
+        if !(to_kube_dns && only_dns || to_control_plane && only_proxies) {
             problems.push(format!(
-                "{policy}: agents may reach in-cluster pods other than DNS"
+                "{policy}: agents may reach in-cluster pods other than DNS and the control plane's proxies"
             ));
         }
     }
@@ -361,8 +416,9 @@ fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool) -> Vec<
 }
 
 #[test]
-fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy() {
+fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy_and_agents_proxy_calls() {
     for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
         let system = objects
             .iter()
             .find(|object| object.name() == super::settings::DEPLOYMENT)
@@ -379,18 +435,18 @@ fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy() {
         for policy in &policies {
             for rule in policy.spec.iter().flat_map(|spec| spec.ingress.iter().flatten()) {
                 let peers = rule.from.clone().unwrap_or_default();
-                let from_tailscale = |peer: &NetworkPolicyPeer| {
+                let proxies_only = only_port(rule.ports.as_ref(), 8080);
+                let allowed = |peer: &NetworkPolicyPeer| {
                     peer.ip_block.is_none()
-                        && peer
-                            .namespace_selector
-                            .as_ref()
-                            .and_then(|selector| selector.match_labels.as_ref())
-                            .and_then(|labels| labels.get("kubernetes.io/metadata.name"))
-                            .is_some_and(|namespace| namespace == "tailscale")
+                        && match peer_namespace(peer) {
+                            Some("tailscale") => true,
+                            Some(namespace) => namespace == settings.kube.namespace && proxies_only,
+                            None => false,
+                        }
                 };
                 assert!(
-                    !peers.is_empty() && peers.iter().all(from_tailscale),
-                    "{name}: {:?} admits more than the Tailscale proxy: {rule:?}",
+                    !peers.is_empty() && peers.iter().all(allowed),
+                    "{name}: {:?} admits more than the Tailscale proxy and the agents' proxies: {rule:?}",
                     policy.metadata.name
                 );
             }

@@ -406,11 +406,11 @@ fn bootstrap_creates_secrets_through_pipes_and_a_site_overlay_that_excepts_the_n
         }
     }
     assert_eq!(
-        secrets["agentfarm-agents/claude-token"]["token"],
+        secrets["agentfarm-system/claude-token"]["token"],
         base64(CANARIES[0].1)
     );
     assert_eq!(
-        secrets["agentfarm-agents/github-token"]["token"],
+        secrets["agentfarm-system/github-token"]["token"],
         base64(CANARIES[1].1)
     );
     assert_eq!(

@@ -237,6 +237,15 @@ async fn upgraded_data_is_intact(store: &Store, version: u32) {
     } else {
         assert!(devices.is_empty(), "{devices:?}");
     }
+    // 5: capabilities and usage.
+    let usage = (
+        first.usage.requests,
+        first.usage.input_tokens,
+        first.usage.output_tokens,
+    );
+    assert_eq!(usage, if version >= 5 { (4, 1200, 340) } else { (0, 0, 0) });
+    let holder = store.capability_holder("ab".repeat(32)).await.unwrap();
+    assert_eq!(holder.map(|h| h.run_id), (version >= 5).then(|| run(5)));
 }
 
 /// Every version's fixture upgrades to the newest schema with its data intact; starting again is a no-op.

@@ -1,7 +1,8 @@
 //! What only a real cluster shows, each end as the server reports it: a memory limit exceeded, the Job's
-//! deadline, an image that does not exist, a missing Secret, a stop (its grace period and what exists
+//! deadline, an image that does not exist, a missing (capability) Secret, a stop (its grace period and what exists
 //! pushed), a pod deleted behind the server's back, and a Job the store does not know.
 
+use agentfarm_real_cluster::layout::NODE;
 use agentfarm_shared::run::{Run, RunState};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -10,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::runs::{pod_when, started, until_ended, until_gone, until_state};
-use crate::suite::{AGENTS, GITHUB_TOKEN, suite};
+use crate::suite::{AGENTS, Suite, suite};
 
 /// Creates a config from `fields` (plus a name and a task) and launches it with `prompt`; the ended run.
 async fn run_to_end(name: &str, fields: serde_json::Value, prompt: &str) -> Run {
@@ -24,6 +25,22 @@ async fn run_to_end(name: &str, fields: serde_json::Value, prompt: &str) -> Run 
     let mut socket = app.socket().await;
     let run = app.launch(&config, prompt).await;
     until_ended(&mut socket, &run.id).await
+}
+
+/// The node, cordoned until dropped (also when a test fails, so that the next finds it schedulable).
+struct Cordoned(&'static Suite);
+
+impl Cordoned {
+    fn node(suite: &'static Suite) -> Cordoned {
+        suite.kubectl(&["cordon", NODE]);
+        Cordoned(suite)
+    }
+}
+
+impl Drop for Cordoned {
+    fn drop(&mut self) {
+        self.0.kubectl(&["uncordon", NODE]);
+    }
 }
 
 fn reason(run: &Run) -> String {
@@ -88,13 +105,29 @@ async fn a_missing_image_fails_fast_with_the_pull_reason() {
     until_gone(&suite.kube().await, &run.id).await;
 }
 
+/// The one Secret an agent's pod reads is its run's capability, made with its Job. Gone before the pod
+/// starts (the node cordoned meanwhile, so that the pod waits for it), the kubelet cannot start the container.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_fails_with_create_container_config_error() {
     let suite = suite();
     let _turn = suite.turn().await;
-    suite.kubectl(&["-n", AGENTS, "delete", "secret", "github-token"]);
-    let run = run_to_end("No Secret", json!({}), "hello").await;
-    suite.set_secret("github-token", GITHUB_TOKEN);
+    let app = suite.app();
+    let config = app
+        .create_config_with(json!({"name": suite.named("No Secret"), "task_prompt": "unused", "cpu": "250m"}))
+        .await;
+    let cordoned = Cordoned::node(suite);
+    let mut socket = app.socket().await;
+    let run = app.launch(&config, "hello").await;
+    pod_when(&suite.kube().await, &run.id, |_| true).await;
+    suite.kubectl(&[
+        "-n",
+        AGENTS,
+        "delete",
+        "secret",
+        &format!("agent-{}-capability", run.id),
+    ]);
+    drop(cordoned);
+    let run = until_ended(&mut socket, &run.id).await;
     assert_eq!(run.state, RunState::Failed, "{run:?}");
     assert!(
         reason(&run).contains("CreateContainerConfigError"),

@@ -5,6 +5,7 @@
 //! - [`suite`]: the shared cluster, the fakes on the host's bridge address, the control plane in the cluster.
 //! - [`runs`]: following a run through the app's stream, its stored log, its pod and Job.
 //! - [`journey`]: the whole journey under gVisor and under runc.
+//! - [`credentials`]: an agent hunting for tokens finds only its run's capability.
 //! - [`manifests`]: the overlay applied server-side, Pod Security, the sandbox policy, `agentfarm doctor`.
 //! - [`failures`]: what only a real cluster shows: OOM, deadlines, a missing image or Secret, a stop, a pod
 //!   deleted behind the server's back, a stray Job.
@@ -12,6 +13,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod credentials;
 mod failures;
 mod journey;
 mod manifests;

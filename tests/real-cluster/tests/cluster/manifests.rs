@@ -209,7 +209,7 @@ async fn doctor_passes_on_the_cluster_and_fails_with_its_fix_when_a_secret_or_th
         "{table}"
     );
 
-    suite.kubectl(&["-n", AGENTS, "delete", "secret", "github-token"]);
+    suite.kubectl(&["-n", SYSTEM, "delete", "secret", "github-token"]);
     let (passed, table) = doctor();
     suite.set_secret("github-token", crate::suite::GITHUB_TOKEN);
     assert!(!passed, "no Secret github-token fails:\n{table}");

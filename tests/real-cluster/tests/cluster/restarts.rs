@@ -1,5 +1,6 @@
 //! Restarts in the middle of a run: the control plane killed (its pod deleted without grace, as a crashed
-//! node would leave it) adopts the run and streams on from its stored line; the API server restarted under
+//! node would leave it) adopts the run and streams on from its stored line, while the agent rides out the
+//! model proxy's absence with Claude Code's own retries; the API server restarted under
 //! the server's open watches and log stream loses and repeats no line.
 
 use std::time::Duration;

@@ -106,8 +106,8 @@ impl Suite {
         suite
     }
 
-    /// Applies the overlay (server-side, as the runbook's bootstrap does), the agents' Secrets, and waits for
-    /// the control plane.
+    /// Applies the overlay (server-side, as the runbook's bootstrap does), the owner's token Secrets (which only
+    /// the control plane mounts), and waits for the control plane.
     fn deploy(&self) {
         let overlay = self.repo.join("manifests/overlays/local");
         self.kubectl(&[
@@ -129,12 +129,12 @@ impl Suite {
         ]);
     }
 
-    /// Creates or replaces Secret `name` (key `token`) in the agents' namespace.
+    /// Creates or replaces the owner's token Secret `name` (key `token`) in the control plane's namespace.
     pub fn set_secret(&self, name: &str, token: &str) {
         let secret = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": AGENTS},
+            "metadata": {"name": name, "namespace": SYSTEM},
             "stringData": {"token": token},
         });
         self.apply(&secret);

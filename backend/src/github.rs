@@ -1,5 +1,5 @@
-//! The GitHub REST calls of a run: open a pull request for the run's branch, or update the one that is
-//! already open.
+//! The GitHub REST call the control plane makes for a run (agents never hold the token): open a pull request
+//! for the run's branch, or update the one that is already open.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -29,7 +29,7 @@ pub struct PullRequest {
     pub html_url: String,
 }
 
-/// A GitHub API client with the run's token.
+/// A GitHub API client with the owner's token.
 pub struct Github {
     client: reqwest::Client,
     api_url: String,
@@ -37,21 +37,19 @@ pub struct Github {
 }
 
 impl Github {
-    /// A client for `api_url` (`https://api.github.com`).
-    pub fn new(api_url: &str, token: String) -> Result<Self, GithubError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("agentfarm-runner/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
+    /// A client for `api_url` (`https://api.github.com`) over `client`.
+    pub fn new(client: reqwest::Client, api_url: &str, token: String) -> Self {
+        Self {
             client,
             api_url: api_url.trim_end_matches('/').to_owned(),
             token,
-        })
+        }
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, GithubError> {
         let response = request
             .bearer_auth(&self.token)
+            .header("user-agent", concat!("agentfarm/", env!("CARGO_PKG_VERSION")))
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
             .send()
