@@ -30,9 +30,9 @@ Removes agentfarm from the cluster in ./kubeconfig (or $KUBECONFIG), in this ord
   4. the cluster itself only with --cluster; otherwise the command to delete it is printed
 
 By default the data is KEPT: namespace agentfarm-system with the PVCs agentfarm-data (the SQLite database)
-and agentfarm-backups (its nightly copies) and the Secret vapid-keys (devices' push subscriptions depend on
-it), and, with shared-claude-home, namespace agentfarm-nfs with the PVC nfs-data (the shared Claude
-login). The agents' namespace goes, with the claude-token and github-token Secrets.
+and agentfarm-backups (its nightly copies), the Secret vapid-keys (devices' push subscriptions depend on
+it) and the Secrets claude-token and github-token (your tokens), and, with shared-claude-home, namespace
+agentfarm-nfs with the PVC nfs-data (the shared Claude login). The agents' namespace goes.
 
   --dry-run      print the plan and change nothing (contacts no cluster)
   --yes          do not ask for confirmation
@@ -146,7 +146,8 @@ describe() {
         echo "deleting every object of $OVERLAY_NOTE, data included (--delete-data)"
       else
         echo "deleting the objects of $OVERLAY_NOTE, keeping namespace $SYSTEM_NS (PVCs agentfarm-data and" \
-          "agentfarm-backups, Secret vapid-keys) and namespace $NFS_NS (PVC nfs-data); --delete-data removes them too"
+          "agentfarm-backups, Secrets vapid-keys, claude-token, github-token) and namespace $NFS_NS (PVC nfs-data);" \
+          "--delete-data removes them too"
       fi
       ;;
     helm_releases) echo "uninstalling the Helm releases kata-deploy, tailscale-operator (and namespace tailscale), csi-driver-nfs" ;;

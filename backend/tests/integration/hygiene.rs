@@ -53,7 +53,7 @@ fn assert_clean(place: &str, bytes: &[u8]) {
 /// CI-06 (credential hygiene): configs and prompts holding a canary or a token shape are refused (configs
 /// have no credential field: credentials come from the server's environment or the cluster's Secrets);
 /// canary credentials passed to an agent (in the debugging mode that passes them; by default agents get only
-/// their run's capability, proxies::an_agent_that_dumps_everything_it_can_reach_finds_neither_token), which prints them and made-up tokens on stdout, inside JSON and on
+/// their run's capability, proxies::ci_27_an_agent_that_dumps_everything_it_can_reach_finds_neither_token), which prints them and made-up tokens on stdout, inside JSON and on
 /// stderr before failing, appear in no API response, no WebSocket frame, no line the server logs (at debug
 /// level) and no byte of any file in its data dir; the log shows `[REDACTED]` where they were. The runner masks the same on its side (its own tests), and never puts the GitHub token
 /// in a URL or `.git/config`.

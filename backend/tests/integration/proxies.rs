@@ -31,7 +31,7 @@ fn holds_canary(bytes: &[u8]) -> Option<&'static str> {
 /// (On the local runtime an agent runs as the server's user and could still read the server's own files and
 /// process: SECURITY.md says so. Its environment, home and work dir are what this covers.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_that_dumps_everything_it_can_reach_finds_neither_token() {
+async fn ci_27_an_agent_that_dumps_everything_it_can_reach_finds_neither_token() {
     let server = TestServer::start_with(|s| {
         let dir = s.data_dir.parent().unwrap().to_owned();
         s.claude_token_file = Some(owner_token(&dir, "owner-claude", CLAUDE_CANARY));
@@ -115,7 +115,7 @@ git clone -q "$G/octo/secret.git" secret || echo REFUSED-FETCH
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_git_proxy_lets_a_run_fetch_its_repositories_and_push_only_its_branch() {
+async fn ci_28_the_git_proxy_lets_a_run_fetch_its_repositories_and_push_only_its_branch() {
     let github = FakeGithub::start(TEST_GITHUB_TOKEN).await;
     let app_repo = github.create_repo("octo", "app", "main");
     github.create_repo("octo", "secret", "main");

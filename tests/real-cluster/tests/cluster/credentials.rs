@@ -11,7 +11,7 @@ use crate::runs::{stored_lines, until_ended, until_gone};
 use crate::suite::{GITHUB_TOKEN, suite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_in_gvisor_that_hunts_for_tokens_finds_none_of_the_owners() {
+async fn ci_27_an_agent_in_gvisor_that_hunts_for_tokens_finds_none_of_the_owners() {
     let suite = suite();
     let _turn = suite.turn().await;
     let app = suite.app();
