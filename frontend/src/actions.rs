@@ -1,7 +1,10 @@
-//! Commands several screens share: stopping a run (optimistically), launching a config.
+//! Commands several screens share: stopping a run (optimistically), launching a config, resuming a run the
+//! usage limit stopped.
+
+use agentfarm_shared::run::{LaunchRequest, RESUME_PROMPT, Run};
+use yew::platform::spawn_local;
 
 use crate::router::Navigator;
-use yew::platform::spawn_local;
 
 use crate::api;
 use crate::router::Route;
@@ -25,10 +28,39 @@ pub fn stop_run(store: &StoreCtx, run_id: &str) {
 
 /// Launches a config's current version and opens the new run; `done` is told when the request ends.
 pub fn launch(store: &StoreCtx, navigator: Option<Navigator>, config_id: &str, done: yew::Callback<()>) {
+    let request = LaunchRequest {
+        config_id: config_id.to_owned(),
+        prompt: None,
+        continue_run: None,
+    };
+    send_launch(store, navigator, request, done);
+}
+
+/// Continues `run`, which the usage limit stopped, on its branch: the new run waits in the queue until the
+/// limit resets, then starts; it opens at once.
+pub fn resume_after_reset(
+    store: &StoreCtx,
+    navigator: Option<Navigator>,
+    run: &Run,
+    done: yew::Callback<()>,
+) {
+    let request = LaunchRequest {
+        config_id: run.config_id.clone(),
+        prompt: Some(RESUME_PROMPT.to_owned()),
+        continue_run: Some(run.id.clone()),
+    };
+    send_launch(store, navigator, request, done);
+}
+
+fn send_launch(
+    store: &StoreCtx,
+    navigator: Option<Navigator>,
+    request: LaunchRequest,
+    done: yew::Callback<()>,
+) {
     let store = store.clone();
-    let id = config_id.to_owned();
     spawn_local(async move {
-        match api::launch(&id).await {
+        match api::launch(&request).await {
             Ok(run) => {
                 let run_id = run.id.clone();
                 store.dispatch.emit(Action::Upsert(run));
@@ -39,7 +71,7 @@ pub fn launch(store: &StoreCtx, navigator: Option<Navigator>, config_id: &str, d
             }
             Err(failure) => {
                 done.emit(());
-                store.error(format!("Could not launch {id}: {failure}"));
+                store.error(format!("Could not launch {}: {failure}", request.config_id));
             }
         }
     });

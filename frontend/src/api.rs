@@ -5,6 +5,8 @@
 use agentfarm_shared::api::{ApiError, Check, CheckStatus, DoctorReport, ErrorBody, ServerInfo, routes};
 use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion};
 use agentfarm_shared::run::{FollowUp, LaunchRequest, Run};
+use agentfarm_shared::usage::{UsageWindow, WindowPart};
+use chrono::{DateTime, Utc};
 use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,6 +115,47 @@ pub async fn info() -> Result<ServerInfo, Failure> {
     get(routes::INFO).await
 }
 
+/// `GET /api/usage`: the subscription's usage window, if the model ever stated one.
+pub async fn usage() -> Result<Option<UsageWindow>, Failure> {
+    let text = call(Method::GET, routes::USAGE, None).await?;
+    let value = serde_json::from_str::<Value>(&text).map_err(|_| {
+        Failure::local(
+            "decode",
+            "Unexpected answer from the server: not a usage window".to_owned(),
+        )
+    })?;
+    Ok(usage_window(&value))
+}
+
+/// Reads a [`UsageWindow`] by hand (`null`: none), as [`doctor_report`] does, for the same reason.
+fn usage_window(value: &Value) -> Option<UsageWindow> {
+    let time = |value: &Value, key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            // Strict RFC 3339, as shared's decoders read timestamps: chrono's general parser costs several KB.
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let part = |key: &str| {
+        let part = value.get(key).unwrap_or(&Value::Null);
+        WindowPart {
+            status: text(part, "status"),
+            resets_at: time(part, "resets_at"),
+            utilization: part.get("utilization").and_then(Value::as_f64),
+        }
+    };
+    Some(UsageWindow {
+        status: text(value, "status")?,
+        resets_at: time(value, "resets_at"),
+        representative_claim: text(value, "representative_claim"),
+        five_hour: part("five_hour"),
+        seven_day: part("seven_day"),
+        observed_at: time(value, "observed_at")?,
+    })
+}
+
 /// `GET /api/doctor`: the cluster checks.
 pub async fn doctor() -> Result<DoctorReport, Failure> {
     let text = call(Method::GET, routes::DOCTOR, None).await?;
@@ -194,14 +237,10 @@ pub async fn run(id: &str) -> Result<Run, Failure> {
     get(&routes::with_id(routes::RUN, &encode(id))).await
 }
 
-/// `POST /api/runs`: launches a config's current version.
-pub async fn launch(config_id: &str) -> Result<Run, Failure> {
-    let request = LaunchRequest {
-        config_id: config_id.to_owned(),
-        prompt: None,
-        continue_run: None,
-    };
-    send(Method::POST, routes::RUNS, &LaunchBody(&request)).await
+/// `POST /api/runs`: launches a config's current version (its own task, or the request's; a new branch, or
+/// the one of the run it continues).
+pub async fn launch(request: &LaunchRequest) -> Result<Run, Failure> {
+    send(Method::POST, routes::RUNS, &LaunchBody(request)).await
 }
 
 /// `POST /api/runs/{id}/stop`.
@@ -300,6 +339,27 @@ mod tests {
         );
         assert_eq!(encode("a b/../c"), "a%20b%2F..%2Fc");
         assert_eq!(encode("01jabc-x"), "01jabc-x");
+    }
+
+    #[test]
+    fn usage_windows_decode_by_hand_as_serde_writes_them() {
+        let headers: Vec<(String, String)> = [
+            ("status", "rejected"),
+            ("reset", "1800000600"),
+            ("representative-claim", "five_hour"),
+            ("5h-status", "rejected"),
+            ("5h-reset", "1800000600"),
+            ("5h-utilization", "1.0"),
+            ("7d-utilization", "0.35"),
+        ]
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+        let observed = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let window = UsageWindow::from_headers(&headers, observed).unwrap();
+        let value = serde_json::to_value(&window).unwrap();
+        assert_eq!(usage_window(&value), Some(window));
+        assert_eq!(usage_window(&Value::Null), None);
     }
 
     #[test]

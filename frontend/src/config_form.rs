@@ -2,11 +2,11 @@
 //! [`ConfigSpec`] (numbers parsed, blanks made `None`, then the shared validation), resource presets, and
 //! which error goes under which field.
 
-use agentfarm_shared::config::{ConfigSpec, CredentialMode};
+use agentfarm_shared::config::{ConfigSpec, CredentialMode, Egress};
 use agentfarm_shared::validate::FieldError;
 
 /// Every field the editor shows, by its wire name (also the inputs' `id` and `name`).
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 16] = [
     "name",
     "description",
     "repos",
@@ -21,6 +21,8 @@ pub const FIELDS: [&str; 14] = [
     "budget_usd",
     "timeout_minutes",
     "credential_mode",
+    "egress",
+    "auto_resume",
 ];
 
 /// A resource preset: name, CPU, memory.
@@ -74,6 +76,10 @@ pub struct Form {
     pub timeout_minutes: String,
     /// How the agent authenticates.
     pub credential_mode: CredentialMode,
+    /// Where the agent may connect.
+    pub egress: Egress,
+    /// Resume by itself after the usage limit resets.
+    pub auto_resume: bool,
 }
 
 impl Default for Form {
@@ -104,6 +110,8 @@ impl Form {
                 .unwrap_or_default(),
             timeout_minutes: spec.timeout_minutes.to_string(),
             credential_mode: spec.credential_mode,
+            egress: spec.egress,
+            auto_resume: spec.auto_resume,
         }
     }
 
@@ -130,6 +138,14 @@ impl Form {
                     CredentialMode::Token
                 }
             }
+            "egress" => {
+                self.egress = if value == Egress::ProxyOnly.as_str() {
+                    Egress::ProxyOnly
+                } else {
+                    Egress::Open
+                }
+            }
+            "auto_resume" => self.auto_resume = value == "automatic",
             _ => {}
         }
     }
@@ -223,6 +239,8 @@ impl Form {
             budget_usd,
             timeout_minutes: timeout_minutes.unwrap_or(1),
             credential_mode: self.credential_mode,
+            egress: self.egress,
+            auto_resume: self.auto_resume,
         };
         if let Err(violations) = spec.validate() {
             for error in violations.into_errors() {

@@ -40,6 +40,8 @@ pub mod routes {
     pub const PUSH_TEST: &str = "/api/push/subscriptions/{id}/test";
     /// The cluster checks of `agentfarm doctor` (GET).
     pub const DOCTOR: &str = "/api/doctor";
+    /// `GET`: the subscription's usage window as the model last stated it (`null` before any).
+    pub const USAGE: &str = "/api/usage";
     /// The live WebSocket stream.
     pub const WS: &str = "/api/ws";
 

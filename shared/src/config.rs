@@ -20,6 +20,33 @@ pub enum CredentialMode {
     SharedVolume,
 }
 
+/// Where an agent may connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Egress {
+    /// DNS, the control plane's proxies and HTTPS to the public internet (never private ranges, the tailnet or
+    /// the metadata service).
+    #[default]
+    Open,
+    /// Nothing but the control plane's proxies (and DNS): no package registry either, unless the site runs a
+    /// mirror the policy lets agents reach. Enforced by a NetworkPolicy on Kubernetes; the local runtime
+    /// cannot enforce it.
+    ProxyOnly,
+}
+
+impl Egress {
+    /// The wire name, also the value of the pod label [`EGRESS_LABEL`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Egress::Open => "open",
+            Egress::ProxyOnly => "proxy-only",
+        }
+    }
+}
+
+/// The label that tells an agent's pod's egress level to the NetworkPolicies.
+pub const EGRESS_LABEL: &str = "agentfarm.dev/egress";
+
 /// Size limits of a config's text fields, in bytes.
 pub mod limits {
     /// Display name.
@@ -85,6 +112,13 @@ pub struct ConfigSpec {
     /// How the agent authenticates to Claude.
     #[serde(default)]
     pub credential_mode: CredentialMode,
+    /// Where its agent may connect.
+    #[serde(default)]
+    pub egress: Egress,
+    /// When a run stops on the subscription's usage limit, queue its continuation (same branch and pull
+    /// request), which starts when the limit resets. Off: the run offers "Resume after reset" instead.
+    #[serde(default)]
+    pub auto_resume: bool,
 }
 
 mod defaults {
@@ -123,6 +157,8 @@ impl ConfigSpec {
             budget_usd: None,
             timeout_minutes: defaults::timeout_minutes(),
             credential_mode: CredentialMode::Token,
+            egress: Egress::Open,
+            auto_resume: false,
         }
     }
 
@@ -275,6 +311,15 @@ mod tests {
         let err =
             serde_json::from_str::<ConfigSpec>(r#"{"name":"a","task_prompt":"b","evil":1}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `evil`"), "{err}");
+    }
+
+    #[test]
+    fn egress_wire_names() {
+        for egress in [Egress::Open, Egress::ProxyOnly] {
+            assert_eq!(serde_json::to_value(egress).unwrap(), egress.as_str());
+        }
+        let spec: ConfigSpec = serde_json::from_str(r#"{"name":"n","task_prompt":"t"}"#).unwrap();
+        assert_eq!(spec.egress, Egress::Open);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`ws`]: the WebSocket protocol, one tagged enum per direction.
 //! - [`push`]: Web Push keys, subscriptions and the notification payload.
 //! - [`redact`]: masking of credentials (known values and token-shaped strings) in agent output.
+//! - [`usage`]: the subscription's usage window, from the model's rate-limit headers.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
 //!
 //! Words used everywhere: a **config** is the template; a **run** is one launch of a config version; an
@@ -27,5 +28,6 @@ pub mod runner;
 mod stamp;
 mod tagged;
 pub mod turns;
+pub mod usage;
 pub mod validate;
 pub mod ws;

@@ -191,6 +191,11 @@ pub struct RunUsage {
     pub cache_read_tokens: u64,
 }
 
+/// The task of a run that continues one the subscription's usage limit stopped ("Resume after reset", or by
+/// itself when its config says so).
+pub const RESUME_PROMPT: &str =
+    "The subscription's usage limit stopped you earlier. Continue the task where you left off.";
+
 /// Body of `POST /api/runs`: launch a run of a config's current version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
 //! - [`identity`]: the owner's Tailscale login, believed only from a trusted proxy.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
-//! - [`configs`], [`runs`], [`push`], [`health`]: one module per resource, handlers named by verb.
+//! - [`configs`], [`runs`], [`push`], [`health`], [`usage`]: one module per resource, handlers named by verb.
 //! - [`home`]: the page at `/` when no web app is built.
 //! - [`web`]: the web app (trunk's `dist`): files, SPA fallback, cache rules, Content-Security-Policy.
 //! - [`ws`]: the live stream.
@@ -17,6 +17,7 @@ pub mod home;
 pub mod identity;
 pub mod push;
 pub mod runs;
+pub mod usage;
 pub mod web;
 pub mod ws;
 
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::READYZ, get(health::readyz))
         .route(routes::INFO, get(health::info))
         .route(routes::DOCTOR, get(health::doctor))
+        .route(routes::USAGE, get(usage::window))
         .route(routes::CONFIGS, get(configs::list).post(configs::create))
         .route(
             routes::CONFIG,

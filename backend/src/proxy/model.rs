@@ -63,13 +63,11 @@ pub async fn forward(
         tracing::warn!(run_id = holder.run_id, error = %err, "the model API did not answer");
         AppError::Upstream(format!("the model API did not answer: {err}"))
     })?;
-    if let Some(window) = usage_window(answer.headers()) {
-        let store = store.clone();
-        tokio::spawn(async move {
-            if let Err(err) = store.set_usage_window(window).await {
-                tracing::warn!(%err, "could not keep the usage window");
-            }
-        });
+    // Kept before the answer goes on: the scheduler reads it when the agent's run ends on a rejection.
+    if let Some(window) = usage_window(answer.headers())
+        && let Err(err) = store.set_usage_window(window).await
+    {
+        tracing::warn!(%err, "could not keep the usage window");
     }
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers().iter().filter(|(name, _)| forwardable(name)) {

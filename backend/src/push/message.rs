@@ -45,7 +45,10 @@ pub fn payload(kind: PushKind, run: Option<&Run>, base_url: &str, badge: u32) ->
         (PushKind::LimitHit, Some(run)) => (
             format!("{} hit the usage limit", run.config_id),
             match run.limit_resets_at {
-                Some(at) => format!("The subscription's limit resets at {} UTC.", at.format("%H:%M")),
+                Some(at) => format!(
+                    "The subscription's limit resets at {} UTC; queued work resumes then.",
+                    at.format("%H:%M")
+                ),
                 None => "The subscription's usage limit stopped the agent.".to_owned(),
             },
         ),
@@ -148,5 +151,23 @@ mod tests {
         assert!(serde_json::to_vec(&payload).unwrap().len() < 3_000);
         assert_eq!(topic(Some(&run)).len(), 30);
         assert_eq!(topic(None), "test");
+    }
+
+    #[test]
+    fn the_limit_notification_says_when_work_resumes() {
+        let mut run: Run = serde_json::from_value(serde_json::json!({
+            "id": "01jz0000000000000000000000", "config_id": "fix-bugs", "config_version": 1, "prompt": "p",
+            "state": "failed", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "last_seq": 0, "limit_resets_at": "2026-01-01T11:06:00Z"
+        }))
+        .unwrap();
+        let known = payload(PushKind::LimitHit, Some(&run), "https://farm.example.ts.net", 0);
+        assert_eq!(
+            known.notification.body,
+            "The subscription's limit resets at 11:06 UTC; queued work resumes then."
+        );
+        run.limit_resets_at = None;
+        let unknown = payload(PushKind::LimitHit, Some(&run), "https://farm.example.ts.net", 0);
+        assert!(unknown.notification.body.contains("usage limit"));
     }
 }

@@ -40,6 +40,8 @@ pub struct Farm {
     limits: FarmLimits,
     /// Wakes the scheduler: a run was queued or ended.
     wake: Notify,
+    /// Wakes the scheduler when the subscription's usage limit resets, while queued runs wait for it.
+    resume_timer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Runs the owner asked to stop whose agent has not exited yet.
     stopping: Mutex<HashSet<String>>,
     /// Run ids: ULIDs, monotonic so that runs queued in the same millisecond keep their order.
@@ -64,6 +66,7 @@ impl Farm {
             hub,
             limits,
             wake: Notify::new(),
+            resume_timer: Mutex::default(),
             stopping: Mutex::default(),
             ids: Mutex::new(ulid::Generator::new()),
             redactor,

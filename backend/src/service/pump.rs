@@ -181,7 +181,12 @@ impl Farm {
         self.set_stop_requested(run_id, false);
         self.wake.notify_one();
         match result {
-            Ok(run) => self.hub.run_changed(run),
+            Ok(run) => {
+                self.hub.run_changed(run.clone());
+                if let Err(err) = self.resume_after_limit(&run).await {
+                    tracing::error!(run_id, %err, "could not queue the continuation after the usage limit");
+                }
+            }
             Err(StoreError::InvalidTransition { .. }) => {}
             Err(err) => return Err(err.into()),
         }

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError};
 use agentfarm_shared::api::{LogQuery, RunQuery};
 use agentfarm_shared::config::limits;
 use agentfarm_shared::log::LogPage;
-use agentfarm_shared::run::{LaunchRequest, Run, RunState};
+use agentfarm_shared::run::{LaunchRequest, RESUME_PROMPT, Run, RunState};
 use agentfarm_shared::validate::{self, Violations};
 use chrono::Utc;
 
@@ -232,8 +232,14 @@ impl Farm {
 
     /// Starts queued runs, oldest first, while fewer than `max_running` are active: all of them marked
     /// `starting` in one commit, then handed to the runtime together, so that one slow launch (a process to
-    /// spawn, an API call) does not hold back the others.
+    /// spawn, an API call) does not hold back the others. While the subscription's usage limit refuses
+    /// requests, nothing starts (an agent would fail at once): the scheduler wakes again at the reset.
     async fn schedule(self: &Arc<Self>) -> Result<(), AppError> {
+        let window = self.store.usage_window().await?;
+        if let Some(reset) = window.and_then(|window| window.exhausted_until(Utc::now())) {
+            self.wake_at(reset);
+            return Ok(());
+        }
         let starting = self
             .store
             .start_queued(self.limits.max_running, Utc::now())
@@ -247,6 +253,49 @@ impl Farm {
                 tracing::error!(%err, "could not record how a launch went");
             }
         }
+        Ok(())
+    }
+
+    /// Wakes the scheduler at `at` (one timer: a later call replaces it).
+    fn wake_at(self: &Arc<Self>, at: chrono::DateTime<Utc>) {
+        let farm = Arc::clone(self);
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            farm.wake.notify_one();
+        });
+        tracing::info!(resets_at = %at, "the usage limit holds queued runs until it resets");
+        let mut held = self.resume_timer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(earlier) = held.replace(timer) {
+            earlier.abort();
+        }
+    }
+
+    /// Queues the continuation of `ended`, which the usage limit stopped, when its config resumes by itself:
+    /// the same branch and pull request; it starts when the limit resets.
+    pub(super) async fn resume_after_limit(&self, ended: &Run) -> Result<(), AppError> {
+        if ended.limit_resets_at.is_none() || ended.state != RunState::Failed {
+            return Ok(());
+        }
+        let spec = self
+            .store
+            .config_version(ended.config_id.clone(), ended.config_version)
+            .await?;
+        if !spec.auto_resume {
+            return Ok(());
+        }
+        let resumed = self
+            .launch(LaunchRequest {
+                config_id: ended.config_id.clone(),
+                prompt: Some(RESUME_PROMPT.to_owned()),
+                continue_run: Some(ended.id.clone()),
+            })
+            .await?;
+        tracing::info!(
+            run_id = ended.id,
+            resumed = resumed.id,
+            "queued its continuation after the usage limit"
+        );
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! Per-run capabilities (their hashes, while the run is active) and what the model proxy counted per run.
 
 use agentfarm_shared::run::{RunState, RunUsage};
+use agentfarm_shared::usage::UsageWindow;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Durability, Store, StoreError, to_millis};
+use super::{Durability, Store, StoreError, from_millis, to_millis};
 
 /// The run a valid capability belongs to, with what the proxies need to decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub struct Holder {
     pub branch: String,
 }
 
-/// The subscription's usage window, as the model's last answer stated it.
+/// The subscription's usage window as the model's last answer stated it: its headers as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowRecord {
     /// The `anthropic-ratelimit-unified-*` headers, names without that prefix.
@@ -123,6 +124,26 @@ impl Store {
                 params![headers, to_millis(window.observed_at)],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// The usage window the model last stated, if it ever stated one.
+    pub async fn usage_window(&self) -> Result<Option<UsageWindow>, StoreError> {
+        self.call(|conn| {
+            let row: Option<(String, i64)> = conn
+                .query_row(
+                    "SELECT headers, observed_at FROM usage_window WHERE id = 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((headers, observed_at)) = row else {
+                return Ok(None);
+            };
+            let headers: Vec<(String, String)> = serde_json::from_str(&headers)
+                .map_err(|err| StoreError::Corrupt(format!("usage window headers: {err}")))?;
+            Ok(UsageWindow::from_headers(&headers, from_millis(observed_at)))
         })
         .await
     }

@@ -28,4 +28,5 @@ mod security_suite;
 #[cfg(feature = "soak")]
 mod soak;
 mod socket_session;
+mod usage;
 mod web_ui;

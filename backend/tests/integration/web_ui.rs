@@ -1,6 +1,7 @@
 //! The web app in headless Chromium against a real server and the real Claude Code CLI on the fake model: the
 //! whole journey through the UI on the local runtime and on the (fake) Kubernetes one, the Settings screen's
-//! runtime and cluster checks on both, the phone viewport, installability and offline start.
+//! runtime and cluster checks on both, the usage window and "Resume after reset", the phone viewport,
+//! installability and offline start.
 
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
@@ -187,6 +188,62 @@ async fn settings_show_the_runtime_and_its_cluster_checks() {
             "#cluster .load-error[role=alert]",
             "Could not run the cluster checks: The server answered 502",
         )
+        .await;
+}
+
+/// The usage window at a glance on the agents screen (the share used, then the limit and when queued work
+/// resumes); a run the limit stopped offers "Resume after reset", which queues its continuation on the same
+/// branch; Settings warns while agents hold the owner's tokens (`--direct-credentials`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_window_and_resume_after_reset() {
+    let browser = Browser::start(Viewport::Phone).await;
+    // Agents end with their turn here (the journey's server keeps them for follow-ups).
+    let server = TestServer::start_with(|s| s.web_dir = Some(web_dir())).await;
+    let config = server.create_config("Limited", "unused").await;
+    let mut socket = server.socket().await;
+    let warned = server.launch(&config, "[[rate-headers]] hello").await;
+    socket.until_state(&warned.id, RunState::Succeeded).await;
+    browser.open(&server.url).await;
+    browser
+        .until_text("#usage-window", "91% of the 5-hour window used")
+        .await;
+
+    // The limit, ten minutes ahead: the bar says so, and the run offers to resume.
+    let limited = server.launch(&config, "[[usage-limit:600]] work").await;
+    let (stopped, _) = socket.until_state(&limited.id, RunState::Failed).await;
+    browser.open(&server.url).await;
+    browser
+        .until_text(
+            "#usage-window.limited",
+            "Usage limit reached · queued work resumes at",
+        )
+        .await;
+    browser.screenshot("usage-limit").await;
+    browser.open(&format!("{}/runs/{}", server.url, limited.id)).await;
+    browser.click("#resume-after-reset").await;
+    let script = format!(
+        "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{}'",
+        limited.id
+    );
+    browser.until(&script).await;
+    let (_, runs) = server.get("/api/runs").await;
+    let resumed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["id"] != json!(limited.id) && run["branch"] == json!(stopped.branch))
+        .expect("the continuation");
+    assert_eq!(resumed["state"], "queued", "it waits for the reset: {resumed}");
+    assert_eq!(resumed["prompt"], agentfarm_shared::run::RESUME_PROMPT);
+
+    let direct = TestServer::start_with(|s| {
+        s.web_dir = Some(web_dir());
+        s.direct_credentials = true;
+    })
+    .await;
+    browser.open(&format!("{}/settings", direct.url)).await;
+    browser
+        .until_text("#direct-credentials", "Agents hold your tokens.")
         .await;
 }
 

@@ -6,3 +6,4 @@ pub mod run_item;
 pub mod state_badge;
 pub mod toasts;
 pub mod transcript;
+pub mod usage_window;

@@ -1,11 +1,13 @@
-//! Agents (`/`): active runs first, then recent ones (`#runs > li.run-item`), or an empty state pointing to
-//! the configs (`#agents-empty`).
+//! Agents (`/`): the usage window (`#usage-window`), active runs first, then recent ones (`#runs >
+//! li.run-item`), or an empty state pointing to the configs (`#agents-empty`).
 
+use agentfarm_shared::usage::UsageWindow;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
 use crate::components::run_item::{Props as RunItemProps, run_item};
+use crate::components::usage_window::usage_bar;
 use crate::hooks::use_now;
 use crate::router::{Link, Route};
 use crate::state::{Action, use_store};
@@ -45,8 +47,21 @@ pub fn Agents() -> Html {
     let state = &store.state;
     let runs = state.ordered_runs();
     let active = runs.iter().filter(|r| !r.state.is_terminal()).count();
+    // The usage window: fetched when the screen opens and whenever a run ends.
+    let window = use_state(|| None::<UsageWindow>);
+    {
+        let window = window.clone();
+        use_effect_with(runs.len() - active, move |_| {
+            spawn_local(async move {
+                if let Ok(found) = api::usage().await {
+                    window.set(found);
+                }
+            });
+        });
+    }
     html! {
         <section class="page agents">
+            { usage_bar(window.as_ref(), now) }
             if let Some(error) = &*error {
                 <p class="load-error" role="alert">{ error }</p>
             }

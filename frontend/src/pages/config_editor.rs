@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion, CredentialMode};
+use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion, CredentialMode, Egress};
 use wasm_bindgen::JsCast;
 use yew::platform::spawn_local;
 use yew::prelude::*;
@@ -366,25 +366,23 @@ pub fn ConfigEditor(props: &Props) -> Html {
                 </> }) }
 
                 { card("Claude credentials", html! { <>
-                    <div class="field">
-                        <label for="credential_mode">{ "Credential mode" }</label>
-                        <select id="credential_mode" name="credential_mode" onchange={change_cb(&on_field, "credential_mode")}>
-                            <option value="token" selected={f.credential_mode == CredentialMode::Token}>
-                                { "Token (private config per agent)" }
-                            </option>
-                            <option value="shared-volume" selected={f.credential_mode == CredentialMode::SharedVolume}>
-                                { "Shared volume (risky)" }
-                            </option>
-                        </select>
-                        if f.credential_mode == CredentialMode::SharedVolume {
+                    { choice("credential_mode", "Credential mode", CREDENTIAL_MODES, credential_mode(f.credential_mode), errs, &on_field,
+                        (f.credential_mode == CredentialMode::SharedVolume).then(|| html! {
                             <p id="shared-volume-warning" class="warning-box" role="note">
                                 { "Every shared-volume agent uses one Claude login. Claude rotates refresh tokens, so \
                                    agents can log each other out, and one agent can plant hooks or settings that run \
                                    in the others. The server must offer it (--shared-claude-dir, or --claude-home-claim on Kubernetes)." }
                             </p>
-                        }
-                        { field_error(errs, "credential_mode") }
-                    </div>
+                        })) }
+                    { choice("egress", "Network", EGRESS, f.egress.as_str(), errs, &on_field,
+                        (f.egress == Egress::ProxyOnly).then(|| html! {
+                            <p id="proxy-only-note" class="muted">
+                                { "No package registry either, unless your cluster runs a mirror its policy lets \
+                                   agents reach. Enforced on Kubernetes; the local runtime cannot enforce it." }
+                            </p>
+                        })) }
+                    { choice("auto_resume", "After the usage limit", AUTO_RESUME,
+                        if f.auto_resume { "automatic" } else { "offer" }, errs, &on_field, None) }
                 </> }) }
 
                 <div class="actions sticky-actions">
@@ -475,6 +473,58 @@ fn event_value(e: &Event) -> String {
         select.value()
     } else {
         String::new()
+    }
+}
+
+/// The credential modes the editor offers: wire name, label.
+const CREDENTIAL_MODES: &[(&str, &str)] = &[
+    ("token", "Token (private config per agent)"),
+    ("shared-volume", "Shared volume (risky)"),
+];
+
+/// The egress levels the editor offers.
+const EGRESS: &[(&str, &str)] = &[
+    ("open", "Open: public HTTPS and the control plane"),
+    (
+        "proxy-only",
+        "Proxies only: the model and git through the control plane",
+    ),
+];
+
+/// What happens after the usage limit stops a run.
+const AUTO_RESUME: &[(&str, &str)] = &[
+    ("offer", "Offer “Resume after reset”"),
+    ("automatic", "Resume automatically after reset"),
+];
+
+fn credential_mode(mode: CredentialMode) -> &'static str {
+    match mode {
+        CredentialMode::Token => "token",
+        CredentialMode::SharedVolume => "shared-volume",
+    }
+}
+
+/// A labelled select of fixed `options` (value, label) for `field`, `selected` chosen, with `note` under it.
+fn choice(
+    field: &'static str,
+    label: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    selected: &str,
+    errs: &FieldErrors,
+    on_field: &Callback<(&'static str, String)>,
+    note: Option<Html>,
+) -> Html {
+    html! {
+        <div class="field">
+            <label for={field}>{ label }</label>
+            <select id={field} name={field} onchange={change_cb(on_field, field)}>
+                { for options.iter().map(|(value, text)| html! {
+                    <option value={*value} selected={*value == selected}>{ *text }</option>
+                }) }
+            </select>
+            { note.unwrap_or_default() }
+            { field_error(errs, field) }
+        </div>
     }
 }
 
@@ -665,6 +715,16 @@ fn spec_view(spec: &ConfigSpec) -> Html {
                 CredentialMode::Token => "token".to_owned(),
                 CredentialMode::SharedVolume => "shared volume".to_owned(),
             },
+        ),
+        ("Network", spec.egress.as_str().to_owned()),
+        (
+            "After the usage limit",
+            if spec.auto_resume {
+                "resume automatically"
+            } else {
+                "offer to resume"
+            }
+            .to_owned(),
         ),
     ];
     html! {

@@ -1,6 +1,7 @@
 //! Run (`/runs/:id`): the run's facts (`#run-state`, `#run-cost`, …), its live transcript with a raw-log
 //! toggle (`#raw-toggle`) and autoscroll (`#jump-latest`), the follow-up composer (`#follow-up`,
-//! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`).
+//! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`), and on a run the usage limit stopped
+//! `#resume-after-reset`.
 
 use std::rc::Rc;
 
@@ -204,7 +205,7 @@ fn scroll_to_bottom() {
     }
 }
 
-/// The run's facts and its Stop / Delete buttons.
+/// The run's facts and its Stop / Delete buttons, and "Resume after reset" on a run the usage limit stopped.
 #[inline(never)]
 fn run_header(
     run: &Run,
@@ -221,6 +222,12 @@ fn run_header(
         let store = store.clone();
         let id = run.id.clone();
         Callback::from(move |_: MouseEvent| actions::stop_run(&store, &id))
+    };
+    let resume = {
+        let (store, navigator, run) = (store.clone(), navigator.clone(), run.clone());
+        Callback::from(move |_: MouseEvent| {
+            actions::resume_after_reset(&store, navigator.clone(), &run, Callback::noop());
+        })
     };
     let delete = {
         let store = store;
@@ -301,6 +308,11 @@ fn run_header(
                         { if stopping { "Stopping…" } else { "Stop" } }
                     </button>
                 } else {
+                    if run.state == RunState::Failed && run.limit_resets_at.is_some() {
+                        <button id="resume-after-reset" class="btn btn-primary" onclick={resume}>
+                            { "Resume after reset" }
+                        </button>
+                    }
                     <button id="delete-run" class="btn btn-danger-outline" onclick={delete}>{ "Delete" }</button>
                 }
             </div>

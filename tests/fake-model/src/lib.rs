@@ -11,7 +11,8 @@
 //! | `[[bash:COMMAND]]` | a `Bash` tool call running COMMAND in the agent's working directory, then `Ran: COMMAND` |
 //! | `[[long:N]]` | a text streamed as N `text_delta` events (`word0 word1 …`) |
 //! | `[[status:CODE]]` | HTTP CODE with an Anthropic error body (429 adds `retry-after: 0`) |
-//! | `[[usage-limit]]` | 429 with the subscription's 5-hour-limit `anthropic-ratelimit-unified-*` headers |
+//! | `[[usage-limit]]` | 429 with the subscription's 5-hour-limit `anthropic-ratelimit-unified-*` headers, resetting in an hour |
+//! | `[[usage-limit:SECS]]` | the same, resetting in SECS seconds |
 //! | `[[rate-headers]]` | a normal answer plus `allowed_warning` rate-limit headers |
 //! | `[[wait:NAME]]` | holds the answer until [`FakeModel::release`]`("NAME")`; combines with the others |
 //!

@@ -1,6 +1,6 @@
 //! Reads a `/v1/messages` request body and decides what the fake model answers.
 //!
-//! The scenario is chosen by markers (`[[write:/abs]]`, `[[bash:COMMAND]]`, `[[long:N]]`, `[[status:CODE]]`, `[[usage-limit]]`,
+//! The scenario is chosen by markers (`[[write:/abs]]`, `[[bash:COMMAND]]`, `[[long:N]]`, `[[status:CODE]]`, `[[usage-limit(:SECS)]]`,
 //! `[[rate-headers]]`, `[[wait:NAME]]`) in the text of the most recent user message that has text; the
 //! number of `tool_result` blocks sent since then tells how far a multi-step scenario has got.
 
@@ -81,7 +81,8 @@ struct Markers {
     bash: Option<String>,
     long: Option<usize>,
     status: Option<u16>,
-    usage_limit: bool,
+    /// Seconds until the limit resets.
+    usage_limit: Option<u64>,
     rate_headers: bool,
 }
 
@@ -101,7 +102,7 @@ impl Markers {
                 "bash" if !arg.is_empty() => markers.bash = Some(arg.to_owned()),
                 "long" => markers.long = arg.parse().ok(),
                 "status" => markers.status = arg.parse().ok(),
-                "usage-limit" => markers.usage_limit = true,
+                "usage-limit" => markers.usage_limit = Some(arg.parse().unwrap_or(3600)),
                 "rate-headers" => markers.rate_headers = true,
                 _ => {}
             }
@@ -117,8 +118,8 @@ pub(crate) fn plan(body: &Value, now: u64) -> Plan {
     let markers = Markers::parse(&text);
     let mut reply = if let Some(status) = markers.status {
         status_error(status)
-    } else if markers.usage_limit {
-        usage_limit(now)
+    } else if let Some(reset_in) = markers.usage_limit {
+        usage_limit(now, reset_in)
     } else if let Some(path) = &markers.write {
         write_step(path, step)
     } else if let Some(command) = &markers.bash {
@@ -278,8 +279,8 @@ fn status_error(status: u16) -> Reply {
     }
 }
 
-fn usage_limit(now: u64) -> Reply {
-    let reset = (now + 3600).to_string();
+fn usage_limit(now: u64, reset_in: u64) -> Reply {
+    let reset = (now + reset_in).to_string();
     Reply::Error {
         status: 429,
         headers: vec![
@@ -335,7 +336,8 @@ mod tests {
         assert_eq!(m.write.as_deref(), Some("/tmp/x y"));
         assert_eq!(m.long, Some(3));
         assert_eq!(m.status, Some(529));
-        assert!(m.usage_limit);
+        assert_eq!(m.usage_limit, Some(3600));
+        assert_eq!(Markers::parse("[[usage-limit:5]]").usage_limit, Some(5));
         assert!(!m.rate_headers);
     }
 

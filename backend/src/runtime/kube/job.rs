@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use agentfarm_shared::config::CredentialMode;
+use agentfarm_shared::config::{CredentialMode, EGRESS_LABEL};
 use agentfarm_shared::runner::RUN_TOKEN_ENV;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -95,10 +95,12 @@ pub enum JobError {
 /// The Job that runs `spec`.
 pub fn job(spec: &RunSpec, settings: &KubeSettings) -> Result<Job, JobError> {
     let runner_spec = settings.runner.spec(spec, Some(settings.idle_timeout));
+    // The egress label is what the agents' NetworkPolicies select on (manifests/base/agents/networkpolicy.yaml).
     let labels = BTreeMap::from([
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
         (RUN_LABEL.to_owned(), spec.run_id.clone()),
         (CONFIG_LABEL.to_owned(), spec.config_id.clone()),
+        (EGRESS_LABEL.to_owned(), spec.config.egress.as_str().to_owned()),
     ]);
     let annotations = BTreeMap::from([(
         CONFIG_VERSION_ANNOTATION.to_owned(),
@@ -535,7 +537,7 @@ mod tests {
                 for (key, value) in meta.labels.iter().flatten() {
                     assert!(valid_label_value(value), "{name:?}: label {key}={value:?}");
                     assert!(
-                        [MANAGED_BY.1, &run_id, &id].contains(&value.as_str()),
+                        [MANAGED_BY.1, &run_id, &id, spec.config.egress.as_str()].contains(&value.as_str()),
                         "{name:?}: label {key}={value:?} is none of ours"
                     );
                 }

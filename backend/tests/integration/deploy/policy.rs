@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use agentfarm::doctor;
+use agentfarm_shared::config::{EGRESS_LABEL, Egress};
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
@@ -347,6 +348,65 @@ fn agents_accept_no_ingress_and_never_reach_private_ranges() {
         }
         assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
     }
+}
+
+/// A config's `proxy-only` egress: its agents' pods (labelled so by the Job) are selected by no policy that
+/// lets them reach an address block, so they reach only DNS and the control plane's proxies; an `open` agent
+/// still reaches the internet.
+#[test]
+fn proxy_only_agents_reach_nothing_but_dns_and_the_proxies() {
+    use std::collections::BTreeMap;
+    let pod = |egress: &str| BTreeMap::from([(EGRESS_LABEL.to_owned(), egress.to_owned())]);
+    for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
+        let reaching_addresses: Vec<NetworkPolicy> = policies_in(objects, &settings.kube.namespace)
+            .into_iter()
+            .filter(|policy| {
+                policy
+                    .spec
+                    .iter()
+                    .flat_map(|spec| spec.egress.iter().flatten())
+                    .any(|rule| rule.to.iter().flatten().any(|peer| peer.ip_block.is_some()))
+            })
+            .collect();
+        assert!(
+            reaching_addresses
+                .iter()
+                .any(|policy| selects(policy, &pod(Egress::Open.as_str()))),
+            "{name}: open agents reach the internet"
+        );
+        for policy in &reaching_addresses {
+            assert!(
+                !selects(policy, &pod(Egress::ProxyOnly.as_str())),
+                "{name}: {:?} lets proxy-only agents reach addresses",
+                policy.metadata.name
+            );
+        }
+    }
+}
+
+/// Whether `policy`'s pod selector selects a pod with `labels` (matchLabels and matchExpressions).
+fn selects(policy: &NetworkPolicy, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    let Some(selector) = policy.spec.as_ref().and_then(|spec| spec.pod_selector.as_ref()) else {
+        return true;
+    };
+    let labels_match = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(key, value)| labels.get(key) == Some(value));
+    let expressions_match = selector.match_expressions.iter().flatten().all(|expression| {
+        let value = labels.get(&expression.key);
+        let values = expression.values.clone().unwrap_or_default();
+        match expression.operator.as_str() {
+            "In" => value.is_some_and(|value| values.contains(value)),
+            "NotIn" => value.is_none_or(|value| !values.contains(value)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            other => panic!("unknown selector operator {other}"),
+        }
+    });
+    labels_match && expressions_match
 }
 
 /// Whether `ports` names ports and all of them are `number`.
