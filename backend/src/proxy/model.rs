@@ -56,7 +56,9 @@ pub async fn forward(
         .await
         .map_err(|_| AppError::PayloadTooLarge(MAX_REQUEST_BYTES))?;
     let mut forwarded = http.request(parts.method, &url).bearer_auth(token).body(body);
-    for (name, value) in parts.headers.iter().filter(|(name, _)| forwardable(name)) {
+    // Without accept-encoding the answer comes uncompressed, so that its usage can be read on the way.
+    let passed = |name: &axum::http::HeaderName| forwardable(name) && *name != header::ACCEPT_ENCODING;
+    for (name, value) in parts.headers.iter().filter(|(name, _)| passed(name)) {
         forwarded = forwarded.header(name, value);
     }
     let answer = forwarded.send().await.map_err(|err| {

@@ -1,4 +1,5 @@
-//! Per-run capabilities (their hashes, while the run is active) and what the model proxy counted per run.
+//! Per-run capabilities (their hashes, while the run is active), what the model proxy counted per run, and the
+//! subscription's usage window as the model last stated it.
 
 use agentfarm_shared::run::{RunState, RunUsage};
 use agentfarm_shared::usage::UsageWindow;
