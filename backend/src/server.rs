@@ -75,8 +75,10 @@ pub enum StartError {
 
 /// A started application: its router, its service, and the data-dir lock that keeps a second server away.
 pub struct App {
-    /// All routes.
+    /// All routes: the app's, and the proxies' unless they have a listener of their own.
     pub router: Router,
+    /// The proxies' routes alone, for their own listener (`--proxy-listen`); `None`: they are in `router`.
+    pub proxies: Option<Router>,
     /// The service.
     pub farm: Arc<Farm>,
     /// The notification sender; it finishes the notification in hand when the server stops.
@@ -165,10 +167,14 @@ pub async fn start_on(
         identity: Arc::new(identity),
         info: Arc::new(info),
         web,
-    })
-    .merge(proxies);
+    });
+    let (router, proxies) = match settings.proxy_listen {
+        Some(_) => (router, Some(proxies)),
+        None => (router.merge(proxies), None),
+    };
     Ok(App {
         router,
+        proxies,
         farm,
         push_worker,
         _lock: lock,
@@ -372,11 +378,33 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    serve_with_proxies(app, listener, None, shutdown).await
+}
+
+/// [`serve`], with the proxies on `proxy_listener` when [`App::proxies`] asks for a listener of their own
+/// (without one they are not served at all: agents would find no proxy).
+pub async fn serve_with_proxies(
+    app: App,
+    listener: TcpListener,
+    proxy_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let hub = app.farm.hub().clone();
     let closing = async move {
         shutdown.await;
         hub.close();
     };
+    if let (Some(proxies), Some(proxy_listener)) = (app.proxies.clone(), proxy_listener) {
+        let stop = app.farm.hub().closed();
+        tokio::spawn(async move {
+            let served = axum::serve(proxy_listener, proxies)
+                .with_graceful_shutdown(stop)
+                .await;
+            if let Err(err) = served {
+                tracing::error!(%err, "serving the proxies failed");
+            }
+        });
+    }
     // The peer's address decides whether its identity headers are believed.
     axum::serve(
         listener,

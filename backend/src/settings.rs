@@ -25,6 +25,12 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A second address serving only the proxies agents use (model, git, pull requests), e.g. 0.0.0.0:8081 on
+    /// a cluster, so that agents reach those and never the app's API (whose identity headers a pod on the
+    /// trusted pod network could forge). Without it, the proxies are served on --listen as well.
+    #[arg(long, env = "AGENTFARM_PROXY_LISTEN")]
+    pub proxy_listen: Option<SocketAddr>,
+
     /// The URL users reach the server at through a proxy, e.g. https://agentfarm.tailnet.ts.net; its origin
     /// is the one browsers may send requests from, and its host is allowed.
     #[arg(long, env = "AGENTFARM_PUBLIC_URL", value_parser = parse_origin)]
@@ -345,13 +351,13 @@ impl Settings {
         }
     }
 
-    /// Where agents reach this server: [`Settings::agent_url`], else the listen address (loopback for an
-    /// unspecified one).
+    /// Where agents reach this server: [`Settings::agent_url`], else the proxies' listen address, else the
+    /// app's (loopback for an unspecified one).
     pub fn agent_url(&self) -> String {
         if let Some(url) = &self.agent_url {
             return url.trim_end_matches('/').to_owned();
         }
-        let mut addr = self.listen;
+        let mut addr = self.proxy_listen.unwrap_or(self.listen);
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),

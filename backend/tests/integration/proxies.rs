@@ -234,3 +234,62 @@ fn tags(bare: &Path) -> String {
         .unwrap();
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// With `--proxy-listen`, the proxies have a port of their own, which serves nothing else, and the app's port
+/// no proxy: on a cluster agents may reach only that port. The agents use it (`--agent-url` defaults to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
+    let model = agentfarm_fake_model::FakeModel::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::harness::test_settings(dir.path(), &model);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    settings.listen = listener.local_addr().unwrap();
+    settings.proxy_listen = Some(proxy_listener.local_addr().unwrap());
+    let (app_url, proxy_url) = (
+        format!("http://{}", settings.listen),
+        format!("http://{}", proxy_listener.local_addr().unwrap()),
+    );
+    let app = agentfarm::server::start(&settings).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(agentfarm::server::serve_with_proxies(
+        app,
+        listener,
+        Some(proxy_listener),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let refs = "/proxy/git/octo/app.git/info/refs?service=git-upload-pack";
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(
+        status(format!("{proxy_url}/api/info")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status(format!("{app_url}{refs}")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status(format!("{proxy_url}{refs}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let server = agentfarm_app_client::App::new(app_url);
+    let config = server.create_config("Through the port", "unused").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "hello").await;
+    assert_eq!(ended(&mut socket, &run.id).await.state, RunState::Succeeded);
+    let requests = model.main_requests();
+    assert!(!requests.is_empty());
+    for request in requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {}", agentfarm_fake_model::FAKE_OAUTH_TOKEN).as_str()),
+            "through the proxy, which put the owner's token on it"
+        );
+    }
+    drop(stop);
+    serving.await.unwrap().unwrap();
+}

@@ -342,7 +342,7 @@ fn agents_accept_no_ingress_and_never_reach_private_ranges() {
                 }
                 let only_port = |number| only_port(rule.ports.as_ref(), number);
                 for peer in &peers {
-                    problems.extend(peer_problems(&policy_name, peer, only_port(53), only_port(8080)));
+                    problems.extend(peer_problems(&policy_name, peer, only_port(53), only_port(8081)));
                 }
             }
         }
@@ -432,7 +432,7 @@ fn peer_namespace(peer: &NetworkPolicyPeer) -> Option<&str> {
 }
 
 /// Why an egress peer of an agents' policy is too wide: in-cluster, agents reach DNS on port 53 and the
-/// control plane's proxies on port 8080, nothing else.
+/// control plane's proxies on port 8081, nothing else.
 fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool, only_proxies: bool) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(block) = &peer.ip_block {
@@ -495,7 +495,7 @@ fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy_and_agents_pr
         for policy in &policies {
             for rule in policy.spec.iter().flat_map(|spec| spec.ingress.iter().flatten()) {
                 let peers = rule.from.clone().unwrap_or_default();
-                let proxies_only = only_port(rule.ports.as_ref(), 8080);
+                let proxies_only = only_port(rule.ports.as_ref(), 8081);
                 let allowed = |peer: &NetworkPolicyPeer| {
                     peer.ip_block.is_none()
                         && match peer_namespace(peer) {
