@@ -1,7 +1,8 @@
 //! The proxies agents use instead of credentials. Each request carries the run's capability; the proxy
 //! checks it, then forwards with the owner's credential, which never enters an agent.
 //!
-//! - [`model`]: the Anthropic Messages API, streamed both ways, counting tokens and reading the usage window.
+//! - [`model`]: the Anthropic Messages API, answers streamed back as they come, counting tokens and reading the
+//!   usage window.
 //! - [`git`]: git smart HTTP, fetch limited to the run's repositories, push to the run's branch only.
 //! - [`pulls`]: the one GitHub API call a run makes, opening or updating its pull request.
 //!
