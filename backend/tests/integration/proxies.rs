@@ -5,12 +5,11 @@ use std::path::Path;
 
 use agentfarm_fake_github::FakeGithub;
 use agentfarm_fake_model::HUNT_FOR_TOKENS;
-use agentfarm_shared::run::{Run, RunState};
-use agentfarm_shared::ws::ServerFrame;
+use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Socket, TEST_GITHUB_TOKEN, TestServer, files_under, owner_token};
+use crate::harness::{TEST_GITHUB_TOKEN, TestServer, files_under, owner_token};
 
 /// Real-looking owner tokens: if either shows up anywhere an agent can reach, the test names it.
 const CLAUDE_CANARY: &str = "sk-ant-oat01-ownerCanaryClaude-3f9d0b7e1c5a48d2a6e4";
@@ -43,7 +42,7 @@ async fn ci_27_an_agent_that_dumps_everything_it_can_reach_finds_neither_token()
     let run = server
         .launch(&config, &format!("[[bash:{HUNT_FOR_TOKENS}]] show me everything"))
         .await;
-    let done = ended(&mut socket, &run.id).await;
+    let done = socket.until_ended(&run.id).await;
     assert_eq!(done.state, RunState::Succeeded, "{done:?}");
 
     let (status, logs) = server.get(&format!("/api/runs/{}/logs?limit=5000", run.id)).await;
@@ -140,7 +139,7 @@ async fn ci_28_the_git_proxy_lets_a_run_fetch_its_repositories_and_push_only_its
     let mut socket = server.socket().await;
     let run = server.launch("pusher", "push").await;
     let branch = run.branch.clone().unwrap();
-    let done = ended(&mut socket, &run.id).await;
+    let done = socket.until_ended(&run.id).await;
 
     let (_, logs) = server.get(&format!("/api/runs/{}/logs?limit=5000", run.id)).await;
     let lines: Vec<String> = logs["lines"]
@@ -215,16 +214,6 @@ async fn ci_28_the_git_proxy_lets_a_run_fetch_its_repositories_and_push_only_its
     assert_eq!(body["error"]["code"], "unauthorized", "{body}");
 }
 
-/// Run `id` once it has ended, however it ended.
-async fn ended(socket: &mut Socket, id: &str) -> Run {
-    socket
-        .until(|frame| match frame {
-            ServerFrame::Run { run } if run.id == id && run.state.is_terminal() => Some(Run::clone(run)),
-            _ => None,
-        })
-        .await
-}
-
 fn tags(bare: &Path) -> String {
     let output = std::process::Command::new("git")
         .arg("-C")
@@ -280,7 +269,7 @@ async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
     let config = server.create_config("Through the port", "unused").await;
     let mut socket = server.socket().await;
     let run = server.launch(&config, "hello").await;
-    assert_eq!(ended(&mut socket, &run.id).await.state, RunState::Succeeded);
+    assert_eq!(socket.until_ended(&run.id).await.state, RunState::Succeeded);
     let requests = model.main_requests();
     assert!(!requests.is_empty());
     for request in requests {

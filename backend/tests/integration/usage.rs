@@ -9,17 +9,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Socket, TestServer};
-
-/// Run `id` once it has ended, however it ended.
-async fn ended(socket: &mut Socket, id: &str) -> Run {
-    socket
-        .until(|frame| match frame {
-            ServerFrame::Run { run } if run.id == id && run.state.is_terminal() => Some(Run::clone(run)),
-            _ => None,
-        })
-        .await
-}
+use crate::harness::TestServer;
 
 async fn window(server: &TestServer) -> UsageWindow {
     let (status, body) = server.get("/api/usage").await;
@@ -42,7 +32,7 @@ async fn the_usage_window_holds_queued_runs_until_it_resets_and_a_stopped_run_re
 
     // An answer with the window's headers: 91% of the five hours used.
     let warned = server.launch(&config, "[[rate-headers]] hello").await;
-    assert_eq!(ended(&mut socket, &warned.id).await.state, RunState::Succeeded);
+    assert_eq!(socket.until_ended(&warned.id).await.state, RunState::Succeeded);
     let first = window(&server).await;
     assert_eq!(first.status, "allowed_warning");
     assert_eq!(first.five_hour.utilization, Some(0.91));
@@ -50,7 +40,7 @@ async fn the_usage_window_holds_queued_runs_until_it_resets_and_a_stopped_run_re
 
     // The limit: rejected until a reset a few seconds ahead.
     let limited = server.launch(&config, "[[usage-limit:4]] work").await;
-    let stopped = ended(&mut socket, &limited.id).await;
+    let stopped = socket.until_ended(&limited.id).await;
     assert_eq!(stopped.state, RunState::Failed, "{stopped:?}");
     let reset: DateTime<Utc> = stopped
         .limit_resets_at
@@ -74,7 +64,7 @@ async fn the_usage_window_holds_queued_runs_until_it_resets_and_a_stopped_run_re
         .await;
     assert_eq!(resumed.prompt, RESUME_PROMPT);
     for id in [&resumed.id, &waiting.id] {
-        let run = ended(&mut socket, id).await;
+        let run = socket.until_ended(id).await;
         assert_eq!(run.state, RunState::Succeeded, "{run:?}");
         let started = run.started_at.expect("it started");
         assert!(

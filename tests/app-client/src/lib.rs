@@ -216,4 +216,13 @@ impl Socket {
             .await;
         (run, states)
     }
+
+    /// Reads frames until run `id` has ended, however it ended; returns the run.
+    pub async fn until_ended(&mut self, id: &str) -> Run {
+        self.until(|frame| match frame {
+            ServerFrame::Run { run } if run.id == id && run.state.is_terminal() => Some(Run::clone(run)),
+            _ => None,
+        })
+        .await
+    }
 }

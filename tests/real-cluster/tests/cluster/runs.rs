@@ -49,13 +49,7 @@ pub async fn until_state(socket: &mut Socket, id: &str, state: RunState) -> (Run
 
 /// Reads the stream until run `id` has ended; the run.
 pub async fn until_ended(socket: &mut Socket, id: &str) -> Run {
-    within(socket.until(|frame| match frame {
-        agentfarm_shared::ws::ServerFrame::Run { run } if run.id == id && run.state.is_terminal() => {
-            Some(Run::clone(run))
-        }
-        _ => None,
-    }))
-    .await
+    within(socket.until_ended(id)).await
 }
 
 /// Run `id`'s pod, once `ready` holds for it (e.g. it exists, or its container started).
