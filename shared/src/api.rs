@@ -44,6 +44,8 @@ pub mod routes {
     pub const USAGE: &str = "/api/usage";
     /// The live WebSocket stream.
     pub const WS: &str = "/api/ws";
+    /// Where the agents' proxies (model API, git, pull requests) live; never a page of the web app.
+    pub const PROXIES: &str = "/proxy";
 
     /// Fills an `{id}` route with a concrete id.
     pub fn with_id(route: &str, id: &str) -> String {

@@ -203,12 +203,15 @@ fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
-/// Paths that belong to the server, never to the app: unknown ones are the API's JSON 404.
+/// Paths that belong to the server, never to the app: unknown ones are the API's JSON 404 (the proxies' too,
+/// on the app's port when they have one of their own).
 fn is_server_path(path: &str) -> bool {
-    ["/api", routes::HEALTHZ, routes::READYZ].iter().any(|prefix| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    ["/api", routes::PROXIES, routes::HEALTHZ, routes::READYZ]
+        .iter()
+        .any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// Whether the request is a page navigation (browsers send `Accept: text/html,…` for those).
@@ -463,7 +466,14 @@ mod tests {
     #[tokio::test]
     async fn server_paths_keep_the_json_404() {
         let (_root, app) = web_dir().await;
-        for path in ["/api/x", "/api", "/api/", "/healthz/x", "/readyz/deeper/still"] {
+        for path in [
+            "/api/x",
+            "/api",
+            "/api/",
+            "/healthz/x",
+            "/readyz/deeper/still",
+            "/proxy/git/octo/app.git/info/refs",
+        ] {
             let (status, headers, body) = get(&app, path, &[("accept", "text/html")]).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
             assert!(

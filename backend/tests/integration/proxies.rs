@@ -231,6 +231,8 @@ async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
     let model = agentfarm_fake_model::FakeModel::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = crate::harness::test_settings(dir.path(), &model);
+    // With the web app, whose fallback answers every other path with its page.
+    settings.web_dir = Some(crate::harness::web_dir());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     settings.listen = listener.local_addr().unwrap();
