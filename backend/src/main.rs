@@ -74,17 +74,6 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     settings.listen = addr;
-    let proxy_listener = match settings.proxy_listen {
-        Some(proxy_addr) => {
-            let bound = TcpListener::bind(proxy_addr)
-                .await
-                .with_context(|| format!("binding {proxy_addr}"))?;
-            settings.proxy_listen = Some(bound.local_addr()?);
-            Some(bound)
-        }
-        None => None,
-    };
-    // Port 0 picked a port: agents reach the proxies there.
     let app = agentfarm::server::start(&settings).await?;
     let url = match &settings.public_url {
         Some(public) => format!("{public} (listening on http://{addr})"),
@@ -99,7 +88,7 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         runtime.kind,
         runtime.description
     );
-    agentfarm::server::serve_with_proxies(app, listener, proxy_listener, shutdown_signal()).await?;
+    agentfarm::server::serve(app, listener, shutdown_signal()).await?;
     Ok(())
 }
 

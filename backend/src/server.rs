@@ -22,10 +22,11 @@ use crate::push::foreground::Foreground;
 use crate::push::{Push, PushError, PushSettings};
 use crate::retention;
 use crate::runtime::kube::{KubeRuntime, KubeSettings};
+use crate::runtime::local::sandbox::{Gvisor, GvisorSettings};
 use crate::runtime::local::{LocalRuntime, LocalSettings};
 use crate::runtime::{RunnerSite, SharedRuntime};
 use crate::service::{Farm, FarmLimits};
-use crate::settings::{RuntimeChoice, Settings};
+use crate::settings::{RuntimeChoice, SandboxChoice, Settings};
 use crate::store::{Store, StoreError};
 
 /// Events a socket may fall behind by before it must resync.
@@ -65,6 +66,9 @@ pub enum StartError {
     /// The identity check could not be set up.
     #[error("identity: {0}")]
     Identity(#[from] IdentityError),
+    /// The local runtime's sandbox could not be set up.
+    #[error("the gVisor sandbox: {0}")]
+    Sandbox(crate::runtime::RuntimeError),
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
@@ -77,8 +81,9 @@ pub enum StartError {
 pub struct App {
     /// All routes: the app's, and the proxies' unless they have a listener of their own.
     pub router: Router,
-    /// The proxies' routes alone, for their own listener (`--proxy-listen`); `None`: they are in `router`.
-    pub proxies: Option<Router>,
+    /// The proxies' routes alone and their own listener (`--proxy-listen`, or the sandbox's gateway);
+    /// `None`: they are in `router`.
+    proxies: Option<(Router, TcpListener)>,
     /// The service.
     pub farm: Arc<Farm>,
     /// The notification sender; it finishes the notification in hand when the server stops.
@@ -86,19 +91,54 @@ pub struct App {
     _lock: Flock<std::fs::File>,
 }
 
-/// Opens everything `settings` names, reconciles runs the store thinks are active, and starts the scheduler
-/// and the retention sweep.
-pub async fn start(settings: &Settings) -> Result<App, StartError> {
-    let (runtime, cluster) = runtime(settings).await?;
-    start_on(settings, runtime, cluster).await
+impl App {
+    /// Where the proxies listen when they have a listener of their own.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.proxies
+            .as_ref()
+            .and_then(|(_, listener)| listener.local_addr().ok())
+    }
 }
 
-/// [`start`] with this runtime instead of the one `settings` choose, and the cluster it runs agents on (for
-/// the settings screen's checks).
+/// Opens everything `settings` names (the sandbox's network first, when agents run in gVisor: the proxies
+/// listen on its gateway), reconciles runs the store thinks are active, and starts the scheduler and the
+/// retention sweep.
+pub async fn start(settings: &Settings) -> Result<App, StartError> {
+    let sandbox = match settings.sandbox {
+        SandboxChoice::None => None,
+        SandboxChoice::Gvisor => Some(Arc::new(
+            Gvisor::start(&gvisor_settings(settings))
+                .await
+                .map_err(StartError::Sandbox)?,
+        )),
+    };
+    let proxy_addr = settings.proxy_listen.or_else(|| {
+        let gvisor = sandbox.as_ref()?;
+        Some(SocketAddr::new(gvisor.gateway().into(), 0))
+    });
+    let proxy_listener = match proxy_addr {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let bound = proxy_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    if let (Some(gvisor), Some(addr)) = (&sandbox, bound) {
+        gvisor
+            .allow_proxies(addr.port())
+            .await
+            .map_err(StartError::Sandbox)?;
+    }
+    let site = runner_site(settings, &settings.agent_url(bound));
+    let (runtime, cluster) = runtime(settings, site, sandbox).await?;
+    start_on(settings, runtime, cluster, proxy_listener).await
+}
+
+/// [`start`] with this runtime instead of the one `settings` choose, the cluster it runs agents on (for the
+/// settings screen's checks), and the proxies' own listener if they have one.
 pub async fn start_on(
     settings: &Settings,
     runtime: SharedRuntime,
     cluster: Option<kube::Client>,
+    proxy_listener: Option<TcpListener>,
 ) -> Result<App, StartError> {
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
@@ -168,8 +208,8 @@ pub async fn start_on(
         info: Arc::new(info),
         web,
     });
-    let (router, proxies) = match settings.proxy_listen {
-        Some(_) => (router, Some(proxies)),
+    let (router, proxies) = match proxy_listener {
+        Some(listener) => (router, Some((proxies, listener))),
         None => (router.merge(proxies), None),
     };
     Ok(App {
@@ -219,10 +259,17 @@ const PUSH_GRACE: Duration = Duration::from_secs(20);
 const CLUSTER_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The runtime `settings` choose, and its cluster when it is the Kubernetes runtime.
-async fn runtime(settings: &Settings) -> Result<(SharedRuntime, Option<kube::Client>), StartError> {
-    let local = || -> SharedRuntime { Arc::new(LocalRuntime::new(local_settings(settings))) };
+async fn runtime(
+    settings: &Settings,
+    site: RunnerSite,
+    sandbox: Option<Arc<Gvisor>>,
+) -> Result<(SharedRuntime, Option<kube::Client>), StartError> {
+    let local =
+        || -> SharedRuntime { Arc::new(LocalRuntime::new(local_settings(settings, site.clone(), sandbox))) };
     let kube = |client: kube::Client| -> (SharedRuntime, Option<kube::Client>) {
-        let runtime = Arc::new(KubeRuntime::new(client.clone(), kube_settings(settings)));
+        let mut kube_settings = kube_settings(settings);
+        kube_settings.runner = site.clone();
+        let runtime = Arc::new(KubeRuntime::new(client.clone(), kube_settings));
         (runtime, Some(client))
     };
     match settings.runtime {
@@ -266,8 +313,9 @@ async fn cluster(namespace: &str) -> Result<kube::Client, String> {
     }
 }
 
-fn runner_site(settings: &Settings) -> RunnerSite {
-    let agent_url = settings.agent_url();
+/// Where agents reach the model and git, and the control plane at `agent_url`.
+fn runner_site(settings: &Settings, agent_url: &str) -> RunnerSite {
+    let agent_url = agent_url.to_owned();
     let (git_url, model_url) = if settings.direct_credentials {
         (settings.github_url.clone(), settings.anthropic_url.clone())
     } else {
@@ -295,17 +343,27 @@ fn owner_tokens(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
-fn local_settings(settings: &Settings) -> LocalSettings {
+fn local_settings(settings: &Settings, runner: RunnerSite, sandbox: Option<Arc<Gvisor>>) -> LocalSettings {
     LocalSettings {
         runs_dir: settings.data_dir.join("runs"),
         agent_command: settings.agent_command.clone(),
-        runner: runner_site(settings),
+        runner,
         env_passthrough: settings.env_passthrough.clone(),
         credentials: settings.owner_credentials(),
         agent_env: settings.agent_env.clone(),
         idle_timeout: settings.idle_timeout(),
         stop_grace: settings.stop_grace(),
         shared_claude_dir: settings.shared_claude_dir.clone(),
+        sandbox,
+    }
+}
+
+/// Where the sandboxes keep their state and network.
+fn gvisor_settings(settings: &Settings) -> GvisorSettings {
+    GvisorSettings {
+        runsc: settings.runsc.clone(),
+        state_dir: settings.data_dir.join("sandboxes"),
+        subnet: settings.sandbox_subnet,
     }
 }
 
@@ -357,7 +415,7 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
         github_token_secret: kube.github_token_secret.clone(),
         claude_home_claim: kube.claude_home_claim.clone(),
         node_selector: kube.node_selector.iter().cloned().collect(),
-        runner: runner_site(settings),
+        runner: runner_site(settings, &settings.agent_url(settings.proxy_listen)),
         agent_env: settings.agent_env.clone(),
         idle_timeout: settings.idle_timeout(),
         stop_grace: settings.stop_grace(),
@@ -369,24 +427,13 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then closes every socket (code 1001, "going away"),
-/// waits for requests in flight and the notification being sent, and closes the store, which folds the WAL
-/// into the database file.
+/// Serves `app` on `listener` (and the proxies on theirs) until `shutdown` resolves; then closes every socket
+/// (code 1001, "going away"), waits for requests in flight and the notification being sent, closes the
+/// store, which folds the WAL into the database file, and lets the runtime remove what it set up here.
 /// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    serve_with_proxies(app, listener, None, shutdown).await
-}
-
-/// [`serve`], with the proxies on `proxy_listener` when [`App::proxies`] asks for a listener of their own
-/// (without one they are not served at all: agents would find no proxy).
-pub async fn serve_with_proxies(
-    app: App,
-    listener: TcpListener,
-    proxy_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let hub = app.farm.hub().clone();
@@ -394,7 +441,7 @@ pub async fn serve_with_proxies(
         shutdown.await;
         hub.close();
     };
-    if let (Some(proxies), Some(proxy_listener)) = (app.proxies.clone(), proxy_listener) {
+    if let Some((proxies, proxy_listener)) = app.proxies {
         let stop = app.farm.hub().closed();
         tokio::spawn(async move {
             let served = axum::serve(proxy_listener, proxies)
@@ -417,6 +464,7 @@ pub async fn serve_with_proxies(
         tracing::warn!("the notification sender did not finish in time");
     }
     app.farm.store().close().await?;
+    app.farm.runtime().shut_down().await;
     Ok(())
 }
 

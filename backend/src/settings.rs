@@ -166,6 +166,21 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
+    /// What keeps a local agent in: `none` (a process of this user: not isolated) or `gvisor` (a gVisor
+    /// sandbox of its own, in its own network namespace; Linux, as root, with runsc, `ip` and `nft`). The
+    /// Kubernetes runtime sandboxes agents by RuntimeClass instead.
+    #[arg(long, env = "AGENTFARM_SANDBOX", value_enum, default_value_t = SandboxChoice::None)]
+    pub sandbox: SandboxChoice,
+
+    /// gVisor's runsc, for `--sandbox gvisor`.
+    #[arg(long, env = "AGENTFARM_RUNSC", default_value = "runsc")]
+    pub runsc: PathBuf,
+
+    /// The sandboxed agents' subnet, a /24 of its own on this machine: its `.1` is this machine's address on
+    /// the agents' bridge, where the proxies listen.
+    #[arg(long, env = "AGENTFARM_SANDBOX_SUBNET", default_value = "10.213.0.0/24")]
+    pub sandbox_subnet: ipnet::Ipv4Net,
+
     /// The Kubernetes runtime's settings.
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -186,6 +201,15 @@ pub enum RuntimeChoice {
     Local,
     /// Kubernetes Jobs.
     Kubernetes,
+}
+
+/// What keeps a local agent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxChoice {
+    /// Nothing: a process of the server's user.
+    None,
+    /// A gVisor sandbox of its own.
+    Gvisor,
 }
 
 /// Settings of Web Push notifications.
@@ -351,13 +375,13 @@ impl Settings {
         }
     }
 
-    /// Where agents reach this server: [`Settings::agent_url`], else the proxies' listen address, else the
-    /// app's (loopback for an unspecified one).
-    pub fn agent_url(&self) -> String {
+    /// Where agents reach this server: [`Settings::agent_url`], else the proxies' address (`proxies`), else
+    /// the app's (loopback for an unspecified one).
+    pub fn agent_url(&self, proxies: Option<SocketAddr>) -> String {
         if let Some(url) = &self.agent_url {
             return url.trim_end_matches('/').to_owned();
         }
-        let mut addr = self.proxy_listen.unwrap_or(self.listen);
+        let mut addr = proxies.unwrap_or(self.listen);
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -475,12 +499,18 @@ mod tests {
             "no credential passes to agents by default"
         );
         assert!(!settings.direct_credentials);
-        assert_eq!(settings.agent_url(), "http://127.0.0.1:8080");
+        assert_eq!(settings.sandbox, SandboxChoice::None);
+        assert_eq!(settings.agent_url(None), "http://127.0.0.1:8080");
+        let gateway = "10.213.0.1:41234".parse().ok();
+        assert_eq!(settings.agent_url(gateway), "http://10.213.0.1:41234");
         let mut everywhere = settings;
         everywhere.listen = "0.0.0.0:9000".parse().unwrap();
-        assert_eq!(everywhere.agent_url(), "http://127.0.0.1:9000");
+        assert_eq!(everywhere.agent_url(None), "http://127.0.0.1:9000");
         everywhere.agent_url = Some("http://agentfarm.agentfarm-system.svc/".into());
-        assert_eq!(everywhere.agent_url(), "http://agentfarm.agentfarm-system.svc");
+        assert_eq!(
+            everywhere.agent_url(gateway),
+            "http://agentfarm.agentfarm-system.svc"
+        );
     }
 
     #[test]

@@ -85,8 +85,12 @@ pub struct LogQuery {
 pub struct RuntimeInfo {
     /// `local` or `kubernetes`.
     pub kind: String,
-    /// False for the local runtime: agents run as plain processes of the server's user.
+    /// False for the local runtime without a sandbox: agents run as plain processes of the server's user.
     pub isolated: bool,
+    /// What keeps an agent in: `none`, `gvisor` (the local runtime's sandbox), or `runtime-class` (each
+    /// config's RuntimeClass on the cluster).
+    #[serde(default)]
+    pub sandbox: String,
     /// A sentence for the settings screen.
     pub description: String,
 }

@@ -2,7 +2,8 @@
 //! remove agents; each launched agent reports back through its own ordered stream of [`RunEvent`]s (state
 //! changes, output lines, exit), which the service validates, stores and publishes.
 //!
-//! - [`local::LocalRuntime`] runs each agent as a child process (the embedded default, not isolated).
+//! - [`local::LocalRuntime`] runs each agent as a child process (the embedded default, not isolated), or in a
+//!   gVisor sandbox of its own on this machine (`--sandbox gvisor`).
 //! - [`kube::KubeRuntime`] runs each agent as a Kubernetes Job in a sandboxed RuntimeClass.
 
 pub mod kube;
@@ -183,6 +184,11 @@ pub trait Runtime: Send + Sync {
     /// ones the runtime follows from here, with their events (from their cursors on); the others are gone.
     /// Agents the runtime finds that are not among them are cleaned up.
     fn adopt(&self, runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>>;
+
+    /// When the server stops: removes what the runtime set up on this machine (the local sandboxes' network).
+    fn shut_down(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A shared runtime.

@@ -228,9 +228,10 @@ impl TestServer {
             Backend::Kube => {
                 let fake = fake_cluster(dir.path(), &settings).await;
                 let runtime = KubeRuntime::new(fake.client(), agentfarm::server::kube_settings(&settings));
-                let app = agentfarm::server::start_on(&settings, Arc::new(runtime), Some(fake.client()))
-                    .await
-                    .unwrap();
+                let app =
+                    agentfarm::server::start_on(&settings, Arc::new(runtime), Some(fake.client()), None)
+                        .await
+                        .unwrap();
                 (app, Some(fake))
             }
         };
@@ -297,6 +298,7 @@ pub async fn bare_farm(hub_capacity: usize, log_retention: u64) -> (Arc<Farm>, T
         idle_timeout: Duration::ZERO,
         stop_grace: Duration::ZERO,
         shared_claude_dir: None,
+        sandbox: None,
     }));
     let limits = FarmLimits {
         max_running: 1,
@@ -381,7 +383,7 @@ pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> Ser
                         kube::Client::try_from(kube::Config::new(kube_url.parse().unwrap())).unwrap();
                     let agents =
                         KubeRuntime::new(client.clone(), agentfarm::server::kube_settings(&settings));
-                    agentfarm::server::start_on(&settings, Arc::new(agents), Some(client)).await
+                    agentfarm::server::start_on(&settings, Arc::new(agents), Some(client), None).await
                 }
                 None => agentfarm::server::start(&settings).await,
             }

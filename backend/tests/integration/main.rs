@@ -24,6 +24,7 @@ mod push;
 mod push_ui;
 mod queue;
 mod restart;
+mod sandbox;
 mod security_suite;
 #[cfg(feature = "soak")]
 mod soak;

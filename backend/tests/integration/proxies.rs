@@ -234,23 +234,17 @@ async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
     // With the web app, whose fallback answers every other path with its page.
     settings.web_dir = Some(crate::harness::web_dir());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     settings.listen = listener.local_addr().unwrap();
-    settings.proxy_listen = Some(proxy_listener.local_addr().unwrap());
+    settings.proxy_listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = agentfarm::server::start(&settings).await.unwrap();
     let (app_url, proxy_url) = (
         format!("http://{}", settings.listen),
-        format!("http://{}", proxy_listener.local_addr().unwrap()),
+        format!("http://{}", app.proxy_addr().unwrap()),
     );
-    let app = agentfarm::server::start(&settings).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(agentfarm::server::serve_with_proxies(
-        app,
-        listener,
-        Some(proxy_listener),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = tokio::spawn(agentfarm::server::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
     let http = reqwest::Client::new();
     let refs = "/proxy/git/octo/app.git/info/refs?service=git-upload-pack";
     let status = |url: String| {

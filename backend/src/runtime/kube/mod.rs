@@ -195,6 +195,7 @@ impl Runtime for KubeRuntime {
         RuntimeInfo {
             kind: "kubernetes".into(),
             isolated: true,
+            sandbox: "runtime-class".into(),
             description: format!(
                 "Agents run as Jobs in namespace {}, sandboxed by RuntimeClass {} unless a config names another.",
                 self.settings.namespace, self.settings.default_runtime_class

@@ -1,5 +1,6 @@
 //! The local runtime: each run is a child process of the server, in its own process group and its own work
-//! dir under the data dir. Not isolated: agents run as the server's user.
+//! dir under the data dir. Without a sandbox agents run as the server's user: not isolated. With
+//! `--sandbox gvisor` ([`sandbox`]) each runs in a gVisor sandbox of its own.
 //!
 //! One supervisor task per run owns the child: it relays stdout/stderr lines, writes follow-ups to stdin as
 //! stream-json user messages, notices when the agent is idle (every message it got is done, see
@@ -10,28 +11,27 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentfarm_shared::api::RuntimeInfo;
-use agentfarm_shared::claude::{ClaudeEvent, interrupt_line, user_message_line};
-use agentfarm_shared::config::CredentialMode;
-use agentfarm_shared::log::LogStream;
+use agentfarm_shared::config::{CredentialMode, Egress};
 use agentfarm_shared::runner::RUN_TOKEN_ENV;
-use agentfarm_shared::turns::{Activity, TurnTracker};
-use chrono::Utc;
+use agentfarm_shared::turns::TurnTracker;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
-use super::lines::read_lines;
-use super::{Adoptee, ExitOutcome, RunEvent, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
+use self::sandbox::Gvisor;
+use self::supervisor::Supervisor;
+use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
+
+pub mod sandbox;
+mod supervisor;
 
 /// How the local runtime starts and treats agents.
 #[derive(Debug, Clone)]
@@ -55,6 +55,8 @@ pub struct LocalSettings {
     pub stop_grace: Duration,
     /// Claude's config dir for configs in the opt-in `shared-volume` credential mode (none: refused).
     pub shared_claude_dir: Option<PathBuf>,
+    /// The gVisor sandbox every agent runs in; `None`: agents are plain processes (not isolated).
+    pub sandbox: Option<Arc<Gvisor>>,
 }
 
 enum Control {
@@ -159,6 +161,59 @@ impl LocalRuntime {
         Ok(access)
     }
 
+    /// The `runsc run` of `spec`'s agent: the runner and Claude Code bound in from the host, its work dir and
+    /// home owned by the sandbox's user, the environment as unsandboxed but with the paths inside.
+    async fn sandboxed(
+        &self,
+        gvisor: &Gvisor,
+        spec: &RunSpec,
+        dir: &Path,
+        spec_file: &Path,
+    ) -> Result<Command, RuntimeError> {
+        use sandbox::bundle::{self, Agent};
+        if spec.config.credential_mode == CredentialMode::SharedVolume {
+            return Err(RuntimeError::Failed(
+                "the shared-volume credential mode is not available in the gVisor sandbox".into(),
+            ));
+        }
+        let (work, home) = (dir.join("work"), dir.join("home"));
+        let mut site = self.settings.runner.clone();
+        site.claude_command = bundle::CLAUDE.into();
+        write_private(spec_file, &site.spec(spec, None)).await?;
+        for path in [&work, &home, &home.join("tmp"), &spec_file.to_owned()] {
+            let owner = Some(bundle::AGENT_UID);
+            std::os::unix::fs::chown(path, owner, owner).map_err(|err| {
+                RuntimeError::Failed(format!("cannot hand {} to the sandbox: {err}", path.display()))
+            })?;
+        }
+        let env = self
+            .environment(spec, Path::new(bundle::HOME))
+            .await?
+            .into_iter()
+            .filter(|(key, _)| key != "PATH")
+            .map(|(key, value)| format!("{}={}", key.to_string_lossy(), value.to_string_lossy()))
+            .chain([format!("PATH={}", bundle::PATH)])
+            .collect();
+        let agent = Agent {
+            bundle_dir: dir.join("sandbox"),
+            work,
+            home,
+            runner: host_program(&self.settings.agent_command.to_string_lossy())?,
+            claude: host_program(&self.settings.runner.claude_command)?,
+            spec: spec_file.to_owned(),
+            env,
+            cpu_millis: agentfarm_shared::validate::cpu_millis(&spec.config.cpu)
+                .map_err(RuntimeError::Failed)?,
+            memory_bytes: agentfarm_shared::validate::memory_bytes(&spec.config.memory)
+                .map_err(RuntimeError::Failed)?,
+        };
+        let proxy_only = spec.config.egress == Egress::ProxyOnly;
+        let mut command = gvisor.command(&spec.run_id, proxy_only, &agent).await?;
+        // runsc needs nothing of the server's environment, which may hold the owner's tokens.
+        command.current_dir(dir).env_clear().env("PATH", bundle::PATH);
+        Ok(command)
+    }
+
     async fn start(&self, spec: RunSpec) -> Result<RunEvents, RuntimeError> {
         let dir = self.run_dir(&spec.run_id);
         let (work, home) = (dir.join("work"), dir.join("home"));
@@ -167,26 +222,40 @@ impl LocalRuntime {
             private_dir(path).await?;
         }
         let spec_file = dir.join("spec.json");
-        write_private(&spec_file, &self.settings.runner.spec(&spec, None)).await?;
-        let mut command = Command::new(&self.settings.agent_command);
+        let mut command = match &self.settings.sandbox {
+            None => {
+                write_private(&spec_file, &self.settings.runner.spec(&spec, None)).await?;
+                let mut command = Command::new(&self.settings.agent_command);
+                command
+                    .arg("--spec")
+                    .arg(&spec_file)
+                    .current_dir(&work)
+                    .env_clear()
+                    .envs(self.environment(&spec, &home).await?);
+                command
+            }
+            Some(gvisor) => self.sandboxed(gvisor, &spec, &dir, &spec_file).await?,
+        };
         command
-            .arg("--spec")
-            .arg(&spec_file)
-            .current_dir(&work)
-            .env_clear()
-            .envs(self.environment(&spec, &home).await?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
         die_with_parent(&mut command);
-        let mut child = command.spawn().map_err(|err| {
-            RuntimeError::Failed(format!(
-                "cannot start the agent command {}: {err}",
-                self.settings.agent_command.display()
-            ))
-        })?;
+        let spawned = command.spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                if let Some(gvisor) = &self.settings.sandbox {
+                    gvisor.clean_up(&spec.run_id).await;
+                }
+                return Err(RuntimeError::Failed(format!(
+                    "cannot start the agent command {}: {err}",
+                    self.settings.agent_command.display()
+                )));
+            }
+        };
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -207,6 +276,7 @@ impl LocalRuntime {
             turns: TurnTracker::default(),
             idle_timeout: self.settings.idle_timeout,
             stop_grace: self.settings.stop_grace,
+            sandbox: self.settings.sandbox.clone(),
         };
         let agents = Arc::clone(&self.agents);
         let deadline = Instant::now() + Duration::from_secs(u64::from(spec.config.timeout_minutes) * 60);
@@ -224,10 +294,23 @@ impl LocalRuntime {
 
 impl Runtime for LocalRuntime {
     fn info(&self) -> RuntimeInfo {
-        RuntimeInfo {
-            kind: "local".into(),
-            isolated: false,
-            description: "Agents run as processes of the server's user on this machine: not isolated.".into(),
+        match &self.settings.sandbox {
+            None => RuntimeInfo {
+                kind: "local".into(),
+                isolated: false,
+                sandbox: "none".into(),
+                description: "Agents run as processes of the server's user on this machine: not isolated."
+                    .into(),
+            },
+            Some(_) => RuntimeInfo {
+                kind: "local".into(),
+                isolated: true,
+                sandbox: "gvisor".into(),
+                description:
+                    "Agents run on this machine, each in a gVisor sandbox of its own (runsc), with its own \
+                              network namespace: they reach only the proxies, DNS and public HTTPS."
+                        .into(),
+            },
         }
     }
 
@@ -279,12 +362,38 @@ impl Runtime for LocalRuntime {
     }
 
     fn adopt(&self, _runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>> {
-        // Local agents die with the server (see `die_with_parent`): there is never anything to re-attach to.
+        // Local agents die with the server (see `die_with_parent`; a sandbox with its runsc, and what is left
+        // of one is removed at start): there is never anything to re-attach to.
         async { Vec::new() }.boxed()
+    }
+
+    fn shut_down(&self) -> BoxFuture<'_, ()> {
+        async {
+            if let Some(gvisor) = &self.settings.sandbox {
+                gvisor.shut_down().await;
+            }
+        }
+        .boxed()
     }
 }
 
-/// Writes `value` as JSON to a new file only the server's user can read.
+/// The absolute path of `command` on the host: itself when it names a path, else the first match on PATH;
+/// links resolved, so that the file itself can be bound into a sandbox.
+fn host_program(command: &str) -> Result<PathBuf, RuntimeError> {
+    let found = if command.contains('/') {
+        Some(PathBuf::from(command))
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(command))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    found
+        .and_then(|path| std::fs::canonicalize(path).ok())
+        .ok_or_else(|| RuntimeError::Failed(format!("cannot find the program {command} on this machine")))
+}
+
 /// Whether a variable's name says it holds a credential (`…TOKEN`, `…KEY`, `…SECRET`, `…PASSWORD`): such
 /// variables of the server's are never passed to agents.
 pub fn is_credential_name(name: &str) -> bool {
@@ -294,6 +403,7 @@ pub fn is_credential_name(name: &str) -> bool {
         .any(|suffix| name.ends_with(suffix))
 }
 
+/// Writes `value` as JSON to a new file only the server's user can read.
 async fn write_private(path: &Path, value: &impl serde::Serialize) -> Result<(), RuntimeError> {
     let failed = |err: String| RuntimeError::Failed(format!("cannot write {}: {err}", path.display()));
     let json = serde_json::to_vec_pretty(value).map_err(|err| failed(err.to_string()))?;
@@ -328,186 +438,14 @@ fn die_with_parent(command: &mut Command) {
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
     // async-signal-safe; it touches no memory shared with the parent.
     unsafe {
-        command.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+        });
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
-
-/// Where a stop is: the next step and when it is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopStep {
-    Terminate,
-    Kill,
-}
-
-struct Supervisor {
-    run_id: String,
-    events: mpsc::Sender<RunEvent>,
-    control: mpsc::Receiver<Control>,
-    stdin: Option<ChildStdin>,
-    /// Which messages Claude has not finished: when none, the agent is waiting for input.
-    turns: TurnTracker,
-    idle_timeout: Duration,
-    stop_grace: Duration,
-}
-
-impl Supervisor {
-    async fn emit(&self, event: RunEvent) {
-        // The service dropped the stream: it no longer cares (shutting down); keep supervising anyway.
-        let _ = self.events.send(event).await;
-    }
-
-    async fn run(
-        mut self,
-        mut child: Child,
-        stdout: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-        stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-        deadline: Instant,
-    ) {
-        let (lines_tx, mut lines) = mpsc::channel(256);
-        tokio::spawn(read_lines(
-            BufReader::new(stdout),
-            LogStream::Stdout,
-            lines_tx.clone(),
-        ));
-        tokio::spawn(read_lines(BufReader::new(stderr), LogStream::Stderr, lines_tx));
-        self.emit(RunEvent::Working).await;
-
-        let pgid = child
-            .id()
-            .and_then(|pid| i32::try_from(pid).ok())
-            .map(Pid::from_raw);
-        let mut idle_until: Option<Instant> = None;
-        let mut stop: Option<(StopStep, Instant)> = None;
-        let mut timed_out = false;
-        let status = loop {
-            tokio::select! {
-                Some((stream, text)) = lines.recv() => {
-                    let activity = match ClaudeEvent::parse(&text) {
-                        Some(event) if stream == LogStream::Stdout => self.turns.observe(&event),
-                        _ => None,
-                    };
-                    self.emit(RunEvent::Line { ts: Utc::now(), stream, text, cursor: None }).await;
-                    if activity == Some(Activity::Idle) && stop.is_none() {
-                        if self.idle_timeout.is_zero() {
-                            // No one may follow up: end the conversation now.
-                            self.stdin = None;
-                        } else {
-                            self.emit(RunEvent::WaitingForInput).await;
-                            idle_until = Some(Instant::now() + self.idle_timeout);
-                        }
-                    }
-                }
-                Some(control) = self.control.recv() => match control {
-                    Control::Input(text, reply) => {
-                        let accepted = self.write_input(&text, stop.is_some()).await;
-                        if accepted.is_ok() && idle_until.take().is_some() {
-                            self.emit(RunEvent::Working).await;
-                        }
-                        let _ = reply.send(accepted);
-                    }
-                    Control::Stop => {
-                        if stop.is_none() {
-                            self.interrupt().await;
-                            stop = Some((StopStep::Terminate, Instant::now() + self.stop_grace));
-                        }
-                    }
-                },
-                status = child.wait() => break status,
-                () = sleep_until(idle_until.unwrap_or(deadline)), if idle_until.is_some() => {
-                    // Nobody followed up: closing stdin tells Claude the conversation is over.
-                    idle_until = None;
-                    self.stdin = None;
-                }
-                () = sleep_until(deadline), if stop.is_none() => {
-                    timed_out = true;
-                    self.interrupt().await;
-                    stop = Some((StopStep::Terminate, Instant::now() + self.stop_grace));
-                }
-                () = sleep_until(stop.map_or(deadline, |(_, at)| at)), if stop.is_some() => {
-                    stop = match stop {
-                        Some((StopStep::Terminate, _)) => {
-                            signal_group(pgid, Signal::SIGTERM);
-                            Some((StopStep::Kill, Instant::now() + self.stop_grace))
-                        }
-                        _ => {
-                            signal_group(pgid, Signal::SIGKILL);
-                            None
-                        }
-                    };
-                }
-            }
-        };
-        // Whatever the agent left behind in its process group goes with it; that also closes the pipes.
-        signal_group(pgid, Signal::SIGKILL);
-        self.control.close();
-        while let Some((stream, text)) = lines.recv().await {
-            self.emit(RunEvent::Line {
-                ts: Utc::now(),
-                stream,
-                text,
-                cursor: None,
-            })
-            .await;
-        }
-        self.emit(RunEvent::Exited(outcome(status, timed_out))).await;
-    }
-
-    async fn write_input(&mut self, text: &str, stopping: bool) -> Result<(), RuntimeError> {
-        let not_accepting = || RuntimeError::NotAccepting(self.run_id.clone());
-        if stopping {
-            return Err(not_accepting());
-        }
-        let stdin = self.stdin.as_mut().ok_or_else(not_accepting)?;
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let line = format!("{}\n", user_message_line(text, &uuid));
-        match stdin.write_all(line.as_bytes()).await {
-            Ok(()) => {
-                self.turns.sent(&uuid);
-                Ok(())
-            }
-            Err(_) => {
-                self.stdin = None;
-                Err(not_accepting())
-            }
-        }
-    }
-
-    /// Asks Claude to stop its turn, then closes stdin so it exits.
-    async fn interrupt(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let line = format!("{}\n", interrupt_line(&format!("stop-{}", self.run_id)));
-            // A closed pipe means the agent is already exiting, which is what we want.
-            let _ = stdin.write_all(line.as_bytes()).await;
-        }
-    }
-}
-
-fn signal_group(pgid: Option<Pid>, signal: Signal) {
-    if let Some(pgid) = pgid {
-        // ESRCH: the group is already gone.
-        let _ = killpg(pgid, signal);
-    }
-}
-
-fn outcome(status: std::io::Result<ExitStatus>, timed_out: bool) -> ExitOutcome {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(status) => ExitOutcome {
-            code: status.code(),
-            signal: status.signal(),
-            timed_out,
-            ..ExitOutcome::default()
-        },
-        Err(err) => ExitOutcome {
-            timed_out,
-            error: Some(format!("lost track of the agent process: {err}")),
-            ..ExitOutcome::default()
-        },
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -545,6 +483,7 @@ mod tests {
             idle_timeout: Duration::ZERO,
             stop_grace: Duration::ZERO,
             shared_claude_dir: shared.map(PathBuf::from),
+            sandbox: None,
         })
     }
 

@@ -1,0 +1,355 @@
+//! The local runtime's gVisor sandbox (`--sandbox gvisor`), with Debian's runsc and the real Claude Code CLI:
+//! the journey runs inside it (gVisor's kernel in the transcript) and reaches the model and git through the
+//! proxies; an agent finds neither the owner's tokens nor the server's data, another run's files, the
+//! server's process or a port on this machine, and its egress to private ranges and the metadata service is
+//! refused; a stop, and the server's own end, leave no process, mount, namespace, interface or rule behind.
+//! Each of these fails without the sandbox.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use agentfarm::settings::{SandboxChoice, Settings};
+use agentfarm_app_client::Socket;
+use agentfarm_fake_github::FakeGithub;
+use agentfarm_fake_model::HUNT_FOR_TOKENS;
+use agentfarm_shared::run::RunState;
+use agentfarm_shared::ws::ServerFrame;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{TEST_GITHUB_TOKEN, TestServer, owner_token};
+
+/// gVisor's kernel version, as `uname -r` reports it inside a sandbox.
+const GVISOR_KERNEL: &str = "4.4.0";
+
+/// Each sandboxed server in this binary gets a subnet (and so a bridge and nftables table) of its own.
+fn sandboxed(settings: &mut Settings) {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    let third = 100 + NEXT.fetch_add(1, Ordering::Relaxed);
+    settings.sandbox = SandboxChoice::Gvisor;
+    settings.sandbox_subnet = format!("10.213.{third}.0/24").parse().unwrap();
+}
+
+/// The transcript of `run_id`, as text.
+async fn transcript(server: &TestServer, run_id: &str) -> String {
+    let (status, logs) = server.get(&format!("/api/runs/{run_id}/logs?limit=5000")).await;
+    assert_eq!(status, StatusCode::OK);
+    logs.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_proxies() {
+    let github = FakeGithub::start(TEST_GITHUB_TOKEN).await;
+    github.create_repo("octo", "app", "main");
+    let (git_url, api_url) = (github.git_url(), github.api_url());
+    let server = TestServer::start_with(|s| {
+        sandboxed(s);
+        s.github_url = git_url;
+        s.github_api_url = api_url;
+    })
+    .await;
+    let (status, info) = server.get("/api/info").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["runtime"]["sandbox"], "gvisor", "{info}");
+    assert_eq!(info["runtime"]["isolated"], true);
+
+    let (status, body) = server
+        .post(
+            "/api/configs",
+            json!({"name": "Notes", "task_prompt": "unused", "repos": ["octo/app"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut socket = server.socket().await;
+    let run = server
+        .launch(
+            "notes",
+            "[[bash:uname -r && printf 'one\\n' > NOTES.md]] write notes",
+        )
+        .await;
+    let done = socket.until_ended(&run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{done:?}");
+    let text = transcript(&server, &run.id).await;
+    assert!(
+        text.contains(GVISOR_KERNEL),
+        "uname -r inside is gVisor's: {text}"
+    );
+    let branch = done.branch.clone().unwrap();
+    assert_eq!(
+        github.file_at("octo", "app", &branch, "NOTES.md").as_deref(),
+        Some("one\n"),
+        "pushed through the git proxy"
+    );
+    assert_eq!(github.pulls().len(), 1, "opened through the control plane");
+    assert!(!server.model.main_requests().is_empty());
+}
+
+/// This machine's own address on its network (not loopback): where a server port of the host would be.
+fn host_address() -> Ipv4Addr {
+    let output = std::process::Command::new("ip")
+        .args(["-4", "route", "get", "192.0.2.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut words = text.split_whitespace();
+    words.find(|word| *word == "src").unwrap();
+    words.next().unwrap().parse().unwrap()
+}
+
+/// A bash line that tries a TCP connection and says `open` or `refused` after `label`.
+fn probe(label: &str, addr: SocketAddr) -> String {
+    format!(
+        "(timeout 10 bash -c 'exec 3<>/dev/tcp/{}/{}' 2>/dev/null && echo {label}-open || echo {label}-refused)",
+        addr.ip(),
+        addr.port()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_in_gvisor_finds_nothing_of_the_server_and_reaches_nothing_private() {
+    const CLAUDE_CANARY: &str = "sk-ant-oat01-SANDBOXCANARYclaudeTOKENxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    const GITHUB_CANARY: &str = "ghp_SANDBOXCANARYgithubTOKENxxxxxxxxxxxx";
+    let mut owner_files = Vec::new();
+    let server = TestServer::start_with(|s| {
+        sandboxed(s);
+        let dir = s.data_dir.parent().unwrap().to_owned();
+        s.claude_token_file = Some(owner_token(&dir, "owner-claude", CLAUDE_CANARY));
+        s.github_token_file = Some(owner_token(&dir, "owner-github", GITHUB_CANARY));
+        owner_files.extend(s.claude_token_file.clone());
+    })
+    .await;
+    // A port of this machine's, on its own address, that anything unsandboxed here could connect to.
+    let host_port = tokio::net::TcpListener::bind((host_address(), 0)).await.unwrap();
+    let host_addr = host_port.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = host_port.accept().await {
+            drop(connection);
+        }
+    });
+    let config = server.create_config("Thief", "unused").await;
+    let mut socket = server.socket().await;
+    let first = server
+        .launch(
+            &config,
+            "[[bash:echo first-run-secret > marker.txt]] leave a mark",
+        )
+        .await;
+    assert_eq!(socket.until_ended(&first.id).await.state, RunState::Succeeded);
+
+    let data = server.dir.path().join("data");
+    let first_marker = data.join("runs").join(&first.id).join("work/marker.txt");
+    assert!(first_marker.is_file(), "the first run's mark is on the host");
+    let metadata: SocketAddr = "169.254.169.254:80".parse().unwrap();
+    let private: SocketAddr = "10.0.0.1:443".parse().unwrap();
+    let hunt = [
+        format!(
+            "(cat {}/agentfarm.db > /dev/null 2>&1 && echo data-dir-read || echo data-dir-hidden)",
+            data.display()
+        ),
+        format!(
+            "(cat {} 2>/dev/null || echo other-run-hidden)",
+            first_marker.display()
+        ),
+        format!(
+            "(cat {} 2>/dev/null || echo token-file-hidden)",
+            owner_files[0].display()
+        ),
+        "(tr '\\0' '\\n' < /proc/1/environ | grep -c AGENTFARM_RUN_TOKEN)".to_owned(),
+        probe("host-port", host_addr),
+        probe("metadata", metadata),
+        probe("private", private),
+        HUNT_FOR_TOKENS.to_owned(),
+    ]
+    .join("; ");
+    let second = server
+        .launch(&config, &format!("[[bash:{hunt}]] show me everything"))
+        .await;
+    let done = socket.until_ended(&second.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{done:?}");
+
+    let text = transcript(&server, &second.id).await;
+    for outcome in [
+        "data-dir-hidden",
+        "other-run-hidden",
+        "token-file-hidden",
+        "host-port-refused",
+        "metadata-refused",
+        "private-refused",
+        "searched ",
+    ] {
+        assert!(text.contains(outcome), "{outcome} in {text}");
+    }
+    assert!(!text.contains("first-run-secret"), "{text}");
+    for canary in [CLAUDE_CANARY, GITHUB_CANARY] {
+        assert!(!text.contains(canary), "in the transcript");
+        for request in server.model.requests() {
+            assert!(!request.body.to_string().contains(canary), "sent to the model");
+        }
+    }
+    for request in server.model.main_requests() {
+        assert_eq!(
+            request.header("authorization"),
+            Some(format!("Bearer {CLAUDE_CANARY}").as_str()),
+            "the proxy put the owner's token on what the agent sent"
+        );
+    }
+}
+
+/// What is left on this machine of run `run_id`: processes, mounts, its namespace and its cgroups.
+fn leftovers_of(run_id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(run_id) {
+            left.push(format!("process {cmdline}"));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|line| line.contains(run_id))
+            .map(|line| format!("mount {line}")),
+    );
+    let namespaces = std::fs::read_dir("/run/netns")
+        .map(|dir| dir.flatten().map(|entry| entry.file_name()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    left.extend(
+        namespaces
+            .iter()
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| name.contains(run_id))
+            .map(|name| format!("namespace {name}")),
+    );
+    for controller in ["memory", "cpu"] {
+        let cgroup = std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(format!("agentfarm-{run_id}"));
+        if cgroup.exists() {
+            left.push(format!("cgroup {}", cgroup.display()));
+        }
+    }
+    left
+}
+
+/// The sandboxes runsc still knows in `server`'s state directory.
+fn sandboxes_of(server: &TestServer) -> Vec<String> {
+    let listed = std::process::Command::new("runsc")
+        .arg("--root")
+        .arg(server.dir.path().join("data/sandboxes"))
+        .args(["list", "--quiet"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The interfaces and nftables tables named `name`, or starting with it.
+fn network_leftovers(name: &str) -> Vec<String> {
+    let mut left: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|interface| interface.starts_with(name))
+        .map(|interface| format!("interface {interface}"))
+        .collect();
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    left.extend(
+        String::from_utf8_lossy(&tables.stdout)
+            .lines()
+            .filter(|line| line.contains(name))
+            .map(|line| format!("nftables {line}")),
+    );
+    left
+}
+
+/// Reads frames until run `run_id` has logged a line containing `text`.
+async fn until_logged(socket: &mut Socket, run_id: &str, text: &str) {
+    socket.subscribe(run_id, 0).await;
+    socket
+        .until(|frame| match frame {
+            ServerFrame::Log { run_id: id, lines } if id == run_id => {
+                lines.iter().any(|line| line.text.contains(text)).then_some(())
+            }
+            _ => None,
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_and_the_servers_end_leave_nothing_behind() {
+    let mut subnet = String::new();
+    let server = TestServer::start_with(|s| {
+        sandboxed(s);
+        s.stop_grace = 2;
+        subnet = s.sandbox_subnet.to_string();
+    })
+    .await;
+    let [a, b, c, _] = subnet
+        .split('/')
+        .next()
+        .unwrap()
+        .parse::<Ipv4Addr>()
+        .unwrap()
+        .octets();
+    let network = format!("af{a:02x}{b:02x}{c:02x}");
+    let (status, body) = server
+        .post(
+            "/api/configs",
+            json!({"name": "Sleeper", "task_prompt": "unused", "cpu": "500m", "memory": "512Mi"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut socket = server.socket().await;
+
+    let stopped = server
+        .launch("sleeper", "[[bash:sleep 600]] wait a long time")
+        .await;
+    until_logged(&mut socket, &stopped.id, "sleep 600").await;
+    let memory = format!(
+        "/sys/fs/cgroup/memory/agentfarm-{}/memory.limit_in_bytes",
+        stopped.id
+    );
+    assert_eq!(
+        std::fs::read_to_string(&memory).unwrap().trim(),
+        (512u64 << 20).to_string(),
+        "the config's memory is the sandbox's limit"
+    );
+    let quota = format!("/sys/fs/cgroup/cpu/agentfarm-{}/cpu.cfs_quota_us", stopped.id);
+    assert_eq!(std::fs::read_to_string(&quota).unwrap().trim(), "50000");
+    assert!(
+        !leftovers_of(&stopped.id).is_empty(),
+        "the sandbox is there while it runs"
+    );
+    assert_eq!(sandboxes_of(&server), std::slice::from_ref(&stopped.id));
+    let (status, body) = server
+        .post(&format!("/api/runs/{}/stop", stopped.id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = socket.until_ended(&stopped.id).await;
+    assert_eq!(done.state, RunState::Stopped, "{done:?}");
+    assert_eq!(leftovers_of(&stopped.id), Vec::<String>::new());
+    assert_eq!(sandboxes_of(&server), Vec::<String>::new());
+
+    let running = server
+        .launch("sleeper", "[[bash:sleep 600]] wait a long time")
+        .await;
+    until_logged(&mut socket, &running.id, "sleep 600").await;
+    assert!(!network_leftovers(&network).is_empty());
+    assert!(!leftovers_of(&running.id).is_empty());
+    let _model = server.stop().await;
+    let mut left = network_leftovers(&network);
+    left.extend(leftovers_of(&running.id));
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "the server's end removed its sandboxes and network"
+    );
+}
