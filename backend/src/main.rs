@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use agentfarm::settings::{KubeArgs, Settings};
+use agentfarm::settings::{KubeArgs, SandboxArgs, SandboxChoice, Settings};
 use agentfarm_shared::api::{Check, CheckStatus, DoctorReport};
 
 /// A self-hosted control plane for a fleet of Claude Code agents.
@@ -23,11 +23,23 @@ struct Cli {
 enum Command {
     /// Serve the API, the live stream and the web app.
     Serve(Box<Settings>),
-    /// Check that the cluster has what the Kubernetes runtime needs; exits non-zero when something fails.
-    Doctor(Box<KubeArgs>),
+    /// Check that the cluster has what the Kubernetes runtime needs (with `--sandbox gvisor`: that this
+    /// machine has what the local runtime's sandbox needs); exits non-zero when something fails.
+    Doctor(Box<DoctorArgs>),
     /// Copy the database to a file, safely while the server runs, and check the copy (`PRAGMA
     /// integrity_check`); exits non-zero when no sound copy was written.
     Backup(BackupArgs),
+}
+
+/// Arguments of `agentfarm doctor`.
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// The local runtime's sandbox: with `gvisor`, this machine is checked instead of the cluster.
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    /// The cluster's settings.
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 /// Arguments of `agentfarm backup`.
@@ -51,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(settings) => serve(*settings).await,
-        Command::Doctor(kube) => doctor(&kube).await,
+        Command::Doctor(args) => doctor(&args).await,
         Command::Backup(args) => backup(&args),
     }
 }
@@ -92,8 +104,21 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn doctor(kube: &KubeArgs) -> anyhow::Result<()> {
-    let report = match kube::Client::try_default().await {
+async fn doctor(args: &DoctorArgs) -> anyhow::Result<()> {
+    let report = if args.sandbox.kind == SandboxChoice::Gvisor {
+        agentfarm::doctor::sandbox::run(&args.sandbox.runsc).await
+    } else {
+        cluster_report(&args.kube).await
+    };
+    let _ = write!(std::io::stdout(), "{}", agentfarm::doctor::render(&report));
+    if report.failed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn cluster_report(kube: &KubeArgs) -> DoctorReport {
+    match kube::Client::try_default().await {
         Ok(client) => agentfarm::doctor::run(&client, &kube.doctor_spec()).await,
         Err(err) => DoctorReport {
             checks: vec![Check {
@@ -103,12 +128,7 @@ async fn doctor(kube: &KubeArgs) -> anyhow::Result<()> {
                 fix: Some("run inside the cluster, or point KUBECONFIG at a kubeconfig for it".into()),
             }],
         },
-    };
-    let _ = write!(std::io::stdout(), "{}", agentfarm::doctor::render(&report));
-    if report.failed() {
-        std::process::exit(1);
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {

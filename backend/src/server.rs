@@ -104,7 +104,7 @@ impl App {
 /// listen on its gateway), reconciles runs the store thinks are active, and starts the scheduler and the
 /// retention sweep.
 pub async fn start(settings: &Settings) -> Result<App, StartError> {
-    let sandbox = match settings.sandbox {
+    let sandbox = match settings.sandbox.kind {
         SandboxChoice::None => None,
         SandboxChoice::Gvisor => Some(Arc::new(
             Gvisor::start(&gvisor_settings(settings))
@@ -181,7 +181,17 @@ pub async fn start_on(
         },
         None => None,
     };
-    let doctor = cluster.map(|client| Arc::new(Doctor::new(client, settings.kube.doctor_spec())));
+    let doctor = match (cluster, settings.sandbox.kind) {
+        (Some(client), _) => Some(Doctor::Cluster {
+            client,
+            spec: Box::new(settings.kube.doctor_spec()),
+        }),
+        (None, SandboxChoice::Gvisor) => Some(Doctor::Sandbox {
+            runsc: settings.sandbox.runsc.clone(),
+        }),
+        (None, SandboxChoice::None) => None,
+    }
+    .map(Arc::new);
     let push = Push::new(
         farm.store().clone(),
         push_settings(settings)?,
@@ -361,9 +371,9 @@ fn local_settings(settings: &Settings, runner: RunnerSite, sandbox: Option<Arc<G
 /// Where the sandboxes keep their state and network.
 fn gvisor_settings(settings: &Settings) -> GvisorSettings {
     GvisorSettings {
-        runsc: settings.runsc.clone(),
+        runsc: settings.sandbox.runsc.clone(),
         state_dir: settings.data_dir.join("sandboxes"),
-        subnet: settings.sandbox_subnet,
+        subnet: settings.sandbox.subnet,
     }
 }
 

@@ -166,20 +166,9 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
-    /// What keeps a local agent in: `none` (a process of this user: not isolated) or `gvisor` (a gVisor
-    /// sandbox of its own, in its own network namespace; Linux, as root, with runsc, `ip` and `nft`). The
-    /// Kubernetes runtime sandboxes agents by RuntimeClass instead.
-    #[arg(long, env = "AGENTFARM_SANDBOX", value_enum, default_value_t = SandboxChoice::None)]
-    pub sandbox: SandboxChoice,
-
-    /// gVisor's runsc, for `--sandbox gvisor`.
-    #[arg(long, env = "AGENTFARM_RUNSC", default_value = "runsc")]
-    pub runsc: PathBuf,
-
-    /// The sandboxed agents' subnet, a /24 of its own on this machine: its `.1` is this machine's address on
-    /// the agents' bridge, where the proxies listen.
-    #[arg(long, env = "AGENTFARM_SANDBOX_SUBNET", default_value = "10.213.0.0/24")]
-    pub sandbox_subnet: ipnet::Ipv4Net,
+    /// The local runtime's sandbox.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 
     /// The Kubernetes runtime's settings.
     #[command(flatten)]
@@ -201,6 +190,29 @@ pub enum RuntimeChoice {
     Local,
     /// Kubernetes Jobs.
     Kubernetes,
+}
+
+/// Settings of the local runtime's sandbox (and of `agentfarm doctor --sandbox`).
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// What keeps a local agent in: `none` (a process of this user: not isolated) or `gvisor` (a gVisor
+    /// sandbox of its own, in its own network namespace; Linux, as root, with runsc, `ip` and `nft`). The
+    /// Kubernetes runtime sandboxes agents by RuntimeClass instead.
+    #[arg(long = "sandbox", env = "AGENTFARM_SANDBOX", value_enum, default_value_t = SandboxChoice::None)]
+    pub kind: SandboxChoice,
+
+    /// gVisor's runsc, for `--sandbox gvisor`.
+    #[arg(long, env = "AGENTFARM_RUNSC", default_value = "runsc")]
+    pub runsc: PathBuf,
+
+    /// The sandboxed agents' subnet, a /24 of its own on this machine: its `.1` is this machine's address on
+    /// the agents' bridge, where the proxies listen.
+    #[arg(
+        long = "sandbox-subnet",
+        env = "AGENTFARM_SANDBOX_SUBNET",
+        default_value = "10.213.0.0/24"
+    )]
+    pub subnet: ipnet::Ipv4Net,
 }
 
 /// What keeps a local agent in.
@@ -499,7 +511,7 @@ mod tests {
             "no credential passes to agents by default"
         );
         assert!(!settings.direct_credentials);
-        assert_eq!(settings.sandbox, SandboxChoice::None);
+        assert_eq!(settings.sandbox.kind, SandboxChoice::None);
         assert_eq!(settings.agent_url(None), "http://127.0.0.1:8080");
         let gateway = "10.213.0.1:41234".parse().ok();
         assert_eq!(settings.agent_url(gateway), "http://10.213.0.1:41234");

@@ -468,6 +468,15 @@ impl ServerBinary {
     /// A server on `data_dir` whose agents run the real CLI against `model`, through the server's model proxy
     /// (the owner's Claude token in the server's environment).
     pub async fn start(data_dir: &std::path::Path, model: &FakeModel) -> ServerBinary {
+        Self::start_with_args(data_dir, model, &[]).await
+    }
+
+    /// [`ServerBinary::start`] with more arguments.
+    pub async fn start_with_args(
+        data_dir: &std::path::Path,
+        model: &FakeModel,
+        args: &[&str],
+    ) -> ServerBinary {
         let env = model.model_env();
         let passthrough: Vec<&str> = std::iter::once("PATH")
             .chain(env.iter().map(|(k, _)| k.as_str()))
@@ -483,6 +492,7 @@ impl ServerBinary {
             .arg(model.base_url())
             .arg("--agent-env-passthrough")
             .arg(passthrough.join(","))
+            .args(args)
             .envs(env);
         Self::spawn(command).await
     }

@@ -17,17 +17,29 @@ use agentfarm_shared::ws::ServerFrame;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{TEST_GITHUB_TOKEN, TestServer, owner_token};
+use crate::browser::{Browser, Viewport};
+use crate::harness::{ServerBinary, TEST_GITHUB_TOKEN, TestServer, owner_token, web_dir};
 
 /// gVisor's kernel version, as `uname -r` reports it inside a sandbox.
 const GVISOR_KERNEL: &str = "4.4.0";
 
 /// Each sandboxed server in this binary gets a subnet (and so a bridge and nftables table) of its own.
-fn sandboxed(settings: &mut Settings) {
+fn next_subnet() -> String {
     static NEXT: AtomicU8 = AtomicU8::new(0);
     let third = 100 + NEXT.fetch_add(1, Ordering::Relaxed);
-    settings.sandbox = SandboxChoice::Gvisor;
-    settings.sandbox_subnet = format!("10.213.{third}.0/24").parse().unwrap();
+    format!("10.213.{third}.0/24")
+}
+
+fn sandboxed(settings: &mut Settings) {
+    settings.sandbox.kind = SandboxChoice::Gvisor;
+    settings.sandbox.subnet = next_subnet().parse().unwrap();
+}
+
+/// The name of the bridge and nftables table of `subnet`'s sandboxes.
+fn network_name(subnet: &str) -> String {
+    let address: Ipv4Addr = subnet.split('/').next().unwrap().parse().unwrap();
+    let [a, b, c, _] = address.octets();
+    format!("af{a:02x}{b:02x}{c:02x}")
 }
 
 /// The transcript of `run_id`, as text.
@@ -44,6 +56,7 @@ async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_pr
     let (git_url, api_url) = (github.git_url(), github.api_url());
     let server = TestServer::start_with(|s| {
         sandboxed(s);
+        s.web_dir = Some(web_dir());
         s.github_url = git_url;
         s.github_api_url = api_url;
     })
@@ -52,6 +65,30 @@ async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_pr
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["runtime"]["sandbox"], "gvisor", "{info}");
     assert_eq!(info["runtime"]["isolated"], true);
+    let (status, report) = server.get("/api/doctor").await;
+    assert_eq!(status, StatusCode::OK);
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() >= 5, "{report}");
+    assert!(
+        checks.iter().all(|check| check["status"] == "pass"),
+        "this machine has what the sandbox needs: {report}"
+    );
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_agentfarm"))
+        .args(["doctor", "--sandbox", "gvisor"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{printed}");
+    assert!(
+        printed.contains("gVisor sandbox") && printed.contains(GVISOR_KERNEL),
+        "{printed}"
+    );
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/settings", server.url)).await;
+    assert_eq!(browser.text("#runtime-sandbox").await, "gvisor");
+    assert_eq!(browser.text("#runtime-isolated").await, "yes");
+    assert_eq!(browser.text("#cluster .section-title").await, "This machine");
+    drop(browser);
 
     let (status, body) = server
         .post(
@@ -289,17 +326,10 @@ async fn a_stop_and_the_servers_end_leave_nothing_behind() {
     let server = TestServer::start_with(|s| {
         sandboxed(s);
         s.stop_grace = 2;
-        subnet = s.sandbox_subnet.to_string();
+        subnet = s.sandbox.subnet.to_string();
     })
     .await;
-    let [a, b, c, _] = subnet
-        .split('/')
-        .next()
-        .unwrap()
-        .parse::<Ipv4Addr>()
-        .unwrap()
-        .octets();
-    let network = format!("af{a:02x}{b:02x}{c:02x}");
+    let network = network_name(&subnet);
     let (status, body) = server
         .post(
             "/api/configs",
@@ -352,4 +382,65 @@ async fn a_stop_and_the_servers_end_leave_nothing_behind() {
         Vec::<String>::new(),
         "the server's end removed its sandboxes and network"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_reaches_the_sandboxed_agent_and_the_idle_timeout_ends_it() {
+    let server = TestServer::start_with(|s| {
+        sandboxed(s);
+        s.idle_timeout = 2;
+    })
+    .await;
+    let config = server.create_config("Talk", "unused").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "[[bash:echo first-turn-done]] one").await;
+    socket.until_state(&run.id, RunState::WaitingForInput).await;
+    let (status, body) = server
+        .post(
+            &format!("/api/runs/{}/messages", run.id),
+            json!({"text": "[[bash:uname -r]] and the kernel?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let done = socket.until_ended(&run.id).await;
+    assert_eq!(
+        done.state,
+        RunState::Succeeded,
+        "ended by the idle timeout: {done:?}"
+    );
+    let text = transcript(&server, &run.id).await;
+    assert!(
+        text.contains("first-turn-done") && text.contains(GVISOR_KERNEL),
+        "{text}"
+    );
+    assert_eq!(leftovers_of(&run.id), Vec::<String>::new());
+}
+
+/// A server killed with its agent mid-run: the restarted server finds the run `lost`, removes what was left
+/// of its sandbox, and runs the next agent sandboxed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_run_is_lost_and_its_sandbox_gone() {
+    let model = agentfarm_fake_model::FakeModel::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let subnet = next_subnet();
+    let args = ["--sandbox", "gvisor", "--sandbox-subnet", subnet.as_str()];
+    let server = ServerBinary::start_with_args(&data, &model, &args).await;
+    let app = agentfarm_app_client::App::new(server.url.clone());
+    let config = app.create_config("Crash", "unused").await;
+    let mut socket = app.socket().await;
+    let run = app.launch(&config, "[[bash:sleep 600]] wait").await;
+    until_logged(&mut socket, &run.id, "sleep 600").await;
+    server.kill().await;
+
+    let server = ServerBinary::start_with_args(&data, &model, &args).await;
+    let app = agentfarm_app_client::App::new(server.url.clone());
+    assert_eq!(app.run(&run.id).await.state, RunState::Lost);
+    assert_eq!(leftovers_of(&run.id), Vec::<String>::new());
+    let mut socket = app.socket().await;
+    let next = app.launch(&config, "[[bash:uname -r]] again").await;
+    assert_eq!(socket.until_ended(&next.id).await.state, RunState::Succeeded);
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+    assert_eq!(network_leftovers(&network_name(&subnet)), Vec::<String>::new());
 }

@@ -23,7 +23,7 @@ async fn ui_server_on(backend: Backend) -> TestServer {
 }
 
 impl Browser {
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
@@ -55,7 +55,7 @@ impl Browser {
     }
 
     /// The text of the first element matching `css`, once there is one.
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
     }
 
@@ -69,15 +69,17 @@ impl Browser {
     }
 }
 
-/// Settings names the runtime: the local one is not isolated (and says so), the Kubernetes one is.
+/// Settings names the runtime and its sandbox: the local one is not isolated (and says so), the Kubernetes
+/// one is, by RuntimeClass.
 async fn assert_runtime_label(browser: &Browser, server: &TestServer, backend: Backend) {
     browser.open(&format!("{}/settings", server.url)).await;
-    let (kind, isolated) = match backend {
-        Backend::Local => ("local", "no"),
-        Backend::Kube => ("kubernetes", "yes"),
+    let (kind, isolated, sandbox) = match backend {
+        Backend::Local => ("local", "no", "none"),
+        Backend::Kube => ("kubernetes", "yes", "runtime-class"),
     };
     assert_eq!(browser.text("#runtime-kind").await, kind);
     assert_eq!(browser.text("#runtime-isolated").await, isolated);
+    assert_eq!(browser.text("#runtime-sandbox").await, sandbox);
     let warned = browser
         .client
         .execute("return document.querySelector('#not-isolated') !== null;", vec![])

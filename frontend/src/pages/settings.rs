@@ -1,6 +1,7 @@
-//! Settings (`/settings`): the server's runtime (`#runtime-kind`; `#not-isolated` when agents are plain
-//! processes; `#direct-credentials` when agents hold the owner's tokens), `#max-running`, `#server-version`, the cluster checks (`#cluster`: one `li.check[data-status]`
-//! per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and
+//! Settings (`/settings`): the server's runtime (`#runtime-kind`, `#runtime-sandbox`; `#not-isolated` when
+//! agents are plain processes; `#direct-credentials` when agents hold the owner's tokens), `#max-running`,
+//! `#server-version`, the checks (`#cluster`, titled "This machine" for the gVisor sandbox: one
+//! `li.check[data-status]` per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and
 //! notifications (`#notifications`), drawn by `frontend/push.js`: a plain script added with the section, so
 //! it is fetched only when Settings opens (never in the first load); it draws the section's content each time
 //! it is added.
@@ -36,6 +37,11 @@ pub fn Settings() -> Html {
         Callback::from(move |_: MouseEvent| run_checks(checks.clone()))
     };
     let conn = store.state.conn;
+    // The checks are the cluster's, or this machine's when agents run in its gVisor sandbox.
+    let checks_title = match &*info {
+        Some(Ok(info)) if info.runtime.sandbox == "gvisor" => "This machine",
+        _ => "Cluster",
+    };
     html! {
         <section class="page settings">
             <section class="card">
@@ -48,6 +54,7 @@ pub fn Settings() -> Html {
                             <dl class="facts">
                                 <div><dt>{ "Runtime" }</dt><dd id="runtime-kind" class="mono">{ &info.runtime.kind }</dd></div>
                                 <div><dt>{ "Isolated" }</dt><dd id="runtime-isolated">{ if info.runtime.isolated { "yes" } else { "no" } }</dd></div>
+                                <div><dt>{ "Sandbox" }</dt><dd id="runtime-sandbox" class="mono">{ &info.runtime.sandbox }</dd></div>
                                 <div><dt>{ "Max running" }</dt><dd id="max-running">{ info.max_running }</dd></div>
                                 <div><dt>{ "Version" }</dt><dd id="server-version" class="mono">{ &info.version }</dd></div>
                             </dl>
@@ -62,7 +69,8 @@ pub fn Settings() -> Html {
                             if info.direct_credentials {
                                 <div id="direct-credentials" class="warning-box" role="alert">
                                     <strong>{ "Agents hold your tokens." }</strong>
-                                    { " The server runs with --direct-credentials, a debugging mode: every agent gets                                        your Claude and GitHub tokens, and any agent can leak them. Turn it off." }
+                                    { " The server runs with --direct-credentials, a debugging mode: every agent gets \
+                                       your Claude and GitHub tokens, and any agent can leak them. Turn it off." }
                                 </div>
                             }
                         </>
@@ -71,7 +79,7 @@ pub fn Settings() -> Html {
             </section>
             <section id="cluster" class="card">
                 <div class="section-bar">
-                    <h2 class="section-title">{ "Cluster" }</h2>
+                    <h2 class="section-title">{ checks_title }</h2>
                     <button id="check-again" class="btn btn-small" disabled={checks.is_none()} onclick={check_again}>
                         { "Check again" }
                     </button>

@@ -9,6 +9,10 @@
 //!
 //! Secret values are never read into anything but the response buffer: only key names (and whether each
 //! value is empty) are kept.
+//!
+//! [`sandbox`] checks this machine instead, for the local runtime's gVisor sandbox.
+
+pub mod sandbox;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -49,22 +53,30 @@ const KATA_CLASS_DIR: &str = "manifests/components/kata";
 /// The cluster setup guide (sandbox runtimes, node labels).
 const INFRA_README: &str = "infra/README.md";
 
-/// A cluster to check, for the server's settings screen.
+/// What the server's settings screen checks: the cluster agents run on, or this machine's gVisor sandbox.
 #[derive(Clone)]
-pub struct Doctor {
-    client: Client,
-    spec: DoctorSpec,
+pub enum Doctor {
+    /// `spec` on the cluster `client` talks to.
+    Cluster {
+        /// The cluster.
+        client: Client,
+        /// What the server uses there.
+        spec: Box<DoctorSpec>,
+    },
+    /// The local runtime's sandbox, run by this runsc.
+    Sandbox {
+        /// The runsc program.
+        runsc: std::path::PathBuf,
+    },
 }
 
 impl Doctor {
-    /// Checks `spec` on the cluster `client` talks to.
-    pub fn new(client: Client, spec: DoctorSpec) -> Self {
-        Self { client, spec }
-    }
-
     /// The report, now.
     pub async fn report(&self) -> DoctorReport {
-        run(&self.client, &self.spec).await
+        match self {
+            Doctor::Cluster { client, spec } => run(client, spec).await,
+            Doctor::Sandbox { runsc } => sandbox::run(runsc).await,
+        }
     }
 }
 
