@@ -51,15 +51,21 @@ pub fn deployed_settings(what: &str, objects: &[Object]) -> Settings {
     }
 
     let args = container.args.clone().unwrap_or_default();
+    settings_from(what, args, &environment)
+}
+
+/// The settings of `agentfarm` run with `args` (`serve` first) in `environment`, as its command line parses
+/// them; every `AGENTFARM_*` variable must be a setting.
+pub fn settings_from(what: &str, args: Vec<String>, environment: &BTreeMap<String, String>) -> Settings {
     assert_eq!(
         args.first().map(String::as_str),
         Some("serve"),
-        "{what}: the control plane runs `agentfarm serve`"
+        "{what}: the server runs `agentfarm serve`"
     );
     let command = Serve::command();
     let mut argv = vec!["agentfarm".to_owned()];
     argv.extend(args.into_iter().skip(1));
-    for (name, value) in &environment {
+    for (name, value) in environment {
         let setting = command
             .get_arguments()
             .find(|arg| arg.get_env() == Some(OsStr::new(name)));
