@@ -191,7 +191,10 @@ async fn an_agent_in_gvisor_finds_nothing_of_the_server_and_reaches_nothing_priv
             "(cat {} 2>/dev/null || echo token-file-hidden)",
             owner_files[0].display()
         ),
-        "(tr '\\0' '\\n' < /proc/1/environ | grep -c AGENTFARM_RUN_TOKEN)".to_owned(),
+        "echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline)".to_owned(),
+        "(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q '^CARGO_MANIFEST_DIR=' \
+         && echo server-env-read || echo server-env-hidden)"
+            .to_owned(),
         probe("host-port", host_addr),
         probe("metadata", metadata),
         probe("private", private),
@@ -209,6 +212,8 @@ async fn an_agent_in_gvisor_finds_nothing_of_the_server_and_reaches_nothing_priv
         "data-dir-hidden",
         "other-run-hidden",
         "token-file-hidden",
+        "pid1=/agentfarm/runner",
+        "server-env-hidden",
         "host-port-refused",
         "metadata-refused",
         "private-refused",
@@ -307,6 +312,15 @@ fn network_leftovers(name: &str) -> Vec<String> {
     left
 }
 
+/// The `proxy_only` set of network `name`'s nftables table.
+fn proxy_only(name: &str) -> String {
+    let listed = std::process::Command::new("nft")
+        .args(["list", "set", "inet", name, "proxy_only"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout).into_owned()
+}
+
 /// Reads frames until run `run_id` has logged a line containing `text`.
 async fn until_logged(socket: &mut Socket, run_id: &str, text: &str) {
     socket.subscribe(run_id, 0).await;
@@ -333,7 +347,7 @@ async fn a_stop_and_the_servers_end_leave_nothing_behind() {
     let (status, body) = server
         .post(
             "/api/configs",
-            json!({"name": "Sleeper", "task_prompt": "unused", "cpu": "500m", "memory": "512Mi"}),
+            json!({"name": "Sleeper", "task_prompt": "unused", "cpu": "500m", "memory": "512Mi", "egress": "proxy-only"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -355,6 +369,10 @@ async fn a_stop_and_the_servers_end_leave_nothing_behind() {
     let quota = format!("/sys/fs/cgroup/cpu/agentfarm-{}/cpu.cfs_quota_us", stopped.id);
     assert_eq!(std::fs::read_to_string(&quota).unwrap().trim(), "50000");
     assert!(
+        proxy_only(&network).contains("10.213."),
+        "a proxy-only config's agent is in the set that reaches nothing but the proxies"
+    );
+    assert!(
         !leftovers_of(&stopped.id).is_empty(),
         "the sandbox is there while it runs"
     );
@@ -367,6 +385,7 @@ async fn a_stop_and_the_servers_end_leave_nothing_behind() {
     assert_eq!(done.state, RunState::Stopped, "{done:?}");
     assert_eq!(leftovers_of(&stopped.id), Vec::<String>::new());
     assert_eq!(sandboxes_of(&server), Vec::<String>::new());
+    assert!(!proxy_only(&network).contains("10.213."), "its rule went with it");
 
     let running = server
         .launch("sleeper", "[[bash:sleep 600]] wait a long time")
