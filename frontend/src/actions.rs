@@ -1,5 +1,5 @@
-//! Commands several screens share: stopping a run (optimistically), launching a config, resuming a run the
-//! usage limit stopped.
+//! Commands several screens share: stopping a run (optimistically), launching a config (or continuing a
+//! run), resuming a run the usage limit stopped.
 
 use agentfarm_shared::run::{LaunchRequest, RESUME_PROMPT, Run};
 use yew::platform::spawn_local;
@@ -26,37 +26,29 @@ pub fn stop_run(store: &StoreCtx, run_id: &str) {
     });
 }
 
-/// Launches a config's current version and opens the new run; `done` is told when the request ends.
-pub fn launch(store: &StoreCtx, navigator: Option<Navigator>, config_id: &str, done: yew::Callback<()>) {
-    let request = LaunchRequest {
-        config_id: config_id.to_owned(),
-        prompt: None,
-        continue_run: None,
-    };
-    send_launch(store, navigator, request, done);
-}
-
 /// Continues `run`, which the usage limit stopped, on its branch: the new run waits in the queue until the
 /// limit resets, then starts; it opens at once.
 pub fn resume_after_reset(
     store: &StoreCtx,
     navigator: Option<Navigator>,
     run: &Run,
-    done: yew::Callback<()>,
+    done: yew::Callback<bool>,
 ) {
     let request = LaunchRequest {
         config_id: run.config_id.clone(),
         prompt: Some(RESUME_PROMPT.to_owned()),
         continue_run: Some(run.id.clone()),
     };
-    send_launch(store, navigator, request, done);
+    launch(store, navigator, request, done);
 }
 
-fn send_launch(
+/// Sends a launch (of a config's current version, or a continuation) and opens the new run; `done` is told
+/// whether it was launched, before the new run opens.
+pub fn launch(
     store: &StoreCtx,
     navigator: Option<Navigator>,
     request: LaunchRequest,
-    done: yew::Callback<()>,
+    done: yew::Callback<bool>,
 ) {
     let store = store.clone();
     spawn_local(async move {
@@ -64,13 +56,13 @@ fn send_launch(
             Ok(run) => {
                 let run_id = run.id.clone();
                 store.dispatch.emit(Action::Upsert(run));
-                done.emit(());
+                done.emit(true);
                 if let Some(navigator) = navigator {
                     navigator.push(&Route::Run { id: run_id });
                 }
             }
             Err(failure) => {
-                done.emit(());
+                done.emit(false);
                 store.error(format!("Could not launch {}: {failure}", request.config_id));
             }
         }

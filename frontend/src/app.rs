@@ -1,12 +1,15 @@
 //! The app's frame: the store and live connection contexts, the top bar (title and connection
-//! dot), the page, the bottom tab bar (`nav.tabbar > a.tab`) and toasts.
+//! dot), the sections' navigation (tab bar or sidebar), the page and toasts; from 1024 px wide the agents
+//! list and a run side by side (`.panes > .pane-list + .pane-detail`).
 
 use std::rc::Rc;
 
 use yew::prelude::*;
 
 use crate::components::conn_dot::conn_dot;
+use crate::components::nav::{sidebar, tabbar};
 use crate::components::toasts::toasts;
+use crate::hooks::use_wide;
 use crate::pages::agents::Agents;
 use crate::pages::config_editor::ConfigEditor;
 use crate::pages::configs::Configs;
@@ -19,7 +22,10 @@ use crate::ws::LiveClient;
 fn switch(route: Route) -> Html {
     match route {
         Route::Agents => html! { <Agents /> },
-        Route::Run { id } => html! { <RunPage id={AttrValue::from(id)} /> },
+        Route::Run { id } => {
+            let page = AttrValue::from(id.clone());
+            html! { <RunPage key={id} id={page} /> }
+        }
         Route::Configs => html! { <Configs /> },
         Route::NewConfig => html! { <ConfigEditor /> },
         Route::EditConfig { id } => html! { <ConfigEditor key={id} id={AttrValue::from(id.clone())} /> },
@@ -56,17 +62,12 @@ pub fn App() -> Html {
     }
 }
 
-/// Top bar, page, tab bar.
+/// Top bar, navigation, page.
 #[component]
 fn Layout() -> Html {
     let store = use_store();
     let route = use_navigator().map_or(Route::NotFound, |n| n.route);
-    let tab = route.tab();
-    let tabs = [
-        (Route::Agents, "Agents", "◉"),
-        (Route::Configs, "Configs", "☰"),
-        (Route::Settings, "Settings", "⚙"),
-    ];
+    let split = use_wide() && matches!(route, Route::Agents | Route::Run { .. });
     html! {
         <div class="app">
             <header class="topbar">
@@ -74,21 +75,31 @@ fn Layout() -> Html {
                 <span class="topbar-title" id="page-title">{ route.title() }</span>
                 { conn_dot(store.state.conn) }
             </header>
-            <main id="main" class="content">
-                { switch(route.clone()) }
+            { sidebar(&route, &store.state) }
+            <main id="main" class={if split { "content split" } else { "content" }}>
+                if split { { panes(&route) } } else { { switch(route.clone()) } }
             </main>
-            <nav class="tabbar" aria-label="Sections">
-                { for tabs.into_iter().map(|(target, label, icon)| {
-                    let current = tab.as_ref() == Some(&target);
-                    html! {
-                        <Link to={target} classes={if current { "tab active" } else { "tab" }} current={current}>
-                            <span class="tab-icon" aria-hidden="true">{ icon }</span>
-                            <span class="tab-label">{ label }</span>
-                        </Link>
-                    }
-                }) }
-            </nav>
+            { tabbar(&route) }
             { toasts(&store.state.toasts) }
+        </div>
+    }
+}
+
+/// The desktop's two panes: the agents list, and the selected run.
+fn panes(route: &Route) -> Html {
+    let selected = match route {
+        Route::Run { id } => Some(AttrValue::from(id.clone())),
+        _ => None,
+    };
+    html! {
+        <div class="panes">
+            <div class="pane pane-list"><Agents selected={selected.clone()} /></div>
+            <div class="pane pane-detail">
+                { match selected {
+                    Some(id) => html! { <RunPage key={id.to_string()} id={id.clone()} /> },
+                    None => html! { <p class="pane-empty muted">{ "Select a run to see it here." }</p> },
+                } }
+            </div>
         </div>
     }
 }

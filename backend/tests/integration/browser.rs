@@ -15,7 +15,7 @@ use crate::harness::PATIENCE;
 /// How the page is shown.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Viewport {
-    /// A desktop window, 1280×800.
+    /// A desktop window: a 1280×800 viewport.
     Desktop,
     /// An iPhone: 390×844, device pixel ratio 3, touch, mobile user agent.
     Phone,
@@ -80,11 +80,21 @@ impl Browser {
         })
         .await
         .unwrap();
-        Browser {
+        let browser = Browser {
             client,
             _driver: driver,
             _profile: profile,
+        };
+        if viewport == Viewport::Desktop {
+            // The window's size includes its frame: the page itself gets 1280×800.
+            browser
+                .cdp(
+                    "Emulation.setDeviceMetricsOverride",
+                    json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}),
+                )
+                .await;
         }
+        browser
     }
 
     /// Waits for an element matching `css`.

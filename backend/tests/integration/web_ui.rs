@@ -1,7 +1,7 @@
 //! The web app in headless Chromium against a real server and the real Claude Code CLI on the fake model: the
-//! whole journey through the UI on the local runtime and on the (fake) Kubernetes one, the Settings screen's
-//! runtime and cluster checks on both, the usage window and "Resume after reset", the phone viewport,
-//! installability and offline start.
+//! whole journey through the UI (a one-off task from the launch sheet, a continued run) on the local runtime
+//! and on the (fake) Kubernetes one, the Settings screen's runtime and cluster checks on both, the usage window
+//! and "Resume after reset", the phone and desktop layouts, installability and offline start.
 
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
@@ -249,8 +249,9 @@ async fn the_usage_window_and_resume_after_reset() {
         .await;
 }
 
-/// Create a config through the form (a validation error first), launch it, watch the transcript stream,
-/// follow up, reload mid-run, stop, delete; on the local runtime.
+/// Create a config through the form (a validation error first), launch it with a one-off task from the launch
+/// sheet, watch the transcript stream, follow up, reload mid-run, stop, continue it with a new instruction on
+/// its branch, delete; on the local runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_journey_in_the_browser() {
     journey(Backend::Local).await;
@@ -269,9 +270,7 @@ async fn journey(backend: Backend) {
 
     browser.open(&format!("{}/configs/new", server.url)).await;
     browser.type_into("#name", "Browser journey").await;
-    browser
-        .type_into("#task_prompt", "[[wait:ui]] hello from the browser")
-        .await;
+    browser.type_into("#task_prompt", "the config's own task").await;
     browser.type_into("#repos", "../x\n").await;
     browser.click("#save-config").await;
     browser
@@ -288,6 +287,14 @@ async fn journey(backend: Backend) {
     browser
         .click(r#"button.launch-button[data-config-id="browser-journey"]"#)
         .await;
+    // The sheet offers the config's task; this run gets a one-off one.
+    browser
+        .until(r#"document.querySelector('#launch-sheet')?.open && document.querySelector('#launch-task').value === "the config's own task""#)
+        .await;
+    browser
+        .type_into("#launch-task", "[[wait:ui]] hello from the browser")
+        .await;
+    browser.click("#launch-confirm").await;
     let run_id = browser
         .until("location.pathname.startsWith('/runs/') && location.pathname.slice(6)")
         .await;
@@ -302,6 +309,20 @@ async fn journey(backend: Backend) {
             "Fake answer to: [[wait:ui]] hello from the browser",
         )
         .await;
+    let asked: Vec<String> = server
+        .model
+        .main_requests()
+        .iter()
+        .map(|request| request.body.to_string())
+        .collect();
+    assert!(
+        asked.iter().any(|body| body.contains("hello from the browser")),
+        "the one-off task reached the agent: {asked:?}"
+    );
+    assert!(
+        !asked.iter().any(|body| body.contains("the config's own task")),
+        "the config's task did not: {asked:?}"
+    );
 
     // A follow-up, answered after a reload in the middle of it.
     browser
@@ -352,6 +373,38 @@ async fn journey(backend: Backend) {
     browser
         .until(r#"document.querySelector('section.page.run').dataset.state === 'stopped'"#)
         .await;
+
+    // Continue the stopped run: a new run on its branch, with the new instruction, opens.
+    browser.click("#continue-run").await;
+    browser
+        .until("document.querySelector('#launch-sheet')?.open")
+        .await;
+    browser.type_into("#launch-task", "carry on").await;
+    browser.click("#launch-confirm").await;
+    let continued = browser
+        .until(&format!(
+            "location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{run_id}' && location.pathname.slice(6)"
+        ))
+        .await;
+    browser
+        .until_text(
+            r#"#transcript .tl[data-kind="assistant"]"#,
+            "Fake answer to: carry on",
+        )
+        .await;
+    let (_, first) = server.get(&format!("/api/runs/{run_id}")).await;
+    let (_, next) = server
+        .get(&format!("/api/runs/{}", continued.as_str().unwrap()))
+        .await;
+    assert!(first["branch"].is_string(), "{first}");
+    assert_eq!(next["branch"], first["branch"], "the first run's branch");
+    assert_eq!(next["prompt"], "carry on");
+    browser
+        .until("document.querySelector('#launch-sheet') === null")
+        .await;
+
+    browser.open(&format!("{}/runs/{run_id}", server.url)).await;
+    browser.find("#delete-run").await;
     browser
         .client
         .execute("window.confirm = () => true;", vec![])
@@ -421,4 +474,120 @@ async fn phone_screens_install_and_offline() {
         .until("document.querySelector('#connection-state').dataset.state")
         .await;
     assert_eq!(state, json!("offline"));
+}
+
+/// What the frame shows: which navigation is displayed, the window's width, the panes' boxes (`null` when
+/// absent) and the launch sheet's box.
+async fn frame(browser: &Browser) -> Value {
+    browser
+        .client
+        .execute(
+            "const shown = css => { const e = document.querySelector(css); return !!e && getComputedStyle(e).display !== 'none'; };
+             const rect = css => { const e = document.querySelector(css); if (!e) return null;
+                 const r = e.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+             return {sidebar: shown('nav.sidebar'), tabbar: shown('nav.tabbar'), width: window.innerWidth,
+                     height: window.innerHeight, list: rect('.pane-list'), run: rect('section.page.run'),
+                     sheet: rect('#launch-sheet')};",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+/// From 1024 px wide (a 1280×800 window) a sidebar with the active runs replaces the tab bar, a run opens
+/// beside the agents list, and the launch sheet is a centred dialog; at an iPhone's 390×844 the tab bar
+/// stays, the run has the screen to itself and the sheet rises from the bottom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_and_phone_layouts() {
+    let server = ui_server().await;
+    let config = server.create_config("Layout check", "Tidy the docs").await;
+    let mut socket = server.socket().await;
+    let run = server.launch(&config, "Say hello").await;
+    socket.until_state(&run.id, RunState::WaitingForInput).await;
+
+    let desktop = Browser::start(Viewport::Desktop).await;
+    desktop.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    desktop.find(r#"#transcript .tl[data-kind="assistant"]"#).await;
+    desktop
+        .find(&format!(
+            r#"#side-runs li[data-run-id="{}"] a.side-run[aria-current="page"]"#,
+            run.id
+        ))
+        .await;
+    desktop
+        .find(&format!(
+            r#".pane-list li.run-item[data-run-id="{}"] a.run-link[aria-current="page"]"#,
+            run.id
+        ))
+        .await;
+    let shown = frame(&desktop).await;
+    assert_eq!(
+        (shown["width"].clone(), shown["height"].clone()),
+        (json!(1280), json!(800)),
+        "{shown}"
+    );
+    assert_eq!(
+        (shown["sidebar"].clone(), shown["tabbar"].clone()),
+        (json!(true), json!(false)),
+        "{shown}"
+    );
+    let (list, page) = (&shown["list"], &shown["run"]);
+    assert!(
+        list["right"].as_f64().unwrap() <= page["left"].as_f64().unwrap()
+            && list["top"].as_f64().unwrap() < page["bottom"].as_f64().unwrap()
+            && page["top"].as_f64().unwrap() < list["bottom"].as_f64().unwrap(),
+        "the list and the run side by side: {shown}"
+    );
+    desktop.screenshot("desktop-run").await;
+    assert!(!desktop.overflows_horizontally().await);
+
+    desktop.open(&format!("{}/configs", server.url)).await;
+    desktop
+        .click(&format!(r#"button.launch-button[data-config-id="{config}"]"#))
+        .await;
+    desktop
+        .until("document.querySelector('#launch-task')?.value === 'Tidy the docs'")
+        .await;
+    desktop.screenshot("desktop-launch").await;
+    let sheet = frame(&desktop).await["sheet"].clone();
+    assert!(
+        sheet["right"].as_f64().unwrap() - sheet["left"].as_f64().unwrap() <= 560.0
+            && sheet["bottom"].as_f64().unwrap() < 800.0,
+        "a centred dialog: {sheet}"
+    );
+    desktop.click("#launch-cancel").await;
+    desktop
+        .until("document.querySelector('#launch-sheet') === null")
+        .await;
+
+    let phone = Browser::start(Viewport::Phone).await;
+    phone.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    phone.find(r#"#transcript .tl[data-kind="assistant"]"#).await;
+    let shown = frame(&phone).await;
+    assert_eq!(shown["width"], json!(390), "{shown}");
+    assert_eq!(
+        (
+            shown["sidebar"].clone(),
+            shown["tabbar"].clone(),
+            shown["list"].clone()
+        ),
+        (json!(false), json!(true), Value::Null),
+        "{shown}"
+    );
+    phone.open(&format!("{}/configs", server.url)).await;
+    phone
+        .click(&format!(r#"button.launch-button[data-config-id="{config}"]"#))
+        .await;
+    phone.until("document.querySelector('#launch-sheet')?.open").await;
+    let shown = frame(&phone).await;
+    let sheet = &shown["sheet"];
+    assert_eq!(
+        (
+            sheet["left"].as_f64(),
+            sheet["right"].as_f64(),
+            sheet["bottom"].as_f64()
+        ),
+        (Some(0.0), Some(390.0), shown["height"].as_f64()),
+        "a bottom sheet: {shown}"
+    );
 }

@@ -2,6 +2,9 @@
 
 pub mod conn_dot;
 pub mod countdown;
+pub mod icon;
+pub mod launch_sheet;
+pub mod nav;
 pub mod run_item;
 pub mod state_badge;
 pub mod toasts;

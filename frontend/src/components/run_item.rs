@@ -1,5 +1,5 @@
-//! One run in the agents list (`li.run-item[data-run-id][data-state]`): config, state, times, the last
-//! line, and a quick Stop for active runs.
+//! One run in the agents list (`li.run-item[data-run-id][data-state] > a.run-link`, `aria-current` on the
+//! one open beside the list): config, state, times, the last line, and a quick Stop for active runs.
 
 use agentfarm_shared::run::Run;
 use yew::prelude::*;
@@ -20,6 +20,8 @@ pub struct Props {
     pub last_line: Option<AttrValue>,
     /// True while a stop request is pending.
     pub stopping: bool,
+    /// True while it is open beside the list.
+    pub selected: bool,
     /// The current time, for the duration.
     pub now: chrono::DateTime<chrono::Utc>,
 }
@@ -58,7 +60,7 @@ pub fn run_item(store: &StoreCtx, props: &Props) -> Html {
     html! {
         <li key={run.id.clone()} class={if run.state.is_terminal() { "run-item card ended" } else { "run-item card" }}
             data-run-id={run.id.clone()} data-state={run.state.as_str()}>
-            <Link to={Route::Run { id: run.id.clone() }} classes="run-link">
+            <Link to={Route::Run { id: run.id.clone() }} classes="run-link" current={props.selected}>
                 <div class="run-head">
                     <span class="run-title">{ title }</span>
                     { state_badge(run.state, props.stopping, None) }

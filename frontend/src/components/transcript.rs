@@ -9,6 +9,7 @@ use agentfarm_shared::runner::RunnerEvent;
 use yew::prelude::*;
 
 use crate::components::countdown::Countdown;
+use crate::components::icon::{CLOCK, icon};
 use crate::markdown;
 use crate::state::RunLog;
 use crate::time;
@@ -227,7 +228,7 @@ fn item_view(seq: u64, item: &Item, truncated: bool) -> Html {
 fn limit(seq_attr: String, message: &str, resets_at: Option<i64>) -> Html {
     html! {
         <div class="tl tl-limit" data-seq={seq_attr} data-kind="limit">
-            { join("⏳ ", message) }
+            { icon(CLOCK) }{ " " }{ message }
             if let Some(at) = resets_at.and_then(time::from_unix) {
                 { " · resets " }<Countdown at={at} />
             }

@@ -1,5 +1,6 @@
 //! Agents (`/`): the usage window (`#usage-window`), active runs first, then recent ones (`#runs >
-//! li.run-item`), or an empty state pointing to the configs (`#agents-empty`).
+//! li.run-item`, the one open beside the list with `aria-current`), or an empty state pointing to the configs
+//! (`#agents-empty`).
 
 use agentfarm_shared::usage::UsageWindow;
 use yew::platform::spawn_local;
@@ -15,9 +16,17 @@ use crate::state::{Action, use_store};
 /// How many recent runs are fetched besides the live snapshot.
 const RECENT: u32 = 100;
 
+/// Props of [`Agents`].
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    /// The run open beside the list (desktop).
+    #[prop_or_default]
+    pub selected: Option<AttrValue>,
+}
+
 /// The agents screen.
 #[component]
-pub fn Agents() -> Html {
+pub fn Agents(props: &Props) -> Html {
     let store = use_store();
     let now = use_now(1_000);
     let error = use_state(|| None::<String>);
@@ -84,6 +93,7 @@ pub fn Agents() -> Html {
                         config_name: state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned())),
                         last_line: state.logs.get(&run.id).and_then(|l| l.summary()).map(AttrValue::from),
                         stopping: state.is_stopping(run),
+                        selected: props.selected.as_deref() == Some(run.id.as_str()),
                         now,
                     })) }
                 </ul>

@@ -1,14 +1,14 @@
 //! Configs (`/configs`): every config (`#configs > li.config-item[data-config-id]`) with a Launch button
-//! (`button.launch-button[data-config-id]`) and an edit link (`a.edit-link`); "New config" (`#new-config`).
-
-use std::collections::HashSet;
+//! (`button.launch-button[data-config-id]`, which opens the launch sheet) and an edit link (`a.edit-link`);
+//! "New config" (`#new-config`).
 
 use agentfarm_shared::config::AgentConfig;
 use yew::platform::spawn_local;
 use yew::prelude::*;
 
-use crate::actions;
 use crate::api;
+use crate::components::icon::{PLUS, icon};
+use crate::components::launch_sheet::LaunchSheet;
 use crate::router::{Link, Route, use_navigator};
 use crate::state::{Action, use_store};
 
@@ -17,7 +17,7 @@ use crate::state::{Action, use_store};
 pub fn Configs() -> Html {
     let store = use_store();
     let error = use_state(|| None::<String>);
-    let launching = use_state(HashSet::<String>::new);
+    let launching = use_state(|| None::<String>);
     {
         let store = store.clone();
         let error = error.clone();
@@ -31,38 +31,31 @@ pub fn Configs() -> Html {
         });
     }
     let navigator = use_navigator();
-    let new_config = {
-        let navigator = navigator.clone();
-        Callback::from(move |_: MouseEvent| {
-            if let Some(navigator) = &navigator {
-                navigator.push(&Route::NewConfig);
-            }
-        })
-    };
+    let new_config = Callback::from(move |_: MouseEvent| {
+        if let Some(navigator) = &navigator {
+            navigator.push(&Route::NewConfig);
+        }
+    });
     let launch = {
-        let store = store.clone();
         let launching = launching.clone();
-        Callback::from(move |id: String| {
-            let mut set = (*launching).clone();
-            if !set.insert(id.clone()) {
-                return;
-            }
-            launching.set(set);
-            let launching = launching.clone();
-            let done_id = id.clone();
-            let done = Callback::from(move |()| {
-                let mut set = (*launching).clone();
-                set.remove(&done_id);
-                launching.set(set);
-            });
-            actions::launch(&store, navigator.clone(), &id, done);
-        })
+        Callback::from(move |id: String| launching.set(Some(id)))
     };
+    let sheet = launching.as_ref().and_then(|id| {
+        let config = store.state.configs.as_ref()?.iter().find(|c| &c.id == id)?;
+        let launching = launching.clone();
+        Some(html! {
+            <LaunchSheet config_id={config.id.clone()} task={config.spec.task_prompt.clone()}
+                         title={format!("Launch {}", config.spec.name)}
+                         on_close={Callback::from(move |()| launching.set(None))} />
+        })
+    });
 
     html! {
         <section class="page configs">
             <div class="page-actions">
-                <button id="new-config" class="btn btn-primary" onclick={new_config}>{ "+ New config" }</button>
+                <button id="new-config" class="btn btn-primary" onclick={new_config}>
+                    { icon(PLUS) }{ "New config" }
+                </button>
             </div>
             if let Some(error) = &*error {
                 <p class="load-error" role="alert">{ error }</p>
@@ -76,15 +69,16 @@ pub fn Configs() -> Html {
                 },
                 Some(configs) => html! {
                     <ul id="configs" class="config-list">
-                        { for configs.iter().map(|c| config_item(c, launching.contains(&c.id), &launch)) }
+                        { for configs.iter().map(|c| config_item(c, &launch)) }
                     </ul>
                 },
             } }
+            { sheet.unwrap_or_default() }
         </section>
     }
 }
 
-fn config_item(config: &AgentConfig, launching: bool, launch: &Callback<String>) -> Html {
+fn config_item(config: &AgentConfig, launch: &Callback<String>) -> Html {
     let spec = &config.spec;
     let onclick = {
         let id = config.id.clone();
@@ -110,9 +104,8 @@ fn config_item(config: &AgentConfig, launching: bool, launch: &Callback<String>)
                 <span>{ format!("{} CPU, {}", spec.cpu, spec.memory) }</span>
             </p>
             <div class="actions">
-                <button class="launch-button btn btn-primary" data-config-id={config.id.clone()}
-                        disabled={launching} {onclick}>
-                    { if launching { "Launching…" } else { "Launch" } }
+                <button class="launch-button btn btn-primary" data-config-id={config.id.clone()} {onclick}>
+                    { "Launch" }
                 </button>
                 <Link to={Route::EditConfig { id: config.id.clone() }} classes="edit-link btn">
                     { "Edit" }

@@ -1,7 +1,8 @@
 //! Run (`/runs/:id`): the run's facts (`#run-state`, `#run-cost`, …), its live transcript with a raw-log
 //! toggle (`#raw-toggle`) and autoscroll (`#jump-latest`), the follow-up composer (`#follow-up`,
-//! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`), and on a run the usage limit stopped
-//! `#resume-after-reset`.
+//! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`); on an ended run Continue
+//! (`#continue-run`, a new instruction in the launch sheet for a new run on its branch), and on a run the usage
+//! limit stopped `#resume-after-reset`.
 
 use std::rc::Rc;
 
@@ -14,6 +15,8 @@ use yew::prelude::*;
 use crate::actions;
 use crate::api;
 use crate::components::countdown::Countdown;
+use crate::components::icon::{DOWN, icon};
+use crate::components::launch_sheet::LaunchSheet;
 use crate::components::state_badge::state_badge;
 use crate::components::transcript::{Transcript, added_removed};
 use crate::hooks::use_now;
@@ -44,6 +47,7 @@ pub fn RunPage(props: &Props) -> Html {
     let now = use_now(1_000);
     let missing = use_state(|| None::<String>);
     let raw = use_state(|| false);
+    let continuing = use_state(|| false);
     let id = props.id.to_string();
 
     // Fresh facts on open (the socket then keeps them current), and the log while the page is shown.
@@ -105,6 +109,10 @@ pub fn RunPage(props: &Props) -> Html {
         let raw = raw.clone();
         Callback::from(move |_: MouseEvent| raw.set(!*raw))
     };
+    let continue_run = {
+        let continuing = continuing.clone();
+        Callback::from(move |_: MouseEvent| continuing.set(true))
+    };
     html! {
         <section class="page run" data-run-id={run.id.clone()} data-state={run.state.as_str()}>
             { run_header(
@@ -114,6 +122,7 @@ pub fn RunPage(props: &Props) -> Html {
                 store.clone(),
                 navigator,
                 now,
+                continue_run,
             ) }
             <div class="transcript-bar">
                 <h2 class="section-title">{ if *raw { "Raw log" } else { "Transcript" } }</h2>
@@ -127,8 +136,13 @@ pub fn RunPage(props: &Props) -> Html {
             }
             if follow.show_jump {
                 <button id="jump-latest" class="jump-latest btn btn-primary" onclick={follow.jump}>
-                    { "↓ Jump to latest" }
+                    { icon(DOWN) }{ "Jump to latest" }
                 </button>
+            }
+            if *continuing {
+                <LaunchSheet config_id={run.config_id.clone()} continue_run={AttrValue::from(run.id.clone())}
+                             title="Continue on this run's branch"
+                             on_close={Callback::from(move |()| continuing.set(false))} />
             }
         </section>
     }
@@ -205,7 +219,8 @@ fn scroll_to_bottom() {
     }
 }
 
-/// The run's facts and its Stop / Delete buttons, and "Resume after reset" on a run the usage limit stopped.
+/// The run's facts and its Stop / Delete buttons, Continue on an ended run and "Resume after reset" on a run
+/// the usage limit stopped.
 #[inline(never)]
 fn run_header(
     run: &Run,
@@ -214,6 +229,7 @@ fn run_header(
     store: StoreCtx,
     navigator: Option<Navigator>,
     now: DateTime<Utc>,
+    continue_run: Callback<MouseEvent>,
 ) -> Html {
     let started = run.started_at.unwrap_or(run.created_at);
     let duration = time::duration(time::secs_between(started, run.finished_at.unwrap_or(now)));
@@ -313,6 +329,7 @@ fn run_header(
                             { "Resume after reset" }
                         </button>
                     }
+                    <button id="continue-run" class="btn btn-primary" onclick={continue_run}>{ "Continue" }</button>
                     <button id="delete-run" class="btn btn-danger-outline" onclick={delete}>{ "Delete" }</button>
                 }
             </div>
