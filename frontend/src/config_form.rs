@@ -206,9 +206,9 @@ impl Form {
         let timeout_minutes = number("timeout_minutes", &self.timeout_minutes);
         let budget_usd = match self.budget_usd.trim() {
             "" => None,
-            text => match text.trim_start_matches('$').parse::<f64>() {
-                Ok(budget) => Some(budget),
-                Err(_) => {
+            text => match dollars(text.trim_start_matches('$')) {
+                Some(budget) => Some(budget),
+                None => {
                     errors.push(FieldError {
                         field: "budget_usd".to_owned(),
                         message: "must be an amount in US dollars, e.g. 5 or 2.50".to_owned(),
@@ -307,6 +307,26 @@ pub fn is_form_field(field: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// An amount of US dollars typed as digits with at most one decimal point (`5`, `2.50`, `.5`), at most 15
+/// digits so it is exact before the one division. By hand: `f64`'s `FromStr` would bring core's float parser
+/// and its tables (several KB) into the web app.
+fn dollars(text: &str) -> Option<f64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = whole.len() + fraction.len();
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let mut units = 0u64;
+    for byte in whole.bytes().chain(fraction.bytes()) {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        units = units * 10 + u64::from(byte - b'0');
+    }
+    let scale = (0..fraction.len()).fold(1u64, |scale, _| scale * 10);
+    Some(units as f64 / scale as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +359,32 @@ mod tests {
         form.cpu = "-1".into();
         let fields: Vec<String> = form.to_spec().unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["max_turns", "budget_usd", "cpu"]);
+    }
+
+    #[test]
+    fn dollars_are_digits_with_one_point() {
+        for (text, amount) in [
+            ("5", 5.0),
+            ("2.50", 2.5),
+            (".5", 0.5),
+            ("0.1", 0.1),
+            ("12.", 12.0),
+        ] {
+            assert_eq!(dollars(text), Some(amount), "{text}");
+        }
+        for text in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "1.2.3",
+            "inf",
+            "NaN",
+            "1 000",
+            "1234567890123456",
+        ] {
+            assert_eq!(dollars(text), None, "{text}");
+        }
     }
 
     #[test]
