@@ -538,6 +538,11 @@ async fn desktop_and_phone_layouts() {
             && page["top"].as_f64().unwrap() < list["bottom"].as_f64().unwrap(),
         "the list and the run side by side: {shown}"
     );
+    desktop
+        .client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .unwrap();
     desktop.screenshot("desktop-run").await;
     assert!(!desktop.overflows_horizontally().await);
 
