@@ -1,8 +1,9 @@
 //! The agentfarm web app: an iPhone-first home-screen PWA for one person's fleet of Claude Code agents.
 //!
 //! # Layout
-//! - [`app`]: the frame (top bar, tab bar); [`router`]: routes on the History API; [`pages`]: one module per screen; [`components`]:
-//!   shared pieces (state badge, transcript, toasts, …).
+//! - [`app`]: the frame (top bar, tab bar or sidebar, the desktop's two panes); [`router`]: routes on the History
+//!   API; [`pages`]: one module per screen; [`components`]: shared pieces (state badge, transcript, launch
+//!   sheet, navigation, icons, toasts, …).
 //! - [`state`]: the store (runs, logs, configs, connection) in a reducer shared through a context.
 //! - [`api`]: the typed REST client; [`ws`]: the live socket (pure session logic + browser driver).
 //! - [`transcript`]: what each log line shows; [`markdown`]: a small, HTML-free Markdown renderer;

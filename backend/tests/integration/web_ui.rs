@@ -494,7 +494,7 @@ async fn frame(browser: &Browser) -> Value {
         .unwrap()
 }
 
-/// From 1024 px wide (a 1280×800 window) a sidebar with the active runs replaces the tab bar, a run opens
+/// From 1024 px wide (a 1280×800 viewport) a sidebar with the active runs replaces the tab bar, a run opens
 /// beside the agents list, and the launch sheet is a centred dialog; at an iPhone's 390×844 the tab bar
 /// stays, the run has the screen to itself and the sheet rises from the bottom.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

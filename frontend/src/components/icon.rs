@@ -1,5 +1,5 @@
-//! Icons as inline SVG (`svg.icon`, stroked in the text's colour by style.css), so they never depend on a font
-//! having a glyph; each is one path on a 24×24 grid.
+//! Icons as inline SVG (`svg.icon`, stroked in the text's colour by style.css), so they never depend on a
+//! font having a glyph; each is one path on a 24×24 grid.
 
 use yew::prelude::*;
 

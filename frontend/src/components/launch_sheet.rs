@@ -1,6 +1,6 @@
 //! The launch sheet (`dialog#launch-sheet`, a bottom sheet on the phone and a dialog on wider screens): the
-//! task (`#launch-task`), Launch (`#launch-confirm`) and Cancel (`#launch-cancel`). It launches a config with
-//! its task or a one-off one, or continues an earlier run on its branch with a new instruction.
+//! task (`#launch-task`), Launch or Continue (`#launch-confirm`) and Cancel (`#launch-cancel`). It launches a
+//! config with its task or a one-off one, or continues an earlier run on its branch with a new instruction.
 
 use agentfarm_shared::run::LaunchRequest;
 use yew::prelude::*;
@@ -92,15 +92,17 @@ pub fn LaunchSheet(props: &Props) -> Html {
         })
     };
     let cancel = props.on_close.reform(|_: MouseEvent| ());
-    let (label, hint) = if props.continue_run.is_some() {
+    let (label, hint, action) = if props.continue_run.is_some() {
         (
             "New instruction",
             "The new run works on this run's branch and pull request.",
+            "Continue",
         )
     } else {
         (
             "Task",
             "Changes apply to this run only; the config keeps its task.",
+            "Launch",
         )
     };
     html! {
@@ -114,7 +116,7 @@ pub fn LaunchSheet(props: &Props) -> Html {
                 <div class="actions">
                     <button id="launch-confirm" type="submit" class="btn btn-primary"
                             disabled={*sending || text.trim().is_empty()}>
-                        { if *sending { "Launching…" } else { "Launch" } }
+                        { if *sending { "Launching…" } else { action } }
                     </button>
                     <button id="launch-cancel" type="button" class="btn" onclick={cancel}>{ "Cancel" }</button>
                 </div>

@@ -1,8 +1,8 @@
 //! Run (`/runs/:id`): the run's facts (`#run-state`, `#run-cost`, …), its live transcript with a raw-log
 //! toggle (`#raw-toggle`) and autoscroll (`#jump-latest`), the follow-up composer (`#follow-up`,
 //! `#send-follow-up`), and Stop (`#stop-run`) / Delete (`#delete-run`); on an ended run Continue
-//! (`#continue-run`, a new instruction in the launch sheet for a new run on its branch), and on a run the usage
-//! limit stopped `#resume-after-reset`.
+//! (`#continue-run`, a new instruction in the launch sheet for a new run on its branch), and on a run the
+//! usage limit stopped `#resume-after-reset`.
 
 use std::rc::Rc;
 

@@ -2,7 +2,8 @@
 //! equal to its wire name (`name`, `repos`, `cpu`, …) and its error in `p.field-error[data-field=<field>]`
 //! (repository chips: `data-field="repos[<i>]"`); other errors in `#form-errors`. Saves with
 //! `#save-config`; for an existing config also Launch (`button.launch-button`, which opens the launch sheet
-//! with its saved task), Delete (`#delete-config`) and its version history (`#versions > details.version[data-version]`).
+//! with its saved task), Delete (`#delete-config`) and its version history (`#versions >
+//! details.version[data-version]`).
 
 mod cards;
 mod fields;
