@@ -14,7 +14,9 @@
 //! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
-//! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
+//! - [`doctor`]: checks everything the Kubernetes runtime (or the local sandbox) needs, with the fix for each
+//!   failure.
+//! - [`tailscale`]: tailscaled's whois, which confirms the login the identity check reads.
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
@@ -32,3 +34,4 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod tailscale;

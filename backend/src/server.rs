@@ -12,7 +12,6 @@ use axum::Router;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 
-use crate::api::identity::IdentityError;
 use crate::api::{self, AppState, IdentityPolicy, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
@@ -65,7 +64,7 @@ pub enum StartError {
     Proxy(String),
     /// The identity check could not be set up.
     #[error("identity: {0}")]
-    Identity(#[from] IdentityError),
+    Identity(#[from] crate::tailscale::WhoisError),
     /// The local runtime's sandbox could not be set up.
     #[error("the gVisor sandbox: {0}")]
     Sandbox(crate::runtime::RuntimeError),

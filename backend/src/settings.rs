@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use ipnet::IpNet;
 
-use crate::api::identity::{WhoisEndpoint, normalize_login};
 use crate::runtime::kube::image::ImageRef;
+use crate::tailscale::{WhoisEndpoint, normalize_login};
 
 /// Where the server keeps its database and run dirs unless told otherwise (`serve` and `backup`).
 pub const DEFAULT_DATA_DIR: &str = "agentfarm-data";

@@ -2,8 +2,8 @@
 //! trusted proxy sets, gets in; with `--tailscale-whois`, only when tailscaled (here `agentfarm-fake-tailscale`)
 //! says the forwarded tailnet address is that login's. Health endpoints stay open.
 
-use agentfarm::api::identity::WhoisEndpoint;
 use agentfarm::settings::Settings;
+use agentfarm::tailscale::WhoisEndpoint;
 use agentfarm_fake_tailscale::{FakeTailscale, LOCAL_API_HOST};
 use reqwest::StatusCode;
 use serde_json::Value;
