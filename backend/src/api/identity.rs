@@ -192,9 +192,6 @@ struct UserProfile {
 
 impl Whois {
     fn new(endpoint: &WhoisEndpoint) -> Result<Whois, IdentityError> {
-        // reqwest builds its TLS configuration even for plain HTTP; installing the provider fails only if one
-        // is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

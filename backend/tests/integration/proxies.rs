@@ -241,6 +241,7 @@ async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
         format!("http://{}", settings.listen),
         format!("http://{}", proxy_listener.local_addr().unwrap()),
     );
+    crate::harness::install_tls_provider();
     let app = agentfarm::server::start(&settings).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(agentfarm::server::serve_with_proxies(
