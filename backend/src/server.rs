@@ -59,6 +59,12 @@ pub enum StartError {
     /// Web Push could not be set up.
     #[error("notifications: {0}")]
     Push(#[from] PushError),
+    /// No rustls crypto provider is installed for the outgoing HTTPS clients (proxies, push, whois).
+    #[error(
+        "no TLS crypto provider: install one before starting, as `main` does \
+         (rustls::crypto::ring::default_provider().install_default())"
+    )]
+    NoTlsProvider,
     /// The proxies' HTTP client could not be set up.
     #[error("the proxies' HTTP client: {0}")]
     Proxy(String),
@@ -133,12 +139,18 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
 
 /// [`start`] with this runtime instead of the one `settings` choose, the cluster it runs agents on (for the
 /// settings screen's checks), and the proxies' own listener if they have one.
+///
+/// The process must have installed its rustls crypto provider first (the binary does in `main`): the library
+/// never sets that process-wide default itself.
 pub async fn start_on(
     settings: &Settings,
     runtime: SharedRuntime,
     cluster: Option<kube::Client>,
     proxy_listener: Option<TcpListener>,
 ) -> Result<App, StartError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(StartError::NoTlsProvider);
+    }
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
     let db = crate::store::db_path(data_dir);
@@ -236,8 +248,6 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The client the proxies forward with: never following redirects (they would carry the owner's token to
 /// wherever they point).
 fn proxy_client() -> Result<reqwest::Client, StartError> {
-    // Only fails if another provider was installed first, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)

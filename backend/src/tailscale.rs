@@ -65,9 +65,6 @@ struct UserProfile {
 impl Whois {
     /// A client of the LocalAPI at `endpoint`.
     pub fn new(endpoint: &WhoisEndpoint) -> Result<Whois, WhoisError> {
-        // reqwest builds its TLS configuration even for plain HTTP; installing the provider fails only if one
-        // is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())

@@ -206,9 +206,9 @@ impl Form {
         let timeout_minutes = number("timeout_minutes", &self.timeout_minutes);
         let budget_usd = match self.budget_usd.trim() {
             "" => None,
-            text => match text.trim_start_matches('$').parse::<f64>() {
-                Ok(budget) => Some(budget),
-                Err(_) => {
+            text => match dollars(text) {
+                Some(budget) => Some(budget),
+                None => {
                     errors.push(FieldError {
                         field: "budget_usd".to_owned(),
                         message: "must be an amount in US dollars, e.g. 5 or 2.50".to_owned(),
@@ -298,6 +298,21 @@ impl FieldErrors {
     }
 }
 
+/// A dollar amount (`5`, `2.50`, `$12.5`, `.75`) as a number, without the standard float parser, whose
+/// tables are several KB of wasm. At most 15 digits, so the digits and the power of ten are exact doubles and
+/// their one division rounds as `str::parse::<f64>` does.
+fn dollars(text: &str) -> Option<f64> {
+    let text = text.strip_prefix('$').unwrap_or(text);
+    let (whole, cents) = text.split_once('.').unwrap_or((text, ""));
+    let digits = || whole.bytes().chain(cents.bytes());
+    if !(1..=15).contains(&(whole.len() + cents.len())) || !digits().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mantissa = digits().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+    let scale = cents.bytes().fold(1.0, |scale: f64, _| scale * 10.0);
+    Some(mantissa as f64 / scale)
+}
+
 /// True for a field the form shows: one of [`FIELDS`] or `repos[<n>]`.
 pub fn is_form_field(field: &str) -> bool {
     FIELDS.contains(&field)
@@ -339,6 +354,38 @@ mod tests {
         form.cpu = "-1".into();
         let fields: Vec<String> = form.to_spec().unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["max_turns", "budget_usd", "cpu"]);
+    }
+
+    #[test]
+    fn dollar_amounts_parse_as_the_standard_parser_would() {
+        for text in [
+            "5",
+            "2.50",
+            "0.1",
+            ".75",
+            "5.",
+            "19.99",
+            "0.00000000000001",
+            "999999999999999",
+        ] {
+            assert_eq!(dollars(text), text.parse::<f64>().ok(), "{text}");
+        }
+        assert_eq!(dollars("$12.5"), Some(12.5));
+        for text in [
+            "",
+            ".",
+            "$",
+            "lots",
+            "1e3",
+            "-5",
+            "+5",
+            "inf",
+            "1.2.3",
+            "1 000",
+            "1234567890123456",
+        ] {
+            assert_eq!(dollars(text), None, "{text}");
+        }
     }
 
     #[test]

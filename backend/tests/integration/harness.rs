@@ -40,6 +40,13 @@ pub fn push_to(settings: &mut Settings, push: &agentfarm_fake_push::FakePush) {
     settings.push.push_insecure_origin = Some(push.origin());
 }
 
+/// What `main` does before it starts a server, so tests that start one in this process do it too: installs the
+/// TLS crypto provider (ring), a process-wide choice the library leaves to its binary.
+pub fn install_tls_provider() {
+    // Fails only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
 pub fn web_dir() -> std::path::PathBuf {
     let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
@@ -214,6 +221,7 @@ impl TestServer {
 
     /// A server on `backend`.
     pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        install_tls_provider();
         let model = FakeModel::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(dir.path(), &model);
@@ -364,6 +372,7 @@ pub struct ServerProcess {
 }
 
 pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> ServerProcess {
+    install_tls_provider();
     let mut settings = settings.clone();
     let (ready, url) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();

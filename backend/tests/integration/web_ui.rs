@@ -1,7 +1,7 @@
 //! The web app in headless Chromium against a real server and the real Claude Code CLI on the fake model: the
 //! whole journey through the UI on the local runtime and on the (fake) Kubernetes one, the Settings screen's
-//! runtime and cluster checks on both, the usage window and "Resume after reset", the phone viewport,
-//! installability and offline start.
+//! runtime and cluster checks on both, the usage window and "Resume after reset", the phone viewport, Claude's
+//! Markdown in the transcript, installability and offline start.
 
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
@@ -362,6 +362,72 @@ async fn journey(backend: Backend) {
     assert_eq!(
         server.get(&format!("/api/runs/{run_id}")).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// Claude's Markdown in the transcript, at an iPhone viewport: a table too wide for the screen scrolls
+/// sideways in its own box (the page does not), a block quote, an ordered list with a nested one, an https
+/// link that opens in a new tab without an opener or referrer, and a `javascript:` link that stays text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_tables_quotes_lists_and_links_in_the_transcript() {
+    let server = ui_server().await;
+    let config = server.create_config("Markdown", "unused").await;
+    let mut socket = server.socket().await;
+    // The fake model answers "Fake answer to: " and the prompt, so the prompt is the Markdown shown.
+    let wide = "w".repeat(56);
+    let prompt = format!(
+        "x\n\n| a | b |\n|---|---|\n| 1 | {wide} |\n\n> quoted\n\n1. one\n   - nested\n\n\
+         [safe](https://example.com/docs) [hostile](javascript:alert(1))"
+    );
+    let run = server.launch(&config, &prompt).await;
+    socket.until_state(&run.id, RunState::WaitingForInput).await;
+
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    browser
+        .find(r#"#transcript .tl[data-kind="assistant"] .md-table"#)
+        .await;
+    browser.screenshot("phone-markdown").await;
+    let answer = browser
+        .client
+        .execute(
+            r#"const answer = document.querySelector('#transcript .tl[data-kind="assistant"]');
+            const box = answer.querySelector('table').parentElement;
+            return {
+                box: box.className,
+                overflow_x: getComputedStyle(box).overflowX,
+                box_scrolls: box.scrollWidth > box.clientWidth,
+                quote: answer.querySelector('blockquote')?.textContent,
+                nested: answer.querySelector('ol > li > ul > li')?.textContent,
+                links: Array.from(answer.querySelectorAll('a')).map(a => ({
+                    text: a.textContent, href: a.getAttribute('href'), rel: a.rel, target: a.target,
+                })),
+                text: answer.textContent,
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["box"], "md-table");
+    assert_eq!(answer["overflow_x"], "auto");
+    assert_eq!(answer["box_scrolls"], true, "the table is wider than the phone");
+    assert!(
+        !browser.overflows_horizontally().await,
+        "the page itself does not scroll sideways"
+    );
+    assert_eq!(answer["quote"], "quoted");
+    assert_eq!(answer["nested"], "nested");
+    assert_eq!(
+        answer["links"],
+        json!([{"text": "safe", "href": "https://example.com/docs", "rel": "noopener noreferrer", "target": "_blank"}]),
+        "only the https link is an anchor"
+    );
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("hostile (javascript:alert(1))"),
+        "the hostile link is text: {answer}"
     );
 }
 
