@@ -14,12 +14,14 @@
 //! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
+//! - [`backoff`]: the retry delays the Kubernetes runtime and Web Push share.
 //! - [`doctor`]: checks everything the Kubernetes runtime (or the local sandbox) needs, with the fix for each
 //!   failure.
 //! - [`tailscale`]: tailscaled's whois, which confirms the login the identity check reads.
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
+pub mod backoff;
 pub mod capability;
 pub mod credentials;
 pub mod doctor;

@@ -31,6 +31,7 @@ use tokio::sync::broadcast::error::RecvError;
 use self::crypto::{SealError, VapidKey};
 use self::endpoint::Allowlist;
 use self::foreground::Foreground;
+use crate::backoff::Backoff;
 use crate::error::AppError;
 use crate::store::{DuePush, PushKind, Store, StoredSubscription};
 
@@ -345,9 +346,7 @@ impl Push {
                 self.store.push_done(push.id).await?;
             }
             Outcome::Retry => {
-                let wait = FIRST_BACKOFF
-                    .saturating_mul(1 << push.attempts.min(16))
-                    .min(MAX_BACKOFF);
+                let wait = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF).delay(push.attempts);
                 self.store
                     .push_retry(
                         push.id,

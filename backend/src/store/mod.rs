@@ -223,6 +223,16 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Whether the store answers: one trivial query through its thread (for readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|conn| {
+            Ok(conn
+                .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .map(drop)?)
+        })
+        .await
+    }
+
     /// `PRAGMA integrity_check`: `"ok"` when the file is sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.call(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?))

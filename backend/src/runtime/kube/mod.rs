@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentfarm_shared::api::RuntimeInfo;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
@@ -37,19 +38,51 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use tokio::sync::{mpsc, oneshot};
 
-use self::agent::{Inbox, Tracker, is_not_found};
+use self::agent::{Tracker, is_not_found};
 use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, capability_secret_name, job_name, managed_selector};
 use self::launch::Agent;
 use self::limit::CreateLimiter;
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
+use crate::backoff::Backoff;
 
 /// How long `/readyz` waits for the cluster's API before calling the runtime degraded: well inside the
 /// kubelet's 3 s probe timeout (manifests/base/control-plane/deployment.yaml), or an API outage would make
 /// the probe itself time out and take the app off its Service, the opposite of reporting it.
 const TROUBLE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Attempts to delete a finished run's Job and free its pod (about half a minute with the backoff).
+/// The Kubernetes calls' retries: from half a second, doubling, at most 30 s.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// See [`RETRY_FIRST`].
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Attempts to delete a finished run's Job and free its pod: 15.5 s of waits between them with the backoff
+/// (0.5 + 1 + 2 + 4 + 8 s).
 const RELEASE_ATTEMPTS: u32 = 6;
+
+/// What reaches a tracker, in order.
+#[derive(Debug)]
+pub enum Inbox {
+    /// The run's Job as now known (`None`: there is none).
+    Job(Option<Box<Job>>),
+    /// The run's pod as now known (`None`: there is none).
+    Pod(Option<Box<Pod>>),
+    /// A pod was deleted.
+    PodDeleted(String),
+    /// A new line of the pod's log.
+    Line {
+        /// Its timestamp.
+        at: DateTime<Utc>,
+        /// The text.
+        text: String,
+        /// The read position after it.
+        cursor: Option<String>,
+    },
+    /// The log has been read to its end.
+    LogDone,
+    /// A follow-up for the agent.
+    Input(String, oneshot::Sender<Result<(), RuntimeError>>),
+    /// The owner asked to stop.
+    Stop(oneshot::Sender<Result<(), RuntimeError>>),
+}
 
 /// How the Kubernetes runtime makes and treats agents.
 #[derive(Debug, Clone)]
@@ -237,7 +270,7 @@ impl Runtime for KubeRuntime {
         // In the background, retried for a while: the API may be down just now. The Job's TTL and the next
         // start's sweep catch what is left after that.
         tokio::spawn(async move {
-            let mut backoff = logs::Backoff::default();
+            let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
             for attempt in 1..=RELEASE_ATTEMPTS {
                 match release(&jobs, &pods, &secrets, &run_id).await {
                     Ok(()) => return,

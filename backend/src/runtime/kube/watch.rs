@@ -14,8 +14,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
 use tokio::sync::mpsc;
 
+use super::Inbox;
 use super::KubeSettings;
-use super::agent::Inbox;
 use super::job::{RUN_LABEL, managed_selector};
 
 /// Something per run.
