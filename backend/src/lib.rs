@@ -14,6 +14,7 @@
 //! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
+//! - [`metrics`]: `/metrics` for Prometheus, on a listener of its own.
 //! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
 //! - [`error`]: the one error type and its HTTP form.
 
@@ -24,6 +25,7 @@ pub mod doctor;
 pub mod error;
 pub mod github;
 pub mod hub;
+pub mod metrics;
 pub mod proxy;
 pub mod push;
 pub mod retention;

@@ -31,6 +31,12 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_PROXY_LISTEN")]
     pub proxy_listen: Option<SocketAddr>,
 
+    /// Where `/metrics` (Prometheus text format) is served, and nothing else: never on --listen, so never
+    /// through the proxy in front of the app. Keep it on loopback, or on a cluster behind a NetworkPolicy that
+    /// admits only the monitoring namespace; port 0 picks a free port.
+    #[arg(long, env = "AGENTFARM_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
+
     /// The URL users reach the server at through a proxy, e.g. https://agentfarm.tailnet.ts.net; its origin
     /// is the one browsers may send requests from, and its host is allowed.
     #[arg(long, env = "AGENTFARM_PUBLIC_URL", value_parser = parse_origin)]

@@ -31,6 +31,7 @@ use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPush
 use self::endpoint::Allowlist;
 use self::foreground::Foreground;
 use crate::error::AppError;
+use crate::metrics::LabeledCounter;
 use crate::store::{DuePush, PushKind, Store, StoredSubscription};
 
 /// Longest device name.
@@ -94,6 +95,8 @@ pub struct Push {
     foreground: Arc<Foreground>,
     wake: Notify,
     http: reqwest::Client,
+    /// Delivery attempts by outcome, for `/metrics`.
+    deliveries: LabeledCounter,
 }
 
 impl Push {
@@ -139,6 +142,7 @@ impl Push {
             foreground,
             wake: Notify::new(),
             http,
+            deliveries: LabeledCounter::with_values("outcome", &Outcome::LABELS),
         }))
     }
 
@@ -223,6 +227,11 @@ impl Push {
     /// Which device has which run open.
     pub fn foreground(&self) -> &Arc<Foreground> {
         &self.foreground
+    }
+
+    /// Delivery attempts by outcome (`sent`, `gone`, `dropped`, `retried`), for `/metrics`.
+    pub fn deliveries(&self) -> &LabeledCounter {
+        &self.deliveries
     }
 
     /// Delivers the outbox for as long as the server runs. `changes` wakes it when a run changes (the store
@@ -330,6 +339,7 @@ impl Push {
                 Outcome::Drop
             }
         };
+        self.deliveries.inc_by(outcome.label(), 1);
         match outcome {
             Outcome::Sent => self.store.push_done(push.id).await?,
             Outcome::Gone => {
@@ -435,6 +445,21 @@ enum Outcome {
     RetryAfter(Duration),
     /// Try again with backoff (5xx, no answer).
     Retry,
+}
+
+impl Outcome {
+    /// Every label value, so that each series exists from the start.
+    const LABELS: [&'static str; 4] = ["sent", "gone", "dropped", "retried"];
+
+    /// Its label on the deliveries counter: one of [`Outcome::LABELS`].
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Gone => "gone",
+            Outcome::Drop => "dropped",
+            Outcome::RetryAfter(_) | Outcome::Retry => "retried",
+        }
+    }
 }
 
 fn outcome(status: u16, headers: &reqwest::header::HeaderMap) -> Outcome {

@@ -141,6 +141,8 @@ pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
     settings.idle_timeout = 0;
     settings.stop_grace = 5;
     settings.runtime = RuntimeChoice::Local;
+    // Servers run side by side: never the default port.
+    settings.metrics_listen = "127.0.0.1:0".parse().unwrap();
     settings
 }
 
@@ -191,6 +193,8 @@ pub struct TestServer {
     /// The fake cluster, for a server on the Kubernetes runtime.
     pub kube: Option<FakeKube>,
     pub dir: TempDir,
+    /// `http://<the metrics listener>`.
+    pub metrics_url: String,
     _shutdown: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<Result<(), agentfarm::server::StartError>>,
 }
@@ -235,6 +239,7 @@ impl TestServer {
                 (app, Some(fake))
             }
         };
+        let metrics_url = format!("http://{}", app.metrics_addr().unwrap());
         let serving = tokio::spawn(agentfarm::server::serve(app, listener, async {
             let _ = stop.await;
         }));
@@ -243,6 +248,7 @@ impl TestServer {
             model,
             kube,
             dir,
+            metrics_url,
             _shutdown: shutdown,
             serving,
         }
@@ -433,6 +439,8 @@ pub fn serve_command(data_dir: &std::path::Path) -> tokio::process::Command {
             "local",
             "--idle-timeout",
             "0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

@@ -555,6 +555,8 @@ async fn auto_picks_the_cluster_when_one_answers() {
                 "auto",
                 "--listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(dir.path().join(data))
