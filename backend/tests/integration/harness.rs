@@ -254,6 +254,21 @@ impl TestServer {
         }
     }
 
+    /// `GET /metrics` on its metrics listener: the exposition's text.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    /// The value of the sample named exactly `series` (name and labels) in [`TestServer::metrics`].
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
     /// Stops the server and waits until it no longer listens; returns the fake model (agents may still use it).
     pub async fn stop(self) -> FakeModel {
         drop(self._shutdown);
@@ -270,6 +285,13 @@ impl TestServer {
         drop(self._shutdown);
         socket.close_code().await
     }
+}
+
+/// The value of the sample named exactly `series` (name and labels) in a Prometheus text exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A service over a real store with config `c` and run `r1`, and no scheduler: for driving sessions directly.

@@ -4,14 +4,7 @@
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
 
-use crate::harness::{TestServer, web_dir};
-
-/// The value of the sample named exactly `series` (name and labels), if the exposition has it.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
+use crate::harness::{TestServer, sample, web_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_after_a_run_on_their_own_port_only() {
