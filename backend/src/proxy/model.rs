@@ -93,10 +93,11 @@ pub async fn forward(
     for (name, value) in parts.headers.iter().filter(|(name, _)| passed(name)) {
         forwarded = forwarded.header(name, value);
     }
-    let answer = forwarded.send().await.map_err(|err| {
-        tracing::warn!(run_id = holder.run_id, error = %err, "the model API did not answer");
-        AppError::Upstream(format!("the model API did not answer: {err}"))
-    })?;
+    // Logged by the trace layer, with the error.
+    let answer = forwarded
+        .send()
+        .await
+        .map_err(|err| AppError::Upstream(format!("the model API did not answer: {err}")))?;
     // Kept before the answer goes on: the scheduler reads it when the agent's run ends on a rejection.
     if let Some(window) = usage_window(answer.headers())
         && let Err(err) = store.set_usage_window(window).await

@@ -37,9 +37,9 @@ impl Default for ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    /// Notes that `run` has just become `running` at `at`; counts only its first start (the store keeps the
-    /// first start's time, so a later return from waiting for input leaves `started_at` before `at`).
-    pub(super) fn entered_running(&self, run: &Run, at: DateTime<Utc>) {
+    /// Notes that `run` has just moved to `running` or `waiting_for_input` at `at`; times only its agent's first
+    /// start, which the store records as `started_at` (a later move leaves `started_at` before `at`).
+    pub(super) fn moved_on(&self, run: &Run, at: DateTime<Utc>) {
         let Some(started) = run.started_at else { return };
         if started.timestamp_millis() == at.timestamp_millis() {
             self.launch_to_running
@@ -97,9 +97,9 @@ mod tests {
     fn only_the_first_start_is_timed_and_only_started_runs_have_a_duration() {
         let metrics = ServiceMetrics::default();
         let first = run(1_000, Some(3_500), None);
-        metrics.entered_running(&first, first.started_at.unwrap());
+        metrics.moved_on(&first, first.started_at.unwrap());
         // Back from waiting for input: the first start stays.
-        metrics.entered_running(&first, DateTime::from_timestamp_millis(9_000).unwrap());
+        metrics.moved_on(&first, DateTime::from_timestamp_millis(9_000).unwrap());
         assert_eq!(metrics.launch_to_running.count(), 1);
         assert!((metrics.launch_to_running.sum() - 2.5).abs() < 1e-9);
 

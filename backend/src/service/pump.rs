@@ -115,9 +115,7 @@ impl Farm {
             .await
         {
             Ok(run) => {
-                if state == RunState::Running {
-                    self.metrics.entered_running(&run, at);
-                }
+                self.metrics.moved_on(&run, at);
                 self.hub.run_changed(run);
                 Ok(())
             }
