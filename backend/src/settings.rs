@@ -506,6 +506,11 @@ mod tests {
     fn defaults() {
         let settings = Settings::with_data_dir("/tmp/x");
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            settings.metrics_listen.to_string(),
+            "127.0.0.1:9464",
+            "metrics on loopback"
+        );
         assert_eq!(settings.max_running, 3);
         assert_eq!(settings.log_retention, 5_000);
         assert!(settings.env_passthrough.contains(&"PATH".to_owned()));
