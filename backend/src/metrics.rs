@@ -2,11 +2,11 @@
 //! own (`--metrics-listen`), never on the app's port and so never through the proxy in front of it.
 //!
 //! Each part keeps its own instruments (the service, the store, Web Push, the model proxy, the runtime);
-//! [`Metrics::new`] names and registers them all here, so that this file lists every metric. Labels take only a
-//! few known values (a run state, a delivery outcome, a token kind): never a run id, a prompt or anything an
-//! owner or an agent writes, so that a scrape carries no secret and the number of series stays bounded. For
-//! that reason the listener has no Host or identity check: what it serves is counts, readable by whoever the
-//! network lets reach it (loopback, or on a cluster the monitoring namespace).
+//! [`Metrics::new`] names and registers them all here, so that this file lists every metric. Labels take only
+//! a few known values (a run state, a delivery outcome, a token kind): never a run id, a prompt or anything
+//! an owner or an agent writes, so that a scrape carries no secret and the number of series stays bounded.
+//! For that reason the listener has no Host or identity check: what it serves is counts, readable by whoever
+//! the network lets reach it (loopback, or on a cluster the monitoring namespace).
 
 use std::sync::Arc;
 

@@ -465,9 +465,10 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
     }
 }
 
-/// Serves `app` on `listener` (the proxies and `/metrics` on theirs) until `shutdown` resolves; then closes every socket
-/// (code 1001, "going away"), waits for requests in flight and the notification being sent, closes the
-/// store, which folds the WAL into the database file, and lets the runtime remove what it set up here.
+/// Serves `app` on `listener` (the proxies and `/metrics` on theirs) until `shutdown` resolves; then closes
+/// every socket (code 1001, "going away"), waits for requests in flight and the notification being sent,
+/// closes the store, which folds the WAL into the database file, and lets the runtime remove what it set up
+/// here.
 /// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,

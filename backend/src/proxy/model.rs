@@ -31,9 +31,9 @@ const MAX_SCANNED_JSON: usize = 1024 * 1024;
 pub const WINDOW_HEADER_PREFIX: &str = "anthropic-ratelimit-unified-";
 
 /// Model tokens the agents used, by kind (`input`, `output`, `cache_creation`, `cache_read`), summed over
-/// every run, for `/metrics`. Not one series per run: run ids never stop coming, so a run id label would grow
-/// the server's memory and every scrape (and the monitoring's storage) without bound. Each run's own counts are
-/// its `usage` in the API; the totals here show the fleet's rate.
+/// every run, for `/metrics`. Not one series per run: run ids never stop coming, so a run id label would
+/// grow the server's memory and every scrape (and the monitoring's storage) without bound. Each run's own
+/// counts are its `usage` in the API; the totals here show the fleet's rate.
 #[derive(Debug, Clone)]
 pub struct ModelTokens(LabeledCounter);
 

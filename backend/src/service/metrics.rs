@@ -37,8 +37,8 @@ impl Default for ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    /// Notes that `run` has just moved to `running` or `waiting_for_input` at `at`; times only its agent's first
-    /// start, which the store records as `started_at` (a later move leaves `started_at` before `at`).
+    /// Notes that `run` has just moved to `running` or `waiting_for_input` at `at`; times only its agent's
+    /// first start, which the store records as `started_at` (a later move leaves `started_at` before `at`).
     pub(super) fn moved_on(&self, run: &Run, at: DateTime<Utc>) {
         let Some(started) = run.started_at else { return };
         if started.timestamp_millis() == at.timestamp_millis() {

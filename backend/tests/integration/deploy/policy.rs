@@ -608,7 +608,8 @@ fn the_ingress_never_serves_metrics_and_monitoring_can_scrape_them() {
                 assert_eq!(
                     target,
                     Some(app),
-                    "{name}: the Ingress must lead to the app's port {app} only (never the metrics port {metrics})"
+                    "{name}: the Ingress must lead to the app's port {app} only, never the metrics port \
+                     {metrics}"
                 );
                 ingresses += 1;
             }
