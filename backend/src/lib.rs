@@ -18,6 +18,7 @@
 //! - [`doctor`]: checks everything the Kubernetes runtime (or the local sandbox) needs, with the fix for each
 //!   failure.
 //! - [`tailscale`]: tailscaled's whois, which confirms the login the identity check reads.
+//! - [`metrics`]: `/metrics` for Prometheus, on a listener of its own.
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod doctor;
 pub mod error;
 pub mod github;
 pub mod hub;
+pub mod metrics;
 pub mod proxy;
 pub mod push;
 pub mod retention;

@@ -98,10 +98,12 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let runtime = app.farm.runtime().info();
     let _ = writeln!(
         std::io::stdout(),
-        "agentfarm is serving at {url}\ndata dir: {}; runtime: {}: {}",
+        "agentfarm is serving at {url}\ndata dir: {}; runtime: {}: {}\nmetrics: http://{}{}",
         settings.data_dir.display(),
         runtime.kind,
-        runtime.description
+        runtime.description,
+        app.metrics_addr()?,
+        agentfarm_shared::api::routes::METRICS,
     );
     agentfarm::server::serve(app, listener, shutdown_signal()).await?;
     Ok(())

@@ -1,4 +1,5 @@
-//! Putting it together: open the data dir and store, pick the runtime, reconcile, and serve.
+//! Putting it together: open the data dir and store, pick the runtime, reconcile, and serve (the app, the
+//! proxies on their own port when they have one, and `/metrics` on its own).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, IdentityPolicy, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
+use crate::metrics::{self, Metrics};
+use crate::proxy::model::ModelTokens;
 use crate::proxy::{self, ProxyState, Upstream};
 use crate::push::endpoint::Allowlist;
 use crate::push::foreground::Foreground;
@@ -77,6 +80,14 @@ pub enum StartError {
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
+    /// The metrics listener could not be bound.
+    #[error("the metrics listener {addr}: {error}")]
+    MetricsListener {
+        /// The address of `--metrics-listen`.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
     /// Serving failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -89,6 +100,8 @@ pub struct App {
     /// The proxies' routes alone and their own listener (`--proxy-listen`, or the sandbox's gateway);
     /// `None`: they are in `router`.
     proxies: Option<(Router, TcpListener)>,
+    /// `/metrics` and its own listener (`--metrics-listen`).
+    metrics: (Router, TcpListener),
     /// The service.
     pub farm: Arc<Farm>,
     /// The notification sender; it finishes the notification in hand when the server stops.
@@ -102,6 +115,11 @@ impl App {
         self.proxies
             .as_ref()
             .and_then(|(_, listener)| listener.local_addr().ok())
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> Result<SocketAddr, StartError> {
+        Ok(self.metrics.1.local_addr()?)
     }
 }
 
@@ -138,7 +156,7 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
 }
 
 /// [`start`] with this runtime instead of the one `settings` choose, the cluster it runs agents on (for the
-/// settings screen's checks), and the proxies' own listener if they have one.
+/// settings screen's checks), and the proxies' own listener if they have one. Binds the metrics listener.
 ///
 /// The process must have installed its rustls crypto provider first (the binary does in `main`): the library
 /// never sets that process-wide default itself.
@@ -153,6 +171,12 @@ pub async fn start_on(
     }
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
+    let metrics_listener = TcpListener::bind(settings.metrics_listen)
+        .await
+        .map_err(|error| StartError::MetricsListener {
+            addr: settings.metrics_listen,
+            error,
+        })?;
     let db = crate::store::db_path(data_dir);
     let store = Store::open(&db).map_err(|error| StartError::Database {
         path: db.display().to_string(),
@@ -210,6 +234,8 @@ pub async fn start_on(
     )
     .await?;
     let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe(), farm.hub().closed()));
+    let model_tokens = ModelTokens::default();
+    let metrics = Metrics::new(Arc::clone(&farm), &push, model_tokens.by_kind());
     let proxies = proxy::router(ProxyState {
         store: farm.store().clone(),
         upstream: Arc::new(Upstream {
@@ -219,6 +245,7 @@ pub async fn start_on(
             credentials: settings.owner_credentials(),
         }),
         http: proxy_client()?,
+        model_tokens,
     });
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
@@ -236,6 +263,7 @@ pub async fn start_on(
     Ok(App {
         router,
         proxies,
+        metrics: (metrics::router(Arc::new(metrics)), metrics_listener),
         farm,
         push_worker,
         _lock: lock,
@@ -446,9 +474,10 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
     }
 }
 
-/// Serves `app` on `listener` (and the proxies on theirs) until `shutdown` resolves; then closes every socket
-/// (code 1001, "going away"), waits for requests in flight and the notification being sent, closes the
-/// store, which folds the WAL into the database file, and lets the runtime remove what it set up here.
+/// Serves `app` on `listener` (the proxies and `/metrics` on theirs) until `shutdown` resolves; then closes
+/// every socket (code 1001, "going away"), waits for requests in flight and the notification being sent,
+/// closes the store, which folds the WAL into the database file, and lets the runtime remove what it set up
+/// here.
 /// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,
@@ -461,16 +490,10 @@ pub async fn serve(
         hub.close();
     };
     if let Some((proxies, proxy_listener)) = app.proxies {
-        let stop = app.farm.hub().closed();
-        tokio::spawn(async move {
-            let served = axum::serve(proxy_listener, proxies)
-                .with_graceful_shutdown(stop)
-                .await;
-            if let Err(err) = served {
-                tracing::error!(%err, "serving the proxies failed");
-            }
-        });
+        serve_beside("the proxies", proxy_listener, proxies, &app.farm);
     }
+    let (metrics, metrics_listener) = app.metrics;
+    serve_beside("/metrics", metrics_listener, metrics, &app.farm);
     // The peer's address decides whether its identity headers are believed.
     axum::serve(
         listener,
@@ -485,6 +508,17 @@ pub async fn serve(
     app.farm.store().close().await?;
     app.farm.runtime().shut_down().await;
     Ok(())
+}
+
+/// Serves `router` on `listener` in the background until the hub closes (the server stops).
+fn serve_beside(what: &'static str, listener: TcpListener, router: Router, farm: &Farm) {
+    let stop = farm.hub().closed();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop).await;
+        if let Err(err) = served {
+            tracing::error!(%err, "serving {what} failed");
+        }
+    });
 }
 
 /// Creates the data dir (0700) and takes its exclusive lock: one server per data dir.

@@ -31,6 +31,12 @@ pub struct Settings {
     #[arg(long, env = "AGENTFARM_PROXY_LISTEN")]
     pub proxy_listen: Option<SocketAddr>,
 
+    /// Where `/metrics` (Prometheus text format) is served, and nothing else: never on --listen, so never
+    /// through the proxy in front of the app. Keep it on loopback, or on a cluster behind a NetworkPolicy that
+    /// admits only the monitoring namespace; port 0 picks a free port.
+    #[arg(long, env = "AGENTFARM_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
+
     /// The URL users reach the server at through a proxy, e.g. https://agentfarm.tailnet.ts.net; its origin
     /// is the one browsers may send requests from, and its host is allowed.
     #[arg(long, env = "AGENTFARM_PUBLIC_URL", value_parser = parse_origin)]
@@ -500,6 +506,11 @@ mod tests {
     fn defaults() {
         let settings = Settings::with_data_dir("/tmp/x");
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            settings.metrics_listen.to_string(),
+            "127.0.0.1:9464",
+            "metrics on loopback"
+        );
         assert_eq!(settings.max_running, 3);
         assert_eq!(settings.log_retention, 5_000);
         assert!(settings.env_passthrough.contains(&"PATH".to_owned()));

@@ -33,6 +33,7 @@ use self::endpoint::Allowlist;
 use self::foreground::Foreground;
 use crate::backoff::Backoff;
 use crate::error::AppError;
+use crate::metrics::LabeledCounter;
 use crate::store::{DuePush, PushKind, Store, StoredSubscription};
 
 /// Longest device name.
@@ -95,6 +96,8 @@ pub struct Push {
     foreground: Arc<Foreground>,
     wake: Notify,
     http: reqwest::Client,
+    /// Delivery attempts by outcome, for `/metrics`.
+    deliveries: LabeledCounter,
 }
 
 impl Push {
@@ -127,6 +130,7 @@ impl Push {
             foreground,
             wake: Notify::new(),
             http,
+            deliveries: LabeledCounter::with_values("outcome", &Outcome::LABELS),
         }))
     }
 
@@ -211,6 +215,11 @@ impl Push {
     /// Which device has which run open.
     pub fn foreground(&self) -> &Arc<Foreground> {
         &self.foreground
+    }
+
+    /// Delivery attempts by outcome (`sent`, `gone`, `dropped`, `retried`), for `/metrics`.
+    pub fn deliveries(&self) -> &LabeledCounter {
+        &self.deliveries
     }
 
     /// Delivers the outbox for as long as the server runs. `changes` wakes it when a run changes (the store
@@ -318,6 +327,7 @@ impl Push {
                 Outcome::Drop
             }
         };
+        self.deliveries.inc_by(outcome.label(), 1);
         match outcome {
             Outcome::Sent => self.store.push_done(push.id).await?,
             Outcome::Gone => {
@@ -411,6 +421,21 @@ enum Outcome {
     RetryAfter(Duration),
     /// Try again with backoff (5xx, no answer).
     Retry,
+}
+
+impl Outcome {
+    /// Every label value, so that each series exists from the start.
+    const LABELS: [&'static str; 4] = ["sent", "gone", "dropped", "retried"];
+
+    /// Its label on the deliveries counter: one of [`Outcome::LABELS`].
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Gone => "gone",
+            Outcome::Drop => "dropped",
+            Outcome::RetryAfter(_) | Outcome::Retry => "retried",
+        }
+    }
 }
 
 fn outcome(status: u16, headers: &reqwest::header::HeaderMap) -> Outcome {

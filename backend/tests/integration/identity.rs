@@ -260,6 +260,7 @@ async fn identity_settings_at_start() {
             .env_clear()
             .env("AGENTFARM_DATA_DIR", dir.path().join("data"))
             .env("AGENTFARM_RUNTIME", "local")
+            .env("AGENTFARM_METRICS_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -14,6 +14,7 @@ use kube::Api;
 use kube::api::{AttachParams, DeleteParams, PropagationPolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::Inbox;
 use super::job::CONTAINER;
@@ -193,12 +194,15 @@ impl Tracker {
         }
         state.following = Some(name.clone());
         state.log_done = false;
-        tokio::spawn(logs::follow(
-            self.pods.clone(),
-            name,
-            self.position.clone(),
-            self.inbox.0.clone(),
-        ));
+        tokio::spawn(
+            logs::follow(
+                self.pods.clone(),
+                name,
+                self.position.clone(),
+                self.inbox.0.clone(),
+            )
+            .in_current_span(),
+        );
     }
 
     async fn line(&mut self, state: &mut State, at: DateTime<Utc>, text: String, cursor: Option<String>) {

@@ -36,7 +36,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use self::agent::{Tracker, is_not_found};
 use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, capability_secret_name, job_name, managed_selector};
@@ -130,6 +132,8 @@ pub struct KubeRuntime {
     secrets: Api<Secret>,
     registry: Arc<Mutex<watch::Registry>>,
     creates: Arc<CreateLimiter>,
+    /// How often watching the agents broke and started over.
+    watch_restarts: Counter,
 }
 
 impl KubeRuntime {
@@ -141,12 +145,14 @@ impl KubeRuntime {
         let secrets: Api<Secret> = Api::namespaced(client, &settings.namespace);
         let registry = Arc::new(Mutex::new(watch::Registry::default()));
         let settings = Arc::new(settings);
+        let watch_restarts = Counter::default();
         tokio::spawn(watch::run(
             jobs.clone(),
             pods.clone(),
             secrets.clone(),
             Arc::clone(&registry),
             Arc::clone(&settings),
+            watch_restarts.clone(),
         ));
         Self {
             creates: Arc::new(CreateLimiter::new(settings.creates_per_minute)),
@@ -155,6 +161,7 @@ impl KubeRuntime {
             pods,
             secrets,
             registry,
+            watch_restarts,
         }
     }
 
@@ -183,13 +190,15 @@ impl KubeRuntime {
         self.registry().register(run_id, inbox.0);
         let registry = Arc::clone(&self.registry);
         let run_id = run_id.to_owned();
-        tokio::spawn(async move {
+        // In the launching run's span (the service's), as is everything the tracker starts.
+        let tracked = async move {
             tracker.run().await;
             registry
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .unregister(&run_id);
-        });
+        };
+        tokio::spawn(tracked.in_current_span());
         events
     }
 
@@ -224,6 +233,10 @@ impl KubeRuntime {
 }
 
 impl Runtime for KubeRuntime {
+    fn watch_restarts(&self) -> Option<Counter> {
+        Some(self.watch_restarts.clone())
+    }
+
     fn info(&self) -> RuntimeInfo {
         RuntimeInfo {
             kind: "kubernetes".into(),
