@@ -488,3 +488,86 @@ async fn phone_screens_install_and_offline() {
         .await;
     assert_eq!(state, json!("offline"));
 }
+
+/// The diff a run made, on the phone: one section per file, additions and removals marked, a long line
+/// wrapped (the page never scrolls sideways), a big file folded until tapped; the pull request linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_viewer_on_the_phone() {
+    let github = agentfarm_fake_github::FakeGithub::start(crate::harness::TEST_GITHUB_TOKEN).await;
+    github.create_repo("octo", "app", "main");
+    let (git_url, api_url) = (github.git_url(), github.api_url());
+    let server = TestServer::start_with(|s| {
+        s.web_dir = Some(web_dir());
+        s.github_url = git_url;
+        s.github_api_url = api_url;
+    })
+    .await;
+    let (status, body) = server
+        .post(
+            "/api/configs",
+            json!({"name": "Diff", "task_prompt": "unused", "repos": ["octo/app"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut socket = server.socket().await;
+    let change = format!(
+        "[[bash:printf 'short\\n{}\\n' > NOTES.md && seq 1 200 > big.txt]] change things",
+        "long".repeat(100)
+    );
+    let run = server.launch("diff", &change).await;
+    let (done, _) = socket.until_state(&run.id, RunState::Succeeded).await;
+
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    assert_eq!(
+        browser.find("#run-pr").await.attr("href").await.unwrap(),
+        done.pr_url
+    );
+    browser.click(r#".tl[data-kind="diff"] > summary"#).await;
+    browser
+        .click(r#".tl[data-kind="diff"] details.patch > summary"#)
+        .await;
+    browser.find(r#".diff-file[data-path="NOTES.md"] .dl-add"#).await;
+    let view = browser
+        .client
+        .execute(
+            r#"const file = path => document.querySelector(`.diff-file[data-path="${path}"]`);
+            const notes = file('NOTES.md');
+            const body = notes.querySelector('.diff-body');
+            return {
+                files: Array.from(document.querySelectorAll('.diff-file')).map(f => f.dataset.path),
+                added: Array.from(notes.querySelectorAll('.dl-add')).map(l => l.textContent.length),
+                hunks: notes.querySelectorAll('.dl-hunk').length,
+                notes_open: notes.open,
+                big_open: file('big.txt').open,
+                big_summary: file('big.txt').querySelector('summary').textContent,
+                wraps: body.scrollWidth <= body.clientWidth,
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(view["files"], json!(["NOTES.md", "big.txt"]), "{view}");
+    assert_eq!(view["added"], json!([6, 401]), "+short and the long line: {view}");
+    assert_eq!(view["hunks"], 1);
+    assert_eq!(view["notes_open"], true, "a short file is open");
+    assert_eq!(view["big_open"], false, "a big file is folded");
+    assert_eq!(view["big_summary"], "big.txt · 201 lines");
+    assert_eq!(view["wraps"], true, "the long line wraps");
+    assert!(!browser.overflows_horizontally().await);
+    browser
+        .client
+        .execute(
+            r#"document.querySelector('.diff-file[data-path="NOTES.md"]').scrollIntoView({block: 'center'});"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("phone-diff").await;
+    browser
+        .click(r#".diff-file[data-path="big.txt"] > summary"#)
+        .await;
+    browser
+        .until(r#"document.querySelector('.diff-file[data-path="big.txt"]').open"#)
+        .await;
+}

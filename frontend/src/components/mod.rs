@@ -2,6 +2,7 @@
 
 pub mod conn_dot;
 pub mod countdown;
+pub mod diff_view;
 pub mod run_item;
 pub mod state_badge;
 pub mod toasts;
