@@ -1,4 +1,6 @@
-//! The one error type of the backend, and how it becomes an HTTP response with the API's error shape.
+//! The one error type of the backend, and how it becomes an HTTP response with the API's error shape. It is
+//! not logged here: the response carries a [`Failure`] that the request's trace layer logs once
+//! ([`crate::api::trace`]).
 
 use agentfarm_shared::api::{ApiError, ErrorBody};
 use agentfarm_shared::validate::Violations;
@@ -93,6 +95,16 @@ impl From<Violations> for AppError {
     }
 }
 
+/// What went wrong, in a response's extensions, for the log only (never sent): the error code and the whole
+/// error, details the client is not told included.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The API error code (`internal`, `not_found`, …).
+    pub code: &'static str,
+    /// The error as the server knows it.
+    pub detail: String,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
@@ -110,6 +122,10 @@ impl IntoResponse for AppError {
         };
         // git asks its credential helper only when challenged.
         let challenge = matches!(self, AppError::NoCapability(_));
+        let failure = Failure {
+            code,
+            detail: self.to_string(),
+        };
         let error = match self {
             AppError::Invalid(violations) => {
                 let fields = violations.into_errors();
@@ -132,8 +148,8 @@ impl IntoResponse for AppError {
                 fields: vec![],
             },
             AppError::Store(_) | AppError::Runtime(_) => {
-                // Details stay in the server log; the client learns only that it was not its fault.
-                tracing::error!(error = %self, "request failed");
+                // Details stay in the server log (the failure below); the client learns only that it was not
+                // its fault.
                 ApiError {
                     code: code.into(),
                     message: "internal error; see the server log".into(),
@@ -149,6 +165,7 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(ErrorBody { error })).into_response();
+        response.extensions_mut().insert(failure);
         if challenge {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

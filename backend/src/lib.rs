@@ -14,16 +14,22 @@
 //! - [`push`]: Web Push notifications to the owner's devices.
 //! - [`retention`]: deletes runs that ended longer ago than the retention period.
 //! - [`hub`]: fan-out of stored changes to sockets.
-//! - [`doctor`]: checks everything the Kubernetes runtime needs, with the fix for each failure.
+//! - [`backoff`]: the retry delays the Kubernetes runtime and Web Push share.
+//! - [`doctor`]: checks everything the Kubernetes runtime (or the local sandbox) needs, with the fix for each
+//!   failure.
+//! - [`tailscale`]: tailscaled's whois, which confirms the login the identity check reads.
+//! - [`metrics`]: `/metrics` for Prometheus, on a listener of its own.
 //! - [`error`]: the one error type and its HTTP form.
 
 pub mod api;
+pub mod backoff;
 pub mod capability;
 pub mod credentials;
 pub mod doctor;
 pub mod error;
 pub mod github;
 pub mod hub;
+pub mod metrics;
 pub mod proxy;
 pub mod push;
 pub mod retention;
@@ -32,3 +38,4 @@ pub mod server;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod tailscale;

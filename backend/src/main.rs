@@ -61,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
+    // The one process-wide TLS choice, made once, here: ring for every outgoing HTTPS client (the library
+    // never installs it). Installing fails only when a provider is installed already, and nothing ran yet.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Serve(settings) => serve(*settings).await,
         Command::Doctor(args) => doctor(&args).await,
@@ -95,10 +98,12 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let runtime = app.farm.runtime().info();
     let _ = writeln!(
         std::io::stdout(),
-        "agentfarm is serving at {url}\ndata dir: {}; runtime: {}: {}",
+        "agentfarm is serving at {url}\ndata dir: {}; runtime: {}: {}\nmetrics: http://{}{}",
         settings.data_dir.display(),
         runtime.kind,
-        runtime.description
+        runtime.description,
+        app.metrics_addr()?,
+        agentfarm_shared::api::routes::METRICS,
     );
     agentfarm::server::serve(app, listener, shutdown_signal()).await?;
     Ok(())

@@ -1,4 +1,5 @@
-//! Putting it together: open the data dir and store, pick the runtime, reconcile, and serve.
+//! Putting it together: open the data dir and store, pick the runtime, reconcile, and serve (the app, the
+//! proxies on their own port when they have one, and `/metrics` on its own).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,10 +13,11 @@ use axum::Router;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 
-use crate::api::identity::IdentityError;
 use crate::api::{self, AppState, IdentityPolicy, RequestPolicy};
 use crate::doctor::Doctor;
 use crate::hub::Hub;
+use crate::metrics::{self, Metrics};
+use crate::proxy::model::ModelTokens;
 use crate::proxy::{self, ProxyState, Upstream};
 use crate::push::endpoint::Allowlist;
 use crate::push::foreground::Foreground;
@@ -60,18 +62,32 @@ pub enum StartError {
     /// Web Push could not be set up.
     #[error("notifications: {0}")]
     Push(#[from] PushError),
+    /// No rustls crypto provider is installed for the outgoing HTTPS clients (proxies, push, whois).
+    #[error(
+        "no TLS crypto provider: install one before starting, as `main` does \
+         (rustls::crypto::ring::default_provider().install_default())"
+    )]
+    NoTlsProvider,
     /// The proxies' HTTP client could not be set up.
     #[error("the proxies' HTTP client: {0}")]
     Proxy(String),
     /// The identity check could not be set up.
     #[error("identity: {0}")]
-    Identity(#[from] IdentityError),
+    Identity(#[from] crate::tailscale::WhoisError),
     /// The local runtime's sandbox could not be set up.
     #[error("the gVisor sandbox: {0}")]
     Sandbox(crate::runtime::RuntimeError),
     /// Reconciling with the runtime failed.
     #[error("reconciling runs at start-up: {0}")]
     Reconcile(crate::error::AppError),
+    /// The metrics listener could not be bound.
+    #[error("the metrics listener {addr}: {error}")]
+    MetricsListener {
+        /// The address of `--metrics-listen`.
+        addr: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
     /// Serving failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -84,6 +100,8 @@ pub struct App {
     /// The proxies' routes alone and their own listener (`--proxy-listen`, or the sandbox's gateway);
     /// `None`: they are in `router`.
     proxies: Option<(Router, TcpListener)>,
+    /// `/metrics` and its own listener (`--metrics-listen`).
+    metrics: (Router, TcpListener),
     /// The service.
     pub farm: Arc<Farm>,
     /// The notification sender; it finishes the notification in hand when the server stops.
@@ -97,6 +115,11 @@ impl App {
         self.proxies
             .as_ref()
             .and_then(|(_, listener)| listener.local_addr().ok())
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> Result<SocketAddr, StartError> {
+        Ok(self.metrics.1.local_addr()?)
     }
 }
 
@@ -133,15 +156,27 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
 }
 
 /// [`start`] with this runtime instead of the one `settings` choose, the cluster it runs agents on (for the
-/// settings screen's checks), and the proxies' own listener if they have one.
+/// settings screen's checks), and the proxies' own listener if they have one. Binds the metrics listener.
+///
+/// The process must have installed its rustls crypto provider first (the binary does in `main`): the library
+/// never sets that process-wide default itself.
 pub async fn start_on(
     settings: &Settings,
     runtime: SharedRuntime,
     cluster: Option<kube::Client>,
     proxy_listener: Option<TcpListener>,
 ) -> Result<App, StartError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        return Err(StartError::NoTlsProvider);
+    }
     let data_dir = &settings.data_dir;
     let lock = prepare_data_dir(data_dir)?;
+    let metrics_listener = TcpListener::bind(settings.metrics_listen)
+        .await
+        .map_err(|error| StartError::MetricsListener {
+            addr: settings.metrics_listen,
+            error,
+        })?;
     let db = crate::store::db_path(data_dir);
     let store = Store::open(&db).map_err(|error| StartError::Database {
         path: db.display().to_string(),
@@ -199,6 +234,8 @@ pub async fn start_on(
     )
     .await?;
     let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe(), farm.hub().closed()));
+    let model_tokens = ModelTokens::default();
+    let metrics = Metrics::new(Arc::clone(&farm), &push, model_tokens.by_kind());
     let proxies = proxy::router(ProxyState {
         store: farm.store().clone(),
         upstream: Arc::new(Upstream {
@@ -208,6 +245,7 @@ pub async fn start_on(
             credentials: settings.owner_credentials(),
         }),
         http: proxy_client()?,
+        model_tokens,
     });
     let router = api::router(AppState {
         farm: Arc::clone(&farm),
@@ -225,6 +263,7 @@ pub async fn start_on(
     Ok(App {
         router,
         proxies,
+        metrics: (metrics::router(Arc::new(metrics)), metrics_listener),
         farm,
         push_worker,
         _lock: lock,
@@ -237,8 +276,6 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The client the proxies forward with: never following redirects (they would carry the owner's token to
 /// wherever they point).
 fn proxy_client() -> Result<reqwest::Client, StartError> {
-    // Only fails if another provider was installed first, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
@@ -437,9 +474,10 @@ pub fn kube_settings(settings: &Settings) -> KubeSettings {
     }
 }
 
-/// Serves `app` on `listener` (and the proxies on theirs) until `shutdown` resolves; then closes every socket
-/// (code 1001, "going away"), waits for requests in flight and the notification being sent, closes the
-/// store, which folds the WAL into the database file, and lets the runtime remove what it set up here.
+/// Serves `app` on `listener` (the proxies and `/metrics` on theirs) until `shutdown` resolves; then closes
+/// every socket (code 1001, "going away"), waits for requests in flight and the notification being sent,
+/// closes the store, which folds the WAL into the database file, and lets the runtime remove what it set up
+/// here.
 /// Agents are not touched: local ones end with the process, Jobs go on and are adopted by the next start.
 pub async fn serve(
     app: App,
@@ -452,16 +490,10 @@ pub async fn serve(
         hub.close();
     };
     if let Some((proxies, proxy_listener)) = app.proxies {
-        let stop = app.farm.hub().closed();
-        tokio::spawn(async move {
-            let served = axum::serve(proxy_listener, proxies)
-                .with_graceful_shutdown(stop)
-                .await;
-            if let Err(err) = served {
-                tracing::error!(%err, "serving the proxies failed");
-            }
-        });
+        serve_beside("the proxies", proxy_listener, proxies, &app.farm);
     }
+    let (metrics, metrics_listener) = app.metrics;
+    serve_beside("/metrics", metrics_listener, metrics, &app.farm);
     // The peer's address decides whether its identity headers are believed.
     axum::serve(
         listener,
@@ -476,6 +508,17 @@ pub async fn serve(
     app.farm.store().close().await?;
     app.farm.runtime().shut_down().await;
     Ok(())
+}
+
+/// Serves `router` on `listener` in the background until the hub closes (the server stops).
+fn serve_beside(what: &'static str, listener: TcpListener, router: Router, farm: &Farm) {
+    let stop = farm.hub().closed();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop).await;
+        if let Err(err) = served {
+            tracing::error!(%err, "serving {what} failed");
+        }
+    });
 }
 
 /// Creates the data dir (0700) and takes its exclusive lock: one server per data dir.

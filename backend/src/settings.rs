@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use ipnet::IpNet;
 
-use crate::api::identity::{WhoisEndpoint, normalize_login};
 use crate::runtime::kube::image::ImageRef;
+use crate::tailscale::{WhoisEndpoint, normalize_login};
 
 /// Where the server keeps its database and run dirs unless told otherwise (`serve` and `backup`).
 pub const DEFAULT_DATA_DIR: &str = "agentfarm-data";
@@ -30,6 +30,12 @@ pub struct Settings {
     /// trusted pod network could forge). Without it, the proxies are served on --listen as well.
     #[arg(long, env = "AGENTFARM_PROXY_LISTEN")]
     pub proxy_listen: Option<SocketAddr>,
+
+    /// Where `/metrics` (Prometheus text format) is served, and nothing else: never on --listen, so never
+    /// through the proxy in front of the app. Keep it on loopback, or on a cluster behind a NetworkPolicy that
+    /// admits only the monitoring namespace; port 0 picks a free port.
+    #[arg(long, env = "AGENTFARM_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
 
     /// The URL users reach the server at through a proxy, e.g. https://agentfarm.tailnet.ts.net; its origin
     /// is the one browsers may send requests from, and its host is allowed.
@@ -500,6 +506,11 @@ mod tests {
     fn defaults() {
         let settings = Settings::with_data_dir("/tmp/x");
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            settings.metrics_listen.to_string(),
+            "127.0.0.1:9464",
+            "metrics on loopback"
+        );
         assert_eq!(settings.max_running, 3);
         assert_eq!(settings.log_retention, 5_000);
         assert!(settings.env_passthrough.contains(&"PATH".to_owned()));

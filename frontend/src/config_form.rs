@@ -206,7 +206,7 @@ impl Form {
         let timeout_minutes = number("timeout_minutes", &self.timeout_minutes);
         let budget_usd = match self.budget_usd.trim() {
             "" => None,
-            text => match dollars(text.trim_start_matches('$')) {
+            text => match dollars(text) {
                 Some(budget) => Some(budget),
                 None => {
                     errors.push(FieldError {
@@ -298,6 +298,21 @@ impl FieldErrors {
     }
 }
 
+/// A dollar amount (`5`, `2.50`, `$12.5`, `.75`) as a number, without the standard float parser, whose
+/// tables are several KB of wasm. At most 15 digits, so the digits and the power of ten are exact doubles and
+/// their one division rounds as `str::parse::<f64>` does.
+fn dollars(text: &str) -> Option<f64> {
+    let text = text.strip_prefix('$').unwrap_or(text);
+    let (whole, cents) = text.split_once('.').unwrap_or((text, ""));
+    let digits = || whole.bytes().chain(cents.bytes());
+    if !(1..=15).contains(&(whole.len() + cents.len())) || !digits().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mantissa = digits().fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+    let scale = cents.bytes().fold(1.0, |scale: f64, _| scale * 10.0);
+    Some(mantissa as f64 / scale)
+}
+
 /// True for a field the form shows: one of [`FIELDS`] or `repos[<n>]`.
 pub fn is_form_field(field: &str) -> bool {
     FIELDS.contains(&field)
@@ -305,26 +320,6 @@ pub fn is_form_field(field: &str) -> bool {
             .strip_prefix("repos[")
             .and_then(|rest| rest.strip_suffix(']'))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// An amount of US dollars typed as digits with at most one decimal point (`5`, `2.50`, `.5`), at most 15
-/// digits so it is exact before the one division. By hand: `f64`'s `FromStr` would bring core's float parser
-/// and its tables (several KB) into the web app.
-fn dollars(text: &str) -> Option<f64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = whole.len() + fraction.len();
-    if digits == 0 || digits > 15 {
-        return None;
-    }
-    let mut units = 0u64;
-    for byte in whole.bytes().chain(fraction.bytes()) {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        units = units * 10 + u64::from(byte - b'0');
-    }
-    let scale = (0..fraction.len()).fold(1u64, |scale, _| scale * 10);
-    Some(units as f64 / scale as f64)
 }
 
 #[cfg(test)]
@@ -362,24 +357,30 @@ mod tests {
     }
 
     #[test]
-    fn dollars_are_digits_with_one_point() {
-        for (text, amount) in [
-            ("5", 5.0),
-            ("2.50", 2.5),
-            (".5", 0.5),
-            ("0.1", 0.1),
-            ("12.", 12.0),
+    fn dollar_amounts_parse_as_the_standard_parser_would() {
+        for text in [
+            "5",
+            "2.50",
+            "0.1",
+            ".75",
+            "5.",
+            "19.99",
+            "0.00000000000001",
+            "999999999999999",
         ] {
-            assert_eq!(dollars(text), Some(amount), "{text}");
+            assert_eq!(dollars(text), text.parse::<f64>().ok(), "{text}");
         }
+        assert_eq!(dollars("$12.5"), Some(12.5));
         for text in [
             "",
             ".",
-            "-1",
+            "$",
+            "lots",
             "1e3",
-            "1.2.3",
+            "-5",
+            "+5",
             "inf",
-            "NaN",
+            "1.2.3",
             "1 000",
             "1234567890123456",
         ] {

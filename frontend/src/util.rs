@@ -15,8 +15,8 @@ pub fn concat(parts: &[&str]) -> String {
     parts.concat()
 }
 
-/// Sorts `v` stably by `cmp`: binary insertion, linear on input that is already (nearly) in order, which
-/// is the usual case here; the lists are short.
+/// Sorts `v` stably by `cmp` with binary insertion: n log n comparisons, and few moves on input already
+/// (nearly) in order, the usual case here (quadratic moves only on reversed input; the lists are short).
 pub fn sort_by<T>(v: &mut [T], mut cmp: impl FnMut(&T, &T) -> Ordering) {
     for i in 1..v.len() {
         let (head, tail) = v.split_at(i);

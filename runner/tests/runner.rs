@@ -63,6 +63,7 @@ impl ControlPlane {
             store: store.clone(),
             upstream: Arc::new(upstream),
             http: reqwest::Client::new(),
+            model_tokens: agentfarm::proxy::model::ModelTokens::default(),
         });
         ControlPlane {
             server: Port::bind("control plane").await.serve("control plane", router),

@@ -46,6 +46,8 @@ pub mod routes {
     pub const WS: &str = "/api/ws";
     /// Where the agents' proxies (model API, git, pull requests) live; never a page of the web app.
     pub const PROXIES: &str = "/proxy";
+    /// The server's Prometheus metrics: served on the metrics listener alone, never on the app's port.
+    pub const METRICS: &str = "/metrics";
 
     /// Fills an `{id}` route with a concrete id.
     pub fn with_id(route: &str, id: &str) -> String {

@@ -431,4 +431,101 @@ mod input_tests {
             "interrupt"
         );
     }
+
+    /// Every event and content block reads back as itself from the line Claude Code would write; the matches
+    /// make a new variant fail to compile here until it is added to the lists.
+    #[test]
+    fn every_event_and_block_round_trips() {
+        let message = |blocks: Vec<ContentBlock>| MessageEvent {
+            message: Message {
+                id: Some("m".into()),
+                role: Some("assistant".into()),
+                content: MessageContent::Blocks(blocks),
+            },
+            session_id: Some("s".into()),
+            parent_tool_use_id: None,
+            error: None,
+        };
+        let blocks = vec![
+            ContentBlock::Text { text: "t".into() },
+            ContentBlock::ToolUse {
+                id: "u".into(),
+                name: "Bash".into(),
+                input: serde_json::json!({"command": "ls"}),
+            },
+            ContentBlock::ToolResult {
+                tool_use_id: "u".into(),
+                content: serde_json::json!("out"),
+                is_error: Some(true),
+            },
+            ContentBlock::Thinking {
+                thinking: "hm".into(),
+            },
+            ContentBlock::Other(serde_json::json!({"type": "image", "source": {}})),
+        ];
+        let mut kinds = std::collections::BTreeSet::new();
+        for block in &blocks {
+            kinds.insert(match block {
+                ContentBlock::Text { .. } => 0,
+                ContentBlock::ToolUse { .. } => 1,
+                ContentBlock::ToolResult { .. } => 2,
+                ContentBlock::Thinking { .. } => 3,
+                ContentBlock::Other(_) => 4,
+            });
+        }
+        assert_eq!(kinds.len(), 5, "one of each block");
+        let events = [
+            (
+                "system",
+                ClaudeEvent::System(
+                    serde_json::from_value(serde_json::json!({"subtype": "init", "session_id": "s"}))
+                        .unwrap(),
+                ),
+            ),
+            ("assistant", ClaudeEvent::Assistant(message(blocks.clone()))),
+            ("user", ClaudeEvent::User(message(blocks))),
+            (
+                "result",
+                ClaudeEvent::Result(
+                    serde_json::from_value(serde_json::json!({"subtype": "success", "num_turns": 2}))
+                        .unwrap(),
+                ),
+            ),
+            (
+                "rate_limit_event",
+                ClaudeEvent::RateLimit(
+                    serde_json::from_value(serde_json::json!({"rate_limit_info": {"status": "rejected"}}))
+                        .unwrap(),
+                ),
+            ),
+            (
+                "command_lifecycle",
+                ClaudeEvent::CommandLifecycle(LifecycleEvent {
+                    command_uuid: "u".into(),
+                    state: "completed".into(),
+                }),
+            ),
+            (
+                "something_new",
+                ClaudeEvent::Other(serde_json::json!({"type": "something_new", "x": 1})),
+            ),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (kind, event) in &events {
+            let mut value = match event {
+                ClaudeEvent::System(e) => serde_json::to_value(e),
+                ClaudeEvent::Assistant(e) | ClaudeEvent::User(e) => serde_json::to_value(e),
+                ClaudeEvent::Result(e) => serde_json::to_value(e),
+                ClaudeEvent::RateLimit(e) => serde_json::to_value(e),
+                ClaudeEvent::CommandLifecycle(e) => serde_json::to_value(e),
+                ClaudeEvent::Other(value) => Ok(value.clone()),
+            }
+            .unwrap();
+            seen.insert(*kind);
+            value["type"] = Value::from(*kind);
+            let line = value.to_string();
+            assert_eq!(ClaudeEvent::parse(&line).as_ref(), Some(event), "{line}");
+        }
+        assert_eq!(seen.len(), 7, "one of each event");
+    }
 }

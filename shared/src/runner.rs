@@ -289,4 +289,87 @@ mod tests {
         );
         assert_eq!(RunnerEvent::parse("agentfarm is great"), None);
     }
+
+    /// Every event reads back as itself from its envelope line; the match makes a new variant fail to compile
+    /// here until it is added to the list.
+    #[test]
+    fn every_runner_event_round_trips() {
+        let repo = || "o/r".to_owned();
+        let events = [
+            RunnerEvent::Cloning { repo: repo() },
+            RunnerEvent::Cloned {
+                repo: repo(),
+                branch: "agentfarm/x".into(),
+                base: "main".into(),
+                continued: true,
+                commit: "abc".into(),
+            },
+            RunnerEvent::Committed {
+                repo: repo(),
+                commit: "def".into(),
+                message: "m".into(),
+            },
+            RunnerEvent::Pushed {
+                repo: repo(),
+                branch: "agentfarm/x".into(),
+                commit: "def".into(),
+            },
+            RunnerEvent::PrOpened {
+                repo: repo(),
+                number: 3,
+                url: "https://x/3".into(),
+                updated: false,
+            },
+            RunnerEvent::Diff {
+                repo: repo(),
+                files: vec![
+                    FileDiff {
+                        path: "a".into(),
+                        added: Some(1),
+                        removed: Some(2),
+                    },
+                    FileDiff {
+                        path: "b.png".into(),
+                        added: None,
+                        removed: None,
+                    },
+                ],
+                patch: "diff --git a/a b/a".into(),
+                truncated: true,
+            },
+            RunnerEvent::LimitHit {
+                resets_at: Some(1_800_000_000),
+                message: "limit".into(),
+            },
+            RunnerEvent::LimitHit {
+                resets_at: None,
+                message: "limit".into(),
+            },
+            RunnerEvent::Error {
+                stage: "push".into(),
+                message: "refused".into(),
+            },
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for event in &events {
+            seen.insert(match event {
+                RunnerEvent::Cloning { .. } => 0,
+                RunnerEvent::Cloned { .. } => 1,
+                RunnerEvent::Committed { .. } => 2,
+                RunnerEvent::Pushed { .. } => 3,
+                RunnerEvent::PrOpened { .. } => 4,
+                RunnerEvent::Diff { .. } => 5,
+                RunnerEvent::LimitHit { .. } => 6,
+                RunnerEvent::Error { .. } => 7,
+            });
+            let line = event.to_line();
+            assert_eq!(RunnerEvent::parse(&line).as_ref(), Some(event), "{line}");
+        }
+        assert_eq!(seen.len(), 8, "one of each variant");
+        assert_eq!(
+            RunnerEvent::parse(r#"{"type":"agentfarm","event":"pushed","repo":"o/r"}"#),
+            None,
+            "a missing field"
+        );
+    }
 }

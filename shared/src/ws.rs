@@ -170,4 +170,72 @@ mod tests {
             r#"{"type":"resync"}"#
         );
     }
+
+    /// A run as the API writes it.
+    fn run() -> Run {
+        serde_json::from_value(serde_json::json!({
+            "id": "01jabcdefghjkmnpqrstvwxyz0", "config_id": "c", "config_version": 2, "prompt": "p",
+            "state": "running", "created_at": "2026-12-07T04:00:00.000Z", "started_at": "2026-12-07T04:00:01.000Z",
+            "finished_at": null, "updated_at": "2026-12-07T04:00:02.000Z", "exit_code": null, "reason": null,
+            "session_id": "s", "turns": 3, "cost_usd": 0.25, "branch": "agentfarm/x", "pr_url": null,
+            "last_error": null, "diff": {"files": 1, "added": 2, "removed": 3}, "limit_resets_at": null,
+            "last_seq": 7, "usage": {"requests": 1, "input_tokens": 2, "output_tokens": 3,
+            "cache_creation_tokens": 4, "cache_read_tokens": 5}
+        }))
+        .unwrap()
+    }
+
+    /// Every frame the server sends reads back as itself; the match makes a new variant fail to compile here
+    /// until it is added to the list.
+    #[test]
+    fn every_server_frame_round_trips() {
+        let line: LogLine = serde_json::from_value(serde_json::json!({
+            "seq": 4, "ts": "2026-12-07T04:00:03.000Z", "stream": "stdout", "text": "hi", "truncated": true
+        }))
+        .unwrap();
+        let frames = [
+            ServerFrame::Snapshot { runs: vec![run()] },
+            ServerFrame::Run { run: Box::new(run()) },
+            ServerFrame::RunRemoved { run_id: "r".into() },
+            ServerFrame::Log {
+                run_id: "r".into(),
+                lines: vec![line],
+            },
+            ServerFrame::Gap {
+                run_id: "r".into(),
+                from_seq: 1,
+                to_seq: 2,
+            },
+            ServerFrame::Resync,
+            ServerFrame::Heartbeat,
+            ServerFrame::Pong,
+            ServerFrame::Error {
+                code: "bad_request".into(),
+                message: "m".into(),
+            },
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for frame in &frames {
+            seen.insert(match frame {
+                ServerFrame::Snapshot { .. } => 0,
+                ServerFrame::Run { .. } => 1,
+                ServerFrame::RunRemoved { .. } => 2,
+                ServerFrame::Log { .. } => 3,
+                ServerFrame::Gap { .. } => 4,
+                ServerFrame::Resync => 5,
+                ServerFrame::Heartbeat => 6,
+                ServerFrame::Pong => 7,
+                ServerFrame::Error { .. } => 8,
+            });
+            let text = serde_json::to_string(frame).unwrap();
+            assert_eq!(
+                &serde_json::from_str::<ServerFrame>(&text).unwrap(),
+                frame,
+                "{text}"
+            );
+        }
+        assert_eq!(seen.len(), frames.len(), "one of each variant");
+        assert!(serde_json::from_str::<ServerFrame>(r#"{"type":"gap","run_id":"r"}"#).is_err());
+        assert!(serde_json::from_str::<ServerFrame>(r#"{"type":"novel"}"#).is_err());
+    }
 }

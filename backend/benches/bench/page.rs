@@ -15,6 +15,7 @@ use agentfarm_shared::run::Run;
 use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -342,7 +343,7 @@ impl Driver {
         let mut retry = tokio::time::interval(Duration::from_millis(50));
         loop {
             retry.tick().await;
-            match ClientBuilder::native()
+            match ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&self.url)
                 .await

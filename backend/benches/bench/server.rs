@@ -41,6 +41,8 @@ impl Server {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--idle-timeout",
             "0",
             "--runtime",

@@ -20,9 +20,7 @@ pub async fn healthz() -> Json<Value> {
 /// `GET /readyz`: the store answers (else 503). The runtime's trouble, such as a cluster API that does not
 /// answer, is reported as `degraded` with its reason but still with 200: the app must stay reachable to say so.
 pub async fn readyz(State(farm): State<Arc<Farm>>) -> Result<Json<Value>, AppError> {
-    farm.store()
-        .call(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?))
-        .await?;
+    farm.store().ping().await?;
     Ok(Json(match farm.runtime_trouble().await {
         Some(reason) => json!({"status": "degraded", "reason": reason}),
         None => json!({"status": "ready"}),

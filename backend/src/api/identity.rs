@@ -22,55 +22,20 @@
 //! Non-ASCII logins are not supported: Serve sends them RFC 2047-encoded, so they match no allowlist entry.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use agentfarm_shared::api::routes;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
-use serde::Deserialize;
 
 use crate::error::AppError;
+use crate::tailscale::{Whois, WhoisEndpoint, WhoisError, WhoisFailure, normalize_login};
 
 /// The header Serve puts the user's login name in.
 const LOGIN_HEADER: &str = "tailscale-user-login";
-
-/// The `Host` tailscaled's LocalAPI accepts without a password.
-const LOCAL_API_HOST: &str = "local-tailscaled.sock";
-
-/// How long whois may take before the request is refused.
-const WHOIS_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The longest login accepted.
-const MAX_LOGIN: usize = 256;
-
-/// Where tailscaled's LocalAPI listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WhoisEndpoint {
-    /// Its Unix socket, e.g. `/var/run/tailscale/tailscaled.sock`.
-    Socket(PathBuf),
-    /// `http://IP:PORT`: a LocalAPI reachable over TCP without a password (a bridge to the socket).
-    Tcp(SocketAddr),
-}
-
-/// `text` trimmed and lower-cased, if it can be a Tailscale login (printable ASCII, no spaces).
-pub fn normalize_login(text: &str) -> Option<String> {
-    let login = text.trim();
-    let valid = !login.is_empty() && login.len() <= MAX_LOGIN && login.bytes().all(|b| b.is_ascii_graphic());
-    valid.then(|| login.to_ascii_lowercase())
-}
-
-/// Why the identity check could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    /// The HTTP client for whois could not be built.
-    #[error("the client for tailscaled's whois: {0}")]
-    Client(String),
-}
 
 /// Whose requests are served.
 pub struct IdentityPolicy {
@@ -89,7 +54,7 @@ impl IdentityPolicy {
         allowed_logins: Vec<String>,
         trusted_proxies: Vec<IpNet>,
         whois: Option<&WhoisEndpoint>,
-    ) -> Result<IdentityPolicy, IdentityError> {
+    ) -> Result<IdentityPolicy, WhoisError> {
         Ok(IdentityPolicy {
             allowed_logins,
             trusted_proxies,
@@ -140,7 +105,7 @@ impl IdentityPolicy {
             )));
         }
         match &self.whois {
-            Some(whois) => whois.confirm(&login, headers, &peer_text).await,
+            Some(whois) => confirm(whois, &login, headers, &peer_text).await,
             None => Ok(()),
         }
     }
@@ -169,117 +134,33 @@ pub async fn check(State(policy): State<Arc<IdentityPolicy>>, request: Request, 
     }
 }
 
-/// A client of tailscaled's LocalAPI whois.
-struct Whois {
-    http: reqwest::Client,
-    /// `http://local-tailscaled.sock` over the socket, or `http://IP:PORT`.
-    base: String,
-}
-
-/// `apitype.WhoIsResponse`, the part read here.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WhoisResponse {
-    user_profile: UserProfile,
-}
-
-/// `tailcfg.UserProfile`, the part read here.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct UserProfile {
-    login_name: String,
-}
-
-impl Whois {
-    fn new(endpoint: &WhoisEndpoint) -> Result<Whois, IdentityError> {
-        // reqwest builds its TLS configuration even for plain HTTP; installing the provider fails only if one
-        // is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(WHOIS_TIMEOUT);
-        let (builder, base) = match endpoint {
-            WhoisEndpoint::Socket(path) => (
-                builder.unix_socket(path.as_path()),
-                format!("http://{LOCAL_API_HOST}"),
-            ),
-            WhoisEndpoint::Tcp(addr) => (builder, format!("http://{addr}")),
-        };
-        let http = builder
-            .build()
-            .map_err(|err| IdentityError::Client(err.to_string()))?;
-        Ok(Whois { http, base })
-    }
-
-    /// Ok if tailscaled says the request's tailnet address (the last `X-Forwarded-For` entry) is `login`'s.
-    async fn confirm(&self, login: &str, headers: &HeaderMap, peer: &str) -> Result<(), AppError> {
-        let Some(ip) = forwarded_for(headers) else {
-            return Err(refuse(
-                peer,
-                "cannot verify the Tailscale login: the proxy sent no X-Forwarded-For address to ask tailscaled about",
-            ));
-        };
-        match self.login_at(ip).await {
-            Ok(owner) if owner.trim().eq_ignore_ascii_case(login) => Ok(()),
-            Ok(owner) => {
-                tracing::warn!(peer, %ip, login, whois = owner, "refused: the login is not the address's owner");
-                Err(AppError::Forbidden(format!(
-                    "the Tailscale login does not match tailscaled's whois for {ip}"
-                )))
-            }
-            Err(WhoisFailure::Unknown) => Err(refuse(
-                peer,
-                &format!("cannot verify the Tailscale login: tailscaled knows no node at {ip}"),
-            )),
-            Err(WhoisFailure::Failed(why)) => {
-                tracing::error!(peer, %ip, why, "tailscaled's whois failed");
-                Err(AppError::Forbidden(
-                    "cannot verify the Tailscale login: tailscaled's whois failed (see the server log)"
-                        .into(),
-                ))
-            }
+/// Ok if tailscaled says the request's tailnet address (the last `X-Forwarded-For` entry) is `login`'s.
+async fn confirm(whois: &Whois, login: &str, headers: &HeaderMap, peer: &str) -> Result<(), AppError> {
+    let Some(ip) = forwarded_for(headers) else {
+        return Err(refuse(
+            peer,
+            "cannot verify the Tailscale login: the proxy sent no X-Forwarded-For address to ask tailscaled about",
+        ));
+    };
+    match whois.login_at(ip).await {
+        Ok(owner) if owner.trim().eq_ignore_ascii_case(login) => Ok(()),
+        Ok(owner) => {
+            tracing::warn!(peer, %ip, login, whois = owner, "refused: the login is not the address's owner");
+            Err(AppError::Forbidden(format!(
+                "the Tailscale login does not match tailscaled's whois for {ip}"
+            )))
+        }
+        Err(WhoisFailure::Unknown) => Err(refuse(
+            peer,
+            &format!("cannot verify the Tailscale login: tailscaled knows no node at {ip}"),
+        )),
+        Err(WhoisFailure::Failed(why)) => {
+            tracing::error!(peer, %ip, why, "tailscaled's whois failed");
+            Err(AppError::Forbidden(
+                "cannot verify the Tailscale login: tailscaled's whois failed (see the server log)".into(),
+            ))
         }
     }
-
-    /// The login of the node at `ip`.
-    async fn login_at(&self, ip: IpAddr) -> Result<String, WhoisFailure> {
-        let response = self
-            .http
-            .get(format!("{}/localapi/v0/whois", self.base))
-            .query(&[("addr", SocketAddr::new(ip, 0).to_string())])
-            .header(header::HOST, LOCAL_API_HOST)
-            .send()
-            .await
-            .map_err(|err| WhoisFailure::Failed(err.to_string()))?;
-        match response.status() {
-            StatusCode::OK => response
-                .json::<WhoisResponse>()
-                .await
-                .map(|whois| whois.user_profile.login_name)
-                .map_err(|err| WhoisFailure::Failed(format!("unreadable answer: {err}"))),
-            StatusCode::NOT_FOUND => Err(WhoisFailure::Unknown),
-            status => {
-                let text = response.text().await.unwrap_or_default();
-                let first_line: String = text
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect();
-                Err(WhoisFailure::Failed(format!("{status}: {first_line}")))
-            }
-        }
-    }
-}
-
-/// Why whois gave no login.
-enum WhoisFailure {
-    /// No node has the address (404).
-    Unknown,
-    /// Unreachable, timed out, or any other answer.
-    Failed(String),
 }
 
 /// The last address of `X-Forwarded-For`: the one the nearest (trusted) proxy wrote.
@@ -332,28 +213,6 @@ mod tests {
         let cluster = policy(&["10.244.0.0/16"]);
         assert!(cluster.trusts(ip("10.244.1.7")));
         assert!(!cluster.trusts(ip("10.245.0.1")));
-    }
-
-    #[test]
-    fn logins_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            normalize_login(" Owner@Example.COM ").as_deref(),
-            Some("owner@example.com")
-        );
-        assert_eq!(
-            normalize_login("octocat@github").as_deref(),
-            Some("octocat@github")
-        );
-        for bad in [
-            "",
-            "  ",
-            "two words@example.com",
-            "tab\t@x",
-            "ünicode@example.com",
-        ] {
-            assert_eq!(normalize_login(bad), None, "{bad:?}");
-        }
-        assert_eq!(normalize_login(&"a".repeat(MAX_LOGIN + 1)), None);
     }
 
     #[test]

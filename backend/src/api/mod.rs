@@ -8,6 +8,7 @@
 //! - [`home`]: the page at `/` when no web app is built.
 //! - [`web`]: the web app (trunk's `dist`): files, SPA fallback, cache rules, Content-Security-Policy.
 //! - [`ws`]: the live stream.
+//! - [`trace`]: a span per request, and the one log line of its answer (failures with their detail).
 
 pub mod configs;
 pub mod extract;
@@ -17,6 +18,7 @@ pub mod home;
 pub mod identity;
 pub mod push;
 pub mod runs;
+pub mod trace;
 pub mod usage;
 pub mod web;
 pub mod ws;
@@ -55,8 +57,8 @@ pub struct AppState {
     pub web: Option<Arc<web::WebApp>>,
 }
 
-/// The whole application: the request guard runs first, then the identity check, then the route. Serve it
-/// with `ConnectInfo<SocketAddr>`, or no peer is trusted with identity headers.
+/// The whole application: the request's span first, then the request guard, then the identity check, then
+/// the route. Serve it with `ConnectInfo<SocketAddr>`, or no peer is trusted with identity headers.
 pub fn router(state: AppState) -> Router {
     let app = match &state.web {
         Some(web) => Router::new().fallback_service(web::router(Arc::clone(web))),
@@ -64,7 +66,8 @@ pub fn router(state: AppState) -> Router {
             .route("/", get(home::page))
             .fallback(health::not_found),
     };
-    app.route(routes::HEALTHZ, get(health::healthz))
+    let app = app
+        .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
         .route(routes::INFO, get(health::info))
         .route(routes::DOCTOR, get(health::doctor))
@@ -93,6 +96,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.policy),
             guard::check,
-        ))
-        .with_state(state)
+        ));
+    trace::traced(app).with_state(state)
 }

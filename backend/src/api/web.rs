@@ -204,14 +204,20 @@ fn security_headers(headers: &mut HeaderMap) {
 }
 
 /// Paths that belong to the server, never to the app: unknown ones are the API's JSON 404 (the proxies' too,
-/// on the app's port when they have one of their own).
+/// on the app's port when they have one of their own, and `/metrics`, which only the metrics listener serves).
 fn is_server_path(path: &str) -> bool {
-    ["/api", routes::PROXIES, routes::HEALTHZ, routes::READYZ]
-        .iter()
-        .any(|prefix| {
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+    [
+        "/api",
+        routes::PROXIES,
+        routes::HEALTHZ,
+        routes::READYZ,
+        routes::METRICS,
+    ]
+    .iter()
+    .any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// Whether the request is a page navigation (browsers send `Accept: text/html,…` for those).
@@ -473,6 +479,7 @@ mod tests {
             "/healthz/x",
             "/readyz/deeper/still",
             "/proxy/git/octo/app.git/info/refs",
+            "/metrics",
         ] {
             let (status, headers, body) = get(&app, path, &[("accept", "text/html")]).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");

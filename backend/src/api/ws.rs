@@ -97,6 +97,7 @@ where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
+    let _counted = farm.metrics().socket_opened();
     // Subscribe before reading the snapshot, so nothing published in between is missed.
     let mut hub = farm.hub().subscribe();
     let mut client = Client {

@@ -201,10 +201,11 @@ async fn forward(
     for (name, value) in headers.iter().filter(|(name, _)| forwardable(name)) {
         request = request.header(name, value);
     }
-    let answer = request.send().await.map_err(|err| {
-        tracing::warn!(error = %err, "GitHub did not answer the git proxy");
-        AppError::Upstream(format!("GitHub did not answer: {err}"))
-    })?;
+    // Logged by the trace layer, with the error.
+    let answer = request
+        .send()
+        .await
+        .map_err(|err| AppError::Upstream(format!("GitHub did not answer: {err}")))?;
     if answer.status() == StatusCode::UNAUTHORIZED {
         // The owner's token was refused: never pass GitHub's challenge on, or git would ask the agent again.
         return Err(AppError::Upstream(

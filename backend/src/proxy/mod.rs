@@ -49,11 +49,13 @@ pub struct ProxyState {
     pub upstream: Arc<Upstream>,
     /// The client forwarding requests (no timeout: model answers stream for minutes).
     pub http: reqwest::Client,
+    /// Model tokens counted for `/metrics`.
+    pub model_tokens: model::ModelTokens,
 }
 
 /// The proxies' routes, under `/proxy/`.
 pub fn router(state: ProxyState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/proxy/anthropic/{*path}", any(model::forward))
         .route("/proxy/git/{owner}/{repo}/info/refs", get(git::advertise))
         .route(
@@ -64,8 +66,8 @@ pub fn router(state: ProxyState) -> Router {
             "/proxy/git/{owner}/{repo}/git-receive-pack",
             post(git::receive_pack),
         )
-        .route(pulls::ROUTE, post(pulls::open_or_update))
-        .with_state(state)
+        .route(pulls::ROUTE, post(pulls::open_or_update));
+    crate::api::trace::traced(router).with_state(state)
 }
 
 /// The run whose capability a request carries: `Authorization: Bearer …` (Claude Code, the runner),

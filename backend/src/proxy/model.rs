@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::{Run, Upstream, forwardable};
 use crate::error::AppError;
+use crate::metrics::LabeledCounter;
 use crate::store::{Store, WindowRecord};
 
 /// Largest request body forwarded (a long conversation with images stays far below).
@@ -29,11 +30,42 @@ const MAX_SCANNED_JSON: usize = 1024 * 1024;
 /// The prefix of the subscription's usage-window headers.
 pub const WINDOW_HEADER_PREFIX: &str = "anthropic-ratelimit-unified-";
 
+/// Model tokens the agents used, by kind (`input`, `output`, `cache_creation`, `cache_read`), summed over
+/// every run, for `/metrics`. Not one series per run: run ids never stop coming, so a run id label would
+/// grow the server's memory and every scrape (and the monitoring's storage) without bound. Each run's own
+/// counts are its `usage` in the API; the totals here show the fleet's rate.
+#[derive(Debug, Clone)]
+pub struct ModelTokens(LabeledCounter);
+
+impl Default for ModelTokens {
+    fn default() -> Self {
+        ModelTokens(LabeledCounter::with_values(
+            "kind",
+            &["input", "output", "cache_creation", "cache_read"],
+        ))
+    }
+}
+
+impl ModelTokens {
+    /// The counter, by kind.
+    pub fn by_kind(&self) -> &LabeledCounter {
+        &self.0
+    }
+
+    fn add(&self, tokens: Tokens) {
+        self.0.inc_by("input", tokens.input);
+        self.0.inc_by("output", tokens.output);
+        self.0.inc_by("cache_creation", tokens.cache_creation);
+        self.0.inc_by("cache_read", tokens.cache_read);
+    }
+}
+
 /// Forwards one request of run `holder`'s agent.
 pub async fn forward(
     State(upstream): State<Arc<Upstream>>,
     State(http): State<reqwest::Client>,
     State(store): State<Store>,
+    State(model_tokens): State<ModelTokens>,
     Run(holder): Run,
     Path(path): Path<String>,
     request: Request,
@@ -61,10 +93,11 @@ pub async fn forward(
     for (name, value) in parts.headers.iter().filter(|(name, _)| passed(name)) {
         forwarded = forwarded.header(name, value);
     }
-    let answer = forwarded.send().await.map_err(|err| {
-        tracing::warn!(run_id = holder.run_id, error = %err, "the model API did not answer");
-        AppError::Upstream(format!("the model API did not answer: {err}"))
-    })?;
+    // Logged by the trace layer, with the error.
+    let answer = forwarded
+        .send()
+        .await
+        .map_err(|err| AppError::Upstream(format!("the model API did not answer: {err}")))?;
     // Kept before the answer goes on: the scheduler reads it when the agent's run ends on a rejection.
     if let Some(window) = usage_window(answer.headers())
         && let Err(err) = store.set_usage_window(window).await
@@ -81,6 +114,7 @@ pub async fn forward(
         scanner,
         tokens: Tokens::default(),
         store,
+        model_tokens,
         run_id: holder.run_id,
         recorded: false,
     };
@@ -211,6 +245,7 @@ struct Metered {
     scanner: Scanner,
     tokens: Tokens,
     store: Store,
+    model_tokens: ModelTokens,
     run_id: String,
     recorded: bool,
 }
@@ -222,6 +257,7 @@ impl Metered {
             return;
         }
         self.scanner.finish(&mut self.tokens);
+        self.model_tokens.add(self.tokens);
         let usage = RunUsage {
             requests: 1,
             input_tokens: self.tokens.input,

@@ -102,11 +102,11 @@ pub fn ttl(kind: PushKind) -> u32 {
     }
 }
 
-/// How soon the device should wake for it.
-pub fn urgency(kind: PushKind) -> web_push::Urgency {
+/// The Urgency header (RFC 8030): how soon the device should wake for it.
+pub fn urgency(kind: PushKind) -> &'static str {
     match kind {
-        PushKind::Succeeded | PushKind::Test => web_push::Urgency::Normal,
-        PushKind::Failed | PushKind::WaitingForInput | PushKind::LimitHit => web_push::Urgency::High,
+        PushKind::Succeeded | PushKind::Test => "normal",
+        PushKind::Failed | PushKind::WaitingForInput | PushKind::LimitHit => "high",
     }
 }
 

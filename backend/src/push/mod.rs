@@ -9,8 +9,10 @@
 //!   ([`Push::run`]) sends due rows: encrypted (aes128gcm) and signed (VAPID), with TTL, Urgency and Topic;
 //!   retries 5xx and timeouts with backoff, waits out a 429's `Retry-After`, drops the subscription on
 //!   404/410, follows no redirects. A device that has the run open on a live connection is skipped.
-//! - [`message`]: what each notification says; [`foreground`]: which device has which run open.
+//! - [`message`]: what each notification says; [`crypto`]: its encryption and VAPID signature;
+//!   [`foreground`]: which device has which run open.
 
+pub mod crypto;
 pub mod endpoint;
 pub mod foreground;
 pub mod message;
@@ -23,14 +25,15 @@ use agentfarm_shared::validate::{self, Violations};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
-use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
-use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPushMessageBuilder};
 
+use self::crypto::{SealError, VapidKey};
 use self::endpoint::Allowlist;
 use self::foreground::Foreground;
+use crate::backoff::Backoff;
 use crate::error::AppError;
+use crate::metrics::LabeledCounter;
 use crate::store::{DuePush, PushKind, Store, StoredSubscription};
 
 /// Longest device name.
@@ -89,11 +92,12 @@ pub enum PushError {
 pub struct Push {
     store: Store,
     settings: PushSettings,
-    /// `(private, public)`, base64url.
-    keys: (String, String),
+    vapid: VapidKey,
     foreground: Arc<Foreground>,
     wake: Notify,
     http: reqwest::Client,
+    /// Delivery attempts by outcome, for `/metrics`.
+    deliveries: LabeledCounter,
 }
 
 impl Push {
@@ -103,30 +107,17 @@ impl Push {
         settings: PushSettings,
         foreground: Arc<Foreground>,
     ) -> Result<Arc<Push>, PushError> {
-        let keys = match &settings.private_key {
-            Some(private) => {
-                let pair = URL_SAFE_NO_PAD
-                    .decode(private.trim())
-                    .ok()
-                    .and_then(|raw| ES256KeyPair::from_bytes(&raw).ok())
-                    .ok_or(PushError::BadKey)?;
-                (private.trim().to_owned(), public_key(&pair))
-            }
+        let private = match &settings.private_key {
+            Some(private) => private.clone(),
             None => {
-                store
-                    .push_keys(
-                        || {
-                            let pair = ES256KeyPair::generate();
-                            Ok((URL_SAFE_NO_PAD.encode(pair.to_bytes()), public_key(&pair)))
-                        },
-                        Utc::now(),
-                    )
-                    .await?
+                let make = || {
+                    let key = VapidKey::generate();
+                    Ok((key.private_base64(), key.public_base64().to_owned()))
+                };
+                store.push_keys(make, Utc::now()).await?.0
             }
         };
-        // TLS to the push services uses ring; installing it fails only if a provider is already installed,
-        // which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let vapid = VapidKey::from_base64(&private).ok_or(PushError::BadKey)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(SEND_TIMEOUT)
@@ -135,10 +126,11 @@ impl Push {
         Ok(Arc::new(Push {
             store,
             settings,
-            keys,
+            vapid,
             foreground,
             wake: Notify::new(),
             http,
+            deliveries: LabeledCounter::with_values("outcome", &Outcome::LABELS),
         }))
     }
 
@@ -154,7 +146,7 @@ impl Push {
     pub fn key(&self) -> Result<PushKey, AppError> {
         self.enabled()?;
         Ok(PushKey {
-            public_key: self.keys.1.clone(),
+            public_key: self.vapid.public_base64().to_owned(),
         })
     }
 
@@ -223,6 +215,11 @@ impl Push {
     /// Which device has which run open.
     pub fn foreground(&self) -> &Arc<Foreground> {
         &self.foreground
+    }
+
+    /// Delivery attempts by outcome (`sent`, `gone`, `dropped`, `retried`), for `/metrics`.
+    pub fn deliveries(&self) -> &LabeledCounter {
+        &self.deliveries
     }
 
     /// Delivers the outbox for as long as the server runs. `changes` wakes it when a run changes (the store
@@ -330,6 +327,7 @@ impl Push {
                 Outcome::Drop
             }
         };
+        self.deliveries.inc_by(outcome.label(), 1);
         match outcome {
             Outcome::Sent => self.store.push_done(push.id).await?,
             Outcome::Gone => {
@@ -358,9 +356,7 @@ impl Push {
                 self.store.push_done(push.id).await?;
             }
             Outcome::Retry => {
-                let wait = FIRST_BACKOFF
-                    .saturating_mul(1 << push.attempts.min(16))
-                    .min(MAX_BACKOFF);
+                let wait = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF).delay(push.attempts);
                 self.store
                     .push_retry(
                         push.id,
@@ -378,40 +374,30 @@ impl Push {
         kind: PushKind,
         run: Option<&agentfarm_shared::run::Run>,
         payload: &agentfarm_shared::push::PushPayload,
-    ) -> Result<Outcome, web_push::WebPushError> {
-        let contact = self.settings.contact.clone().unwrap_or_default();
+    ) -> Result<Outcome, SealError> {
+        let contact = self.settings.contact.as_deref().unwrap_or_default();
         let Ok(url) = self.settings.allowlist.check(&to.endpoint) else {
             // The allowlist changed since it subscribed.
             return Ok(Outcome::Gone);
         };
-        let info = SubscriptionInfo::new(to.endpoint.clone(), to.p256dh.clone(), to.auth.clone());
-        let mut signature = VapidSignatureBuilder::from_base64(&self.keys.0, &info)?;
-        signature.add_claim("sub", contact);
-        signature.add_claim("aud", url.origin().ascii_serialization());
-        let body = serde_json::to_vec(payload).unwrap_or_default();
-        let mut builder = WebPushMessageBuilder::new(&info);
-        builder.set_payload(ContentEncoding::Aes128Gcm, &body);
-        builder.set_ttl(message::ttl(kind));
-        builder.set_urgency(message::urgency(kind));
-        builder.set_topic(message::topic(run));
-        builder.set_vapid_signature(signature.build()?);
-        let message = builder.build()?;
-        let mut request = self.http.post(url).header("TTL", message.ttl.to_string());
-        if let Some(urgency) = message.urgency {
-            request = request.header("Urgency", urgency.to_string());
-        }
-        if let Some(topic) = message.topic {
-            request = request.header("Topic", topic);
-        }
-        if let Some(payload) = message.payload {
-            request = request
-                .header("Content-Encoding", payload.content_encoding.to_str())
-                .header("Content-Type", "application/octet-stream");
-            for (name, value) in payload.crypto_headers {
-                request = request.header(name, value);
-            }
-            request = request.body(payload.content);
-        }
+        let authorization = self
+            .vapid
+            .authorization(&url.origin().ascii_serialization(), contact)?;
+        let body = crypto::encrypt(
+            &to.p256dh,
+            &to.auth,
+            serde_json::to_vec(payload).unwrap_or_default(),
+        )?;
+        let request = self
+            .http
+            .post(url)
+            .header("Authorization", authorization)
+            .header("TTL", message::ttl(kind).to_string())
+            .header("Urgency", message::urgency(kind))
+            .header("Topic", message::topic(run))
+            .header("Content-Encoding", "aes128gcm")
+            .header("Content-Type", "application/octet-stream")
+            .body(body);
         Ok(match request.send().await {
             Ok(response) => outcome(response.status().as_u16(), response.headers()),
             Err(err) => {
@@ -437,6 +423,21 @@ enum Outcome {
     Retry,
 }
 
+impl Outcome {
+    /// Every label value, so that each series exists from the start.
+    const LABELS: [&'static str; 4] = ["sent", "gone", "dropped", "retried"];
+
+    /// Its label on the deliveries counter: one of [`Outcome::LABELS`].
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Gone => "gone",
+            Outcome::Drop => "dropped",
+            Outcome::RetryAfter(_) | Outcome::Retry => "retried",
+        }
+    }
+}
+
 fn outcome(status: u16, headers: &reqwest::header::HeaderMap) -> Outcome {
     let retry_after = || {
         headers
@@ -452,10 +453,6 @@ fn outcome(status: u16, headers: &reqwest::header::HeaderMap) -> Outcome {
         500..=599 => retry_after().map_or(Outcome::Retry, |wait| Outcome::RetryAfter(wait.min(MAX_BACKOFF))),
         _ => Outcome::Drop,
     }
-}
-
-fn public_key(pair: &ES256KeyPair) -> String {
-    URL_SAFE_NO_PAD.encode(pair.key_pair().public_key().to_bytes_uncompressed())
 }
 
 fn key_bytes(value: &str, len: usize) -> Result<(), String> {

@@ -18,6 +18,7 @@ use agentfarm_shared::log::LogStream;
 use agentfarm_shared::runner::RunnerSpec;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 use crate::capability::Capability;
@@ -184,6 +185,12 @@ pub trait Runtime: Send + Sync {
     /// ones the runtime follows from here, with their events (from their cursors on); the others are gone.
     /// Agents the runtime finds that are not among them are cleaned up.
     fn adopt(&self, runs: Vec<Adoptee>) -> BoxFuture<'_, Vec<(String, RunEvents)>>;
+
+    /// How often the runtime's watch of its agents failed and started over, for `/metrics`; `None` for a
+    /// runtime that watches nothing (its agents report to it directly).
+    fn watch_restarts(&self) -> Option<Counter> {
+        None
+    }
 
     /// When the server stops: removes what the runtime set up on this machine (the local sandboxes' network).
     fn shut_down(&self) -> BoxFuture<'_, ()> {

@@ -5,9 +5,11 @@
 //! - [`runs`]: launch, stop, follow-ups, delete, and the scheduler that keeps at most `max_running` agents.
 //! - [`pump`]: turns one agent's events into stored log lines and state transitions, credentials masked.
 //! - [`meta`]: what Claude's output says about a run (session, turns, cost, errors).
+//! - [`metrics`]: what the service measures for `/metrics`.
 
 mod configs;
 mod meta;
+pub mod metrics;
 mod pump;
 mod runs;
 
@@ -19,6 +21,7 @@ use agentfarm_shared::redact::Redactor;
 use agentfarm_shared::validate::Violations;
 use tokio::sync::Notify;
 
+use self::metrics::ServiceMetrics;
 use crate::hub::Hub;
 use crate::runtime::SharedRuntime;
 use crate::store::Store;
@@ -48,6 +51,8 @@ pub struct Farm {
     ids: Mutex<ulid::Generator>,
     /// Masks credentials in whatever an agent says before it is stored or sent anywhere.
     redactor: Redactor,
+    /// What it measures for `/metrics`.
+    metrics: ServiceMetrics,
 }
 
 impl Farm {
@@ -70,6 +75,7 @@ impl Farm {
             stopping: Mutex::default(),
             ids: Mutex::new(ulid::Generator::new()),
             redactor,
+            metrics: ServiceMetrics::default(),
         })
     }
 
@@ -106,6 +112,11 @@ impl Farm {
     /// The runtime.
     pub fn runtime(&self) -> &SharedRuntime {
         &self.runtime
+    }
+
+    /// What it measures for `/metrics`.
+    pub fn metrics(&self) -> &ServiceMetrics {
+        &self.metrics
     }
 
     /// The limits in force.

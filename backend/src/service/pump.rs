@@ -108,12 +108,14 @@ impl Farm {
     /// Stores pending lines, then moves the run to `state` unless it is already there.
     async fn enter(&self, run_id: &str, pending: &mut Pending, state: RunState) -> Result<(), AppError> {
         self.flush(run_id, pending).await?;
+        let at = Utc::now();
         match self
             .store
-            .transition(run_id.to_owned(), state, RunPatch::default(), Utc::now())
+            .transition(run_id.to_owned(), state, RunPatch::default(), at)
             .await
         {
             Ok(run) => {
+                self.metrics.moved_on(&run, at);
                 self.hub.run_changed(run);
                 Ok(())
             }
@@ -140,6 +142,7 @@ impl Farm {
             )
             .await?;
         if !stored.is_empty() {
+            self.metrics.log_lines.inc_by(stored.len() as u64);
             self.hub.publish(HubEvent::Log {
                 run_id: run_id.into(),
                 lines: stored.into(),
@@ -182,6 +185,7 @@ impl Farm {
         self.wake.notify_one();
         match result {
             Ok(run) => {
+                self.metrics.ended(&run);
                 self.hub.run_changed(run.clone());
                 if let Err(err) = self.resume_after_limit(&run).await {
                     tracing::error!(run_id, %err, "could not queue the continuation after the usage limit");

@@ -8,6 +8,7 @@ use agentfarm_shared::log::LogPage;
 use agentfarm_shared::run::{LaunchRequest, RESUME_PROMPT, Run, RunState};
 use agentfarm_shared::validate::{self, Violations};
 use chrono::Utc;
+use tracing::Instrument;
 
 use super::Farm;
 use super::configs::path_id;
@@ -59,6 +60,7 @@ impl Farm {
             branch,
         };
         let run = self.store.insert_run(run, Utc::now()).await?;
+        self.metrics.launches.inc();
         self.hub.run_changed(run.clone());
         self.wake.notify_one();
         Ok(run)
@@ -196,6 +198,8 @@ impl Farm {
                 },
             });
         }
+        let spans: std::collections::HashMap<String, tracing::Span> =
+            active.iter().map(|run| (run.id.clone(), run_span(run))).collect();
         let adopted = self.runtime.adopt(adoptees).await;
         let adopted_ids: std::collections::HashSet<String> =
             adopted.iter().map(|(id, _)| id.clone()).collect();
@@ -216,7 +220,8 @@ impl Farm {
             self.hub.run_changed(lost);
         }
         for (run_id, events) in adopted {
-            tokio::spawn(Arc::clone(self).pump(run_id, events));
+            let span = spans.get(&run_id).cloned().unwrap_or_else(tracing::Span::none);
+            tokio::spawn(Arc::clone(self).pump(run_id, events).instrument(span));
         }
         let farm = Arc::clone(self);
         tokio::spawn(async move {
@@ -247,7 +252,10 @@ impl Farm {
         for run in &starting {
             self.hub.run_changed(run.clone());
         }
-        let launches = starting.into_iter().map(|run| self.start_run(run));
+        let launches = starting.into_iter().map(|run| {
+            let span = run_span(&run);
+            self.start_run(run).instrument(span)
+        });
         for result in futures_util::future::join_all(launches).await {
             if let Err(err) = result {
                 tracing::error!(%err, "could not record how a launch went");
@@ -308,7 +316,8 @@ impl Farm {
         };
         match launched {
             Ok(events) => {
-                tokio::spawn(Arc::clone(self).pump(run.id.clone(), events));
+                // Called in the run's span: its pump stays in it.
+                tokio::spawn(Arc::clone(self).pump(run.id.clone(), events).in_current_span());
                 if self.stop_requested(&run.id) {
                     self.runtime.stop(&run.id).await.ok();
                 }
@@ -356,6 +365,12 @@ impl Farm {
             prompt: run.prompt,
         })
     }
+}
+
+/// The span of everything done for `run` from its launch on: handing it to the runtime (and what the runtime
+/// starts for it), then pumping its agent's events.
+fn run_span(run: &Run) -> tracing::Span {
+    tracing::info_span!("run", run_id = run.id, config_id = run.config_id)
 }
 
 fn bounded_limit(field: &str, limit: Option<u32>, (default, max): (u32, u32)) -> Result<u32, AppError> {

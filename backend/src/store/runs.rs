@@ -307,6 +307,22 @@ impl Store {
         .await
     }
 
+    /// How many runs are in each state that has any.
+    pub async fn count_by_state(&self) -> Result<Vec<(RunState, u64)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM runs GROUP BY state")?;
+            let counts = stmt.query_map([], |row| {
+                let state: String = row.get(0)?;
+                let state = state.parse::<RunState>().map_err(|err| {
+                    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into())
+                })?;
+                Ok((state, row.get(1)?))
+            })?;
+            Ok(counts.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Where the runtime resumes reading run `id`'s output, if it said.
     pub async fn log_cursor(&self, id: String) -> Result<Option<String>, StoreError> {
         self.call(move |conn| {

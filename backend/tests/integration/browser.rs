@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -63,11 +64,11 @@ impl Browser {
         }
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), options);
-        // chromedriver needs a moment to listen: retry the connection until it answers.
+        // chromedriver (plain HTTP on loopback) needs a moment to listen: retry the connection until it answers.
         let url = format!("http://127.0.0.1:{port}");
         let client = tokio::time::timeout(PATIENCE, async {
             loop {
-                match ClientBuilder::native()
+                match ClientBuilder::new(HttpConnector::new())
                     .capabilities(caps.clone())
                     .connect(&url)
                     .await

@@ -40,6 +40,13 @@ pub fn push_to(settings: &mut Settings, push: &agentfarm_fake_push::FakePush) {
     settings.push.push_insecure_origin = Some(push.origin());
 }
 
+/// What `main` does before it starts a server, so tests that start one in this process do it too: installs the
+/// TLS crypto provider (ring), a process-wide choice the library leaves to its binary.
+pub fn install_tls_provider() {
+    // Fails only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The built app: `$AGENTFARM_WEB_DIR`, else `frontend/dist` (`cargo xtask web` builds it).
 pub fn web_dir() -> std::path::PathBuf {
     let dir = std::env::var_os("AGENTFARM_WEB_DIR").map_or_else(
@@ -141,6 +148,8 @@ pub fn test_settings(dir: &std::path::Path, model: &FakeModel) -> Settings {
     settings.idle_timeout = 0;
     settings.stop_grace = 5;
     settings.runtime = RuntimeChoice::Local;
+    // Servers run side by side: never the default port.
+    settings.metrics_listen = "127.0.0.1:0".parse().unwrap();
     settings
 }
 
@@ -191,6 +200,8 @@ pub struct TestServer {
     /// The fake cluster, for a server on the Kubernetes runtime.
     pub kube: Option<FakeKube>,
     pub dir: TempDir,
+    /// `http://<the metrics listener>`.
+    pub metrics_url: String,
     _shutdown: oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<Result<(), agentfarm::server::StartError>>,
 }
@@ -214,6 +225,7 @@ impl TestServer {
 
     /// A server on `backend`.
     pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        install_tls_provider();
         let model = FakeModel::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut settings = test_settings(dir.path(), &model);
@@ -235,6 +247,7 @@ impl TestServer {
                 (app, Some(fake))
             }
         };
+        let metrics_url = format!("http://{}", app.metrics_addr().unwrap());
         let serving = tokio::spawn(agentfarm::server::serve(app, listener, async {
             let _ = stop.await;
         }));
@@ -243,9 +256,25 @@ impl TestServer {
             model,
             kube,
             dir,
+            metrics_url,
             _shutdown: shutdown,
             serving,
         }
+    }
+
+    /// `GET /metrics` on its metrics listener: the exposition's text.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
+    /// The value of the sample named exactly `series` (name and labels) in [`TestServer::metrics`].
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
     }
 
     /// Stops the server and waits until it no longer listens; returns the fake model (agents may still use it).
@@ -264,6 +293,13 @@ impl TestServer {
         drop(self._shutdown);
         socket.close_code().await
     }
+}
+
+/// The value of the sample named exactly `series` (name and labels) in a Prometheus text exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A service over a real store with config `c` and run `r1`, and no scheduler: for driving sessions directly.
@@ -364,6 +400,7 @@ pub struct ServerProcess {
 }
 
 pub async fn start_process(settings: &Settings, kube_url: Option<String>) -> ServerProcess {
+    install_tls_provider();
     let mut settings = settings.clone();
     let (ready, url) = oneshot::channel();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -433,6 +470,8 @@ pub fn serve_command(data_dir: &std::path::Path) -> tokio::process::Command {
             "local",
             "--idle-timeout",
             "0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

@@ -2,8 +2,8 @@
 //! trusted proxy sets, gets in; with `--tailscale-whois`, only when tailscaled (here `agentfarm-fake-tailscale`)
 //! says the forwarded tailnet address is that login's. Health endpoints stay open.
 
-use agentfarm::api::identity::WhoisEndpoint;
 use agentfarm::settings::Settings;
+use agentfarm::tailscale::WhoisEndpoint;
 use agentfarm_fake_tailscale::{FakeTailscale, LOCAL_API_HOST};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -260,6 +260,7 @@ async fn identity_settings_at_start() {
             .env_clear()
             .env("AGENTFARM_DATA_DIR", dir.path().join("data"))
             .env("AGENTFARM_RUNTIME", "local")
+            .env("AGENTFARM_METRICS_LISTEN", "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

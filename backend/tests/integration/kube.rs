@@ -204,6 +204,7 @@ async fn ci_17_a_relist_after_gone_notices_deleted_agents() {
     fake.reset_watches();
     let (lost, _) = socket.until_state(&doomed.id, RunState::Lost).await;
     assert!(lost.reason.unwrap().contains("deleted outside agentfarm"));
+    assert!(server.metric("agentfarm_kube_watch_restarts_total").await >= 1.0);
 
     server.model.release("b");
     socket.until_state(&kept.id, RunState::Succeeded).await;
@@ -554,6 +555,8 @@ async fn auto_picks_the_cluster_when_one_answers() {
                 "--runtime",
                 "auto",
                 "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
                 "127.0.0.1:0",
                 "--data-dir",
             ])

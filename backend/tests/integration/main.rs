@@ -18,6 +18,7 @@ mod identity;
 mod images;
 mod kube;
 mod lifecycle;
+mod metrics;
 mod proxies;
 mod pull_requests;
 mod push;

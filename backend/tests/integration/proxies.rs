@@ -236,6 +236,7 @@ async fn the_proxies_port_serves_only_the_proxies_and_agents_use_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     settings.listen = listener.local_addr().unwrap();
     settings.proxy_listen = Some("127.0.0.1:0".parse().unwrap());
+    crate::harness::install_tls_provider();
     let app = agentfarm::server::start(&settings).await.unwrap();
     let (app_url, proxy_url) = (
         format!("http://{}", settings.listen),

@@ -113,6 +113,19 @@ async fn gone_devices_are_removed() {
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
+    // Each gone device was counted before the witness's notification after it went out.
+    assert_eq!(
+        server
+            .metric(r#"agentfarm_push_deliveries_total{outcome="gone"}"#)
+            .await,
+        2.0
+    );
+    assert!(
+        server
+            .metric(r#"agentfarm_push_deliveries_total{outcome="sent"}"#)
+            .await
+            >= 1.0
+    );
 }
 
 /// A 5xx is retried with backoff, a 429 waits for its `Retry-After`; then the notification arrives, once.

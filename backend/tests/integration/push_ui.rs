@@ -387,9 +387,9 @@ async fn settings_offer_notifications_and_say_what_blocks_them() {
     // No Push API: this browser cannot. (Settings is opened inside the app, so push.js runs in this page.)
     devtools.notifications(&server.url, "prompt").await;
     browser.client.goto(&server.url).await.unwrap();
-    browser.find("nav.tabbar").await;
+    browser.find("nav.sidebar").await;
     eval(&browser, "delete window.PushManager").await;
-    click(&browser, r#"nav.tabbar a[href="/settings"]"#).await;
+    click(&browser, r#"nav.sidebar a[href="/settings"]"#).await;
     let text = push_status(&browser, "unsupported").await;
     assert_eq!(text, "This browser cannot receive push notifications.");
 

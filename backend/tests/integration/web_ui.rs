@@ -1,7 +1,8 @@
 //! The web app in headless Chromium against a real server and the real Claude Code CLI on the fake model: the
 //! whole journey through the UI (a one-off task from the launch sheet, a continued run) on the local runtime
 //! and on the (fake) Kubernetes one, the Settings screen's runtime and cluster checks on both, the usage window
-//! and "Resume after reset", the phone and desktop layouts, installability and offline start.
+//! and "Resume after reset", the phone and desktop layouts, Claude's Markdown in the transcript, installability
+//! and offline start.
 
 use agentfarm_shared::run::RunState;
 use reqwest::StatusCode;
@@ -418,6 +419,72 @@ async fn journey(backend: Backend) {
     );
 }
 
+/// Claude's Markdown in the transcript, at an iPhone viewport: a table too wide for the screen scrolls
+/// sideways in its own box (the page does not), a block quote, an ordered list with a nested one, an https
+/// link that opens in a new tab without an opener or referrer, and a `javascript:` link that stays text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_tables_quotes_lists_and_links_in_the_transcript() {
+    let server = ui_server().await;
+    let config = server.create_config("Markdown", "unused").await;
+    let mut socket = server.socket().await;
+    // The fake model answers "Fake answer to: " and the prompt, so the prompt is the Markdown shown.
+    let wide = "w".repeat(56);
+    let prompt = format!(
+        "x\n\n| a | b |\n|---|---|\n| 1 | {wide} |\n\n> quoted\n\n1. one\n   - nested\n\n\
+         [safe](https://example.com/docs) [hostile](javascript:alert(1))"
+    );
+    let run = server.launch(&config, &prompt).await;
+    socket.until_state(&run.id, RunState::WaitingForInput).await;
+
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    browser
+        .find(r#"#transcript .tl[data-kind="assistant"] .md-table"#)
+        .await;
+    browser.screenshot("phone-markdown").await;
+    let answer = browser
+        .client
+        .execute(
+            r#"const answer = document.querySelector('#transcript .tl[data-kind="assistant"]');
+            const box = answer.querySelector('table').parentElement;
+            return {
+                box: box.className,
+                overflow_x: getComputedStyle(box).overflowX,
+                box_scrolls: box.scrollWidth > box.clientWidth,
+                quote: answer.querySelector('blockquote')?.textContent,
+                nested: answer.querySelector('ol > li > ul > li')?.textContent,
+                links: Array.from(answer.querySelectorAll('a')).map(a => ({
+                    text: a.textContent, href: a.getAttribute('href'), rel: a.rel, target: a.target,
+                })),
+                text: answer.textContent,
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["box"], "md-table");
+    assert_eq!(answer["overflow_x"], "auto");
+    assert_eq!(answer["box_scrolls"], true, "the table is wider than the phone");
+    assert!(
+        !browser.overflows_horizontally().await,
+        "the page itself does not scroll sideways"
+    );
+    assert_eq!(answer["quote"], "quoted");
+    assert_eq!(answer["nested"], "nested");
+    assert_eq!(
+        answer["links"],
+        json!([{"text": "safe", "href": "https://example.com/docs", "rel": "noopener noreferrer", "target": "_blank"}]),
+        "only the https link is an anchor"
+    );
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("hostile (javascript:alert(1))"),
+        "the hostile link is text: {answer}"
+    );
+}
+
 /// At an iPhone viewport nothing overflows; the app is installable; with the server gone, a reload still
 /// shows the shell and says it is offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,4 +662,87 @@ async fn desktop_and_phone_layouts() {
         (Some(0.0), Some(390.0), shown["height"].as_f64()),
         "a bottom sheet: {shown}"
     );
+}
+
+/// The diff a run made, on the phone: one section per file, additions and removals marked, a long line
+/// wrapped (the page never scrolls sideways), a big file folded until tapped; the pull request linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_viewer_on_the_phone() {
+    let github = agentfarm_fake_github::FakeGithub::start(crate::harness::TEST_GITHUB_TOKEN).await;
+    github.create_repo("octo", "app", "main");
+    let (git_url, api_url) = (github.git_url(), github.api_url());
+    let server = TestServer::start_with(|s| {
+        s.web_dir = Some(web_dir());
+        s.github_url = git_url;
+        s.github_api_url = api_url;
+    })
+    .await;
+    let (status, body) = server
+        .post(
+            "/api/configs",
+            json!({"name": "Diff", "task_prompt": "unused", "repos": ["octo/app"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut socket = server.socket().await;
+    let change = format!(
+        "[[bash:printf 'short\\n{}\\n' > NOTES.md && seq 1 200 > big.txt]] change things",
+        "long".repeat(100)
+    );
+    let run = server.launch("diff", &change).await;
+    let (done, _) = socket.until_state(&run.id, RunState::Succeeded).await;
+
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/runs/{}", server.url, run.id)).await;
+    assert_eq!(
+        browser.find("#run-pr").await.attr("href").await.unwrap(),
+        done.pr_url
+    );
+    browser.click(r#".tl[data-kind="diff"] > summary"#).await;
+    browser
+        .click(r#".tl[data-kind="diff"] details.patch > summary"#)
+        .await;
+    browser.find(r#".diff-file[data-path="NOTES.md"] .dl-add"#).await;
+    let view = browser
+        .client
+        .execute(
+            r#"const file = path => document.querySelector(`.diff-file[data-path="${path}"]`);
+            const notes = file('NOTES.md');
+            const body = notes.querySelector('.diff-body');
+            return {
+                files: Array.from(document.querySelectorAll('.diff-file')).map(f => f.dataset.path),
+                added: Array.from(notes.querySelectorAll('.dl-add')).map(l => l.textContent.length),
+                hunks: notes.querySelectorAll('.dl-hunk').length,
+                notes_open: notes.open,
+                big_open: file('big.txt').open,
+                big_summary: file('big.txt').querySelector('summary').textContent,
+                wraps: body.scrollWidth <= body.clientWidth,
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(view["files"], json!(["NOTES.md", "big.txt"]), "{view}");
+    assert_eq!(view["added"], json!([6, 401]), "+short and the long line: {view}");
+    assert_eq!(view["hunks"], 1);
+    assert_eq!(view["notes_open"], true, "a short file is open");
+    assert_eq!(view["big_open"], false, "a big file is folded");
+    assert_eq!(view["big_summary"], "big.txt · 201 lines");
+    assert_eq!(view["wraps"], true, "the long line wraps");
+    assert!(!browser.overflows_horizontally().await);
+    browser
+        .client
+        .execute(
+            r#"document.querySelector('.diff-file[data-path="NOTES.md"]').scrollIntoView({block: 'center'});"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("phone-diff").await;
+    browser
+        .click(r#".diff-file[data-path="big.txt"] > summary"#)
+        .await;
+    browser
+        .until(r#"document.querySelector('.diff-file[data-path="big.txt"]').open"#)
+        .await;
 }

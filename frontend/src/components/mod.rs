@@ -2,6 +2,7 @@
 
 pub mod conn_dot;
 pub mod countdown;
+pub mod diff_view;
 pub mod icon;
 pub mod launch_sheet;
 pub mod nav;

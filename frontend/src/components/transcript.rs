@@ -9,6 +9,7 @@ use agentfarm_shared::runner::RunnerEvent;
 use yew::prelude::*;
 
 use crate::components::countdown::Countdown;
+use crate::components::diff_view::DiffView;
 use crate::components::icon::{CLOCK, icon};
 use crate::markdown;
 use crate::state::RunLog;
@@ -305,7 +306,7 @@ fn runner_view(seq_attr: String, event: &RunnerEvent) -> Html {
                     if !patch.is_empty() {
                         <details class="patch">
                             <summary>{ if *truncated { "Patch (cut)" } else { "Patch" } }</summary>
-                            <pre class="diff-patch">{ patch.clone() }</pre>
+                            <DiffView patch={AttrValue::from(patch.clone())} />
                         </details>
                     }
                 </details>

@@ -13,8 +13,10 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{AttachParams, DeleteParams, PropagationPolicy};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tracing::Instrument;
 
+use super::Inbox;
 use super::job::CONTAINER;
 use super::launch::Agent;
 use super::limit::CreateLimiter;
@@ -24,32 +26,6 @@ use crate::runtime::{ExitOutcome, RunEvent, RuntimeError};
 
 /// Longest an attach session may take to deliver one message.
 const ATTACH_PATIENCE: Duration = Duration::from_secs(10);
-
-/// What reaches a tracker, in order.
-#[derive(Debug)]
-pub enum Inbox {
-    /// The run's Job as now known (`None`: there is none).
-    Job(Option<Box<Job>>),
-    /// The run's pod as now known (`None`: there is none).
-    Pod(Option<Box<Pod>>),
-    /// A pod was deleted.
-    PodDeleted(String),
-    /// A new line of the pod's log.
-    Line {
-        /// Its timestamp.
-        at: DateTime<Utc>,
-        /// The text.
-        text: String,
-        /// The read position after it.
-        cursor: Option<String>,
-    },
-    /// The log has been read to its end.
-    LogDone,
-    /// A follow-up for the agent.
-    Input(String, oneshot::Sender<Result<(), RuntimeError>>),
-    /// The owner asked to stop.
-    Stop(oneshot::Sender<Result<(), RuntimeError>>),
-}
 
 /// Everything a tracker starts with.
 pub struct Tracker {
@@ -218,12 +194,15 @@ impl Tracker {
         }
         state.following = Some(name.clone());
         state.log_done = false;
-        tokio::spawn(logs::follow(
-            self.pods.clone(),
-            name,
-            self.position.clone(),
-            self.inbox.0.clone(),
-        ));
+        tokio::spawn(
+            logs::follow(
+                self.pods.clone(),
+                name,
+                self.position.clone(),
+                self.inbox.0.clone(),
+            )
+            .in_current_span(),
+        );
     }
 
     async fn line(&mut self, state: &mut State, at: DateTime<Utc>, text: String, cursor: Option<String>) {

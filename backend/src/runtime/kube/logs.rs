@@ -4,8 +4,6 @@
 //! lines carried it; a new stream starts at that second (`sinceTime` has whole-second granularity) and skips
 //! what was already taken. Its text form is the run's stored cursor.
 
-use std::time::Duration;
-
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -13,8 +11,9 @@ use kube::api::LogParams;
 use tokio::sync::mpsc;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use super::agent::Inbox;
+use super::Inbox;
 use super::job::CONTAINER;
+use crate::backoff::Backoff;
 use crate::runtime::lines::read_bounded_line;
 
 /// How often the log of an ended container is tried before the run ends without its tail.
@@ -98,28 +97,6 @@ fn split_timestamp(line: &str) -> Option<(DateTime<Utc>, &str)> {
     Some((at, text))
 }
 
-/// Backoff between attempts: from half a second, doubling, at most 30 s.
-pub struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff(Duration::from_millis(500))
-    }
-}
-
-impl Backoff {
-    /// Waits, then lengthens the next wait.
-    pub async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
-    }
-
-    /// Back to the shortest wait after things work again.
-    pub fn reset(&mut self) {
-        *self = Backoff::default();
-    }
-}
-
 /// Reads pod `pod`'s log from `position` into `inbox` until the container has ended and everything is read,
 /// or the pod is gone; then sends [`Inbox::LogDone`]. Stops early when the inbox closes.
 pub async fn follow(
@@ -128,7 +105,7 @@ pub async fn follow(
     mut position: Position,
     inbox: mpsc::UnboundedSender<Inbox>,
 ) {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(super::RETRY_FIRST, super::RETRY_MAX);
     // Failed reads of an ended container's log in a row: its node may be gone, and with it the log.
     let mut failed_final_reads = 0;
     loop {

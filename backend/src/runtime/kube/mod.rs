@@ -29,27 +29,62 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agentfarm_shared::api::RuntimeInfo;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
-use self::agent::{Inbox, Tracker, is_not_found};
+use self::agent::{Tracker, is_not_found};
 use self::job::{ARCHIVE_FINALIZER, RUN_LABEL, capability_secret_name, job_name, managed_selector};
 use self::launch::Agent;
 use self::limit::CreateLimiter;
 use self::logs::Position;
 use super::{Adoptee, RunEvents, RunSpec, RunnerSite, Runtime, RuntimeError};
+use crate::backoff::Backoff;
 
 /// How long `/readyz` waits for the cluster's API before calling the runtime degraded: well inside the
 /// kubelet's 3 s probe timeout (manifests/base/control-plane/deployment.yaml), or an API outage would make
 /// the probe itself time out and take the app off its Service, the opposite of reporting it.
 const TROUBLE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Attempts to delete a finished run's Job and free its pod (about half a minute with the backoff).
+/// The Kubernetes calls' retries: from half a second, doubling, at most 30 s.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// See [`RETRY_FIRST`].
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Attempts to delete a finished run's Job and free its pod: 15.5 s of waits between them with the backoff
+/// (0.5 + 1 + 2 + 4 + 8 s).
 const RELEASE_ATTEMPTS: u32 = 6;
+
+/// What reaches a tracker, in order.
+#[derive(Debug)]
+pub enum Inbox {
+    /// The run's Job as now known (`None`: there is none).
+    Job(Option<Box<Job>>),
+    /// The run's pod as now known (`None`: there is none).
+    Pod(Option<Box<Pod>>),
+    /// A pod was deleted.
+    PodDeleted(String),
+    /// A new line of the pod's log.
+    Line {
+        /// Its timestamp.
+        at: DateTime<Utc>,
+        /// The text.
+        text: String,
+        /// The read position after it.
+        cursor: Option<String>,
+    },
+    /// The log has been read to its end.
+    LogDone,
+    /// A follow-up for the agent.
+    Input(String, oneshot::Sender<Result<(), RuntimeError>>),
+    /// The owner asked to stop.
+    Stop(oneshot::Sender<Result<(), RuntimeError>>),
+}
 
 /// How the Kubernetes runtime makes and treats agents.
 #[derive(Debug, Clone)]
@@ -97,6 +132,8 @@ pub struct KubeRuntime {
     secrets: Api<Secret>,
     registry: Arc<Mutex<watch::Registry>>,
     creates: Arc<CreateLimiter>,
+    /// How often watching the agents broke and started over.
+    watch_restarts: Counter,
 }
 
 impl KubeRuntime {
@@ -108,12 +145,14 @@ impl KubeRuntime {
         let secrets: Api<Secret> = Api::namespaced(client, &settings.namespace);
         let registry = Arc::new(Mutex::new(watch::Registry::default()));
         let settings = Arc::new(settings);
+        let watch_restarts = Counter::default();
         tokio::spawn(watch::run(
             jobs.clone(),
             pods.clone(),
             secrets.clone(),
             Arc::clone(&registry),
             Arc::clone(&settings),
+            watch_restarts.clone(),
         ));
         Self {
             creates: Arc::new(CreateLimiter::new(settings.creates_per_minute)),
@@ -122,6 +161,7 @@ impl KubeRuntime {
             pods,
             secrets,
             registry,
+            watch_restarts,
         }
     }
 
@@ -150,13 +190,15 @@ impl KubeRuntime {
         self.registry().register(run_id, inbox.0);
         let registry = Arc::clone(&self.registry);
         let run_id = run_id.to_owned();
-        tokio::spawn(async move {
+        // In the launching run's span (the service's), as is everything the tracker starts.
+        let tracked = async move {
             tracker.run().await;
             registry
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .unregister(&run_id);
-        });
+        };
+        tokio::spawn(tracked.in_current_span());
         events
     }
 
@@ -191,6 +233,10 @@ impl KubeRuntime {
 }
 
 impl Runtime for KubeRuntime {
+    fn watch_restarts(&self) -> Option<Counter> {
+        Some(self.watch_restarts.clone())
+    }
+
     fn info(&self) -> RuntimeInfo {
         RuntimeInfo {
             kind: "kubernetes".into(),
@@ -237,7 +283,7 @@ impl Runtime for KubeRuntime {
         // In the background, retried for a while: the API may be down just now. The Job's TTL and the next
         // start's sweep catch what is left after that.
         tokio::spawn(async move {
-            let mut backoff = logs::Backoff::default();
+            let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
             for attempt in 1..=RELEASE_ATTEMPTS {
                 match release(&jobs, &pods, &secrets, &run_id).await {
                     Ok(()) => return,

@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
+use super::Inbox;
 use super::KubeSettings;
-use super::agent::Inbox;
 use super::job::{RUN_LABEL, managed_selector};
 
 /// Something per run.
@@ -204,13 +205,15 @@ fn apply<K: Watched>(registry: &mut Registry, event: Event<K>) -> Vec<String> {
     Vec::new()
 }
 
-/// Watches Jobs and pods until the runtime is dropped with the process.
+/// Watches Jobs and pods until the runtime is dropped with the process, counting in `restarts` each failure
+/// after which a watcher starts over (with backoff).
 pub async fn run(
     jobs: Api<Job>,
     pods: Api<Pod>,
     secrets: Api<Secret>,
     registry: Arc<Mutex<Registry>>,
     settings: Arc<KubeSettings>,
+    restarts: Counter,
 ) {
     let config = watcher::Config::default().labels(&managed_selector());
     let job_events = watcher::watcher(jobs.clone(), config.clone())
@@ -225,6 +228,7 @@ pub async fn run(
             Ok(Change::Job(event)) => apply(&mut lock(&registry), event),
             Ok(Change::Pod(event)) => apply(&mut lock(&registry), event),
             Err(err) => {
+                restarts.inc();
                 tracing::warn!(%err, namespace = settings.namespace, "watching the agents failed; retrying with backoff");
                 Vec::new()
             }

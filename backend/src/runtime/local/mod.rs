@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use self::sandbox::Gvisor;
 use self::supervisor::Supervisor;
@@ -280,14 +281,16 @@ impl LocalRuntime {
         };
         let agents = Arc::clone(&self.agents);
         let deadline = Instant::now() + Duration::from_secs(u64::from(spec.config.timeout_minutes) * 60);
-        tokio::spawn(async move {
+        // In the launching run's span (the service's), as is everything the supervisor starts.
+        let supervised = async move {
             let run_id = supervisor.run_id.clone();
             supervisor.run(child, stdout, stderr, deadline).await;
             agents
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&run_id);
-        });
+        };
+        tokio::spawn(supervised.in_current_span());
         Ok(events)
     }
 }

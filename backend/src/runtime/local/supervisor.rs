@@ -16,6 +16,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
+use tracing::Instrument;
 
 use super::Control;
 use super::sandbox::Gvisor;
@@ -57,12 +58,10 @@ impl Supervisor {
         deadline: Instant,
     ) {
         let (lines_tx, mut lines) = mpsc::channel(256);
-        tokio::spawn(read_lines(
-            BufReader::new(stdout),
-            LogStream::Stdout,
-            lines_tx.clone(),
-        ));
-        tokio::spawn(read_lines(BufReader::new(stderr), LogStream::Stderr, lines_tx));
+        tokio::spawn(
+            read_lines(BufReader::new(stdout), LogStream::Stdout, lines_tx.clone()).in_current_span(),
+        );
+        tokio::spawn(read_lines(BufReader::new(stderr), LogStream::Stderr, lines_tx).in_current_span());
         self.emit(RunEvent::Working).await;
 
         let pgid = child

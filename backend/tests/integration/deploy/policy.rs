@@ -1,13 +1,18 @@
 //! Policy on the rendered manifests: pods only where `restricted` is enforced, RBAC exactly what `doctor`
 //! checks (never list/watch on Secrets), agents without ingress and without egress to private ranges, the
-//! control plane reachable only from the Tailscale proxy, no Secret data anywhere in the repository.
+//! control plane reachable only from the Tailscale proxy (on the app's port), agents (on the proxies') and
+//! monitoring (on the metrics port), the Ingress never in front of `/metrics`, no Secret data anywhere in the
+//! repository.
 
 use std::collections::BTreeSet;
 
 use agentfarm::doctor;
 use agentfarm_shared::config::{EGRESS_LABEL, Egress};
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, ServiceBackendPort,
+};
 use k8s_openapi::api::rbac::v1::PolicyRule;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::objects::{self, Object, every_rendering_parsed};
 use super::render::{every_rendering, yaml_documents, yaml_files};
@@ -475,10 +480,26 @@ fn peer_problems(policy: &str, peer: &NetworkPolicyPeer, only_dns: bool, only_pr
     problems
 }
 
+/// The namespace whose Prometheus may scrape the control plane's metrics port.
+const MONITORING: &str = "monitoring";
+
+/// The control plane's ports, as its command line binds them: (app, proxies, metrics).
+fn control_plane_ports(name: &str, settings: &agentfarm::settings::Settings) -> (i32, i32, i32) {
+    let proxies = settings
+        .proxy_listen
+        .unwrap_or_else(|| panic!("{name}: on a cluster the proxies need a port of their own"));
+    (
+        i32::from(settings.listen.port()),
+        i32::from(proxies.port()),
+        i32::from(settings.metrics_listen.port()),
+    )
+}
+
 #[test]
-fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy_and_agents_proxy_calls() {
+fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy_agents_and_monitoring() {
     for (name, objects) in every_rendering_parsed() {
         let settings = deployed_settings(name, objects);
+        let (app, proxies, metrics) = control_plane_ports(name, &settings);
         let system = objects
             .iter()
             .find(|object| object.name() == super::settings::DEPLOYMENT)
@@ -495,23 +516,135 @@ fn the_control_plane_accepts_traffic_only_from_the_tailscale_proxy_and_agents_pr
         for policy in &policies {
             for rule in policy.spec.iter().flat_map(|spec| spec.ingress.iter().flatten()) {
                 let peers = rule.from.clone().unwrap_or_default();
-                let proxies_only = only_port(rule.ports.as_ref(), 8081);
+                let only = |port: i32| only_port(rule.ports.as_ref(), port);
                 let allowed = |peer: &NetworkPolicyPeer| {
                     peer.ip_block.is_none()
                         && match peer_namespace(peer) {
-                            Some("tailscale") => true,
-                            Some(namespace) => namespace == settings.kube.namespace && proxies_only,
+                            Some("tailscale") => only(app),
+                            Some(MONITORING) => only(metrics),
+                            Some(namespace) => namespace == settings.kube.namespace && only(proxies),
                             None => false,
                         }
                 };
                 assert!(
                     !peers.is_empty() && peers.iter().all(allowed),
-                    "{name}: {:?} admits more than the Tailscale proxy and the agents' proxies: {rule:?}",
+                    "{name}: {:?} admits more than the Tailscale proxy to the app, the agents to their \
+                     proxies and monitoring to the metrics: {rule:?}",
                     policy.metadata.name
                 );
             }
         }
     }
+}
+
+/// `/metrics` never reaches the tailnet: the metrics port is not the app's, every Ingress's backend is a
+/// Service port whose target is the app's container port, and no NetworkPolicy admits namespace `tailscale`
+/// to the metrics port; monitoring can scrape it (a Service port and a policy rule lead there).
+#[test]
+fn the_ingress_never_serves_metrics_and_monitoring_can_scrape_them() {
+    let mut ingresses = 0;
+    for (name, objects) in every_rendering_parsed() {
+        let settings = deployed_settings(name, objects);
+        let (app, _, metrics) = control_plane_ports(name, &settings);
+        assert_ne!(app, metrics, "{name}: the app's port must not serve /metrics");
+        let container_ports = super::settings::control_plane_ports(objects);
+        let container_port = |port: &IntOrString| match port {
+            IntOrString::Int(number) => Some(*number),
+            IntOrString::String(port_name) => container_ports
+                .iter()
+                .find(|port| port.name.as_deref() == Some(port_name.as_str()))
+                .map(|port| port.container_port),
+        };
+        let service_target = |service_name: &str, port: &ServiceBackendPort| {
+            let service = objects.iter().find_map(|object| match object {
+                Object::Service(service) if service.metadata.name.as_deref() == Some(service_name) => {
+                    Some(service)
+                }
+                _ => None,
+            });
+            let ports = service.and_then(|service| service.spec.as_ref()?.ports.clone());
+            let service_port = ports.iter().flatten().find(|candidate| match &port.name {
+                Some(port_name) => candidate.name.as_deref() == Some(port_name.as_str()),
+                None => Some(candidate.port) == port.number,
+            });
+            let service_port =
+                service_port.unwrap_or_else(|| panic!("{name}: no port {port:?} on Service {service_name}"));
+            let target = service_port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(service_port.port));
+            container_port(&target)
+        };
+        let monitored = objects.iter().any(|object| match object {
+            Object::Service(service) => service
+                .spec
+                .iter()
+                .flat_map(|spec| spec.ports.iter().flatten())
+                .any(|port| port.target_port.as_ref().and_then(container_port) == Some(metrics)),
+            _ => false,
+        });
+        assert!(
+            monitored,
+            "{name}: no Service port leads to the metrics port {metrics}"
+        );
+        for object in objects {
+            let Object::Ingress(ingress) = object else {
+                continue;
+            };
+            let spec = ingress.spec.as_ref().expect("an Ingress has a spec");
+            let rule_backends = spec
+                .rules
+                .iter()
+                .flatten()
+                .flat_map(|rule| rule.http.iter().flat_map(|http| http.paths.iter()))
+                .map(|path| &path.backend);
+            for backend in spec.default_backend.iter().chain(rule_backends) {
+                let service = backend
+                    .service
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{name}: an Ingress backend that is no Service"));
+                let port = service.port.clone().unwrap_or_default();
+                let target = service_target(&service.name, &port);
+                assert_eq!(
+                    target,
+                    Some(app),
+                    "{name}: the Ingress must lead to the app's port {app} only, never the metrics port \
+                     {metrics}"
+                );
+                ingresses += 1;
+            }
+        }
+        let system = objects
+            .iter()
+            .find(|object| object.name() == super::settings::DEPLOYMENT)
+            .map(|object| object.namespace().to_owned())
+            .expect("the control plane");
+        let mut scrapable = false;
+        for policy in policies_in(objects, &system) {
+            for rule in policy.spec.iter().flat_map(|spec| spec.ingress.iter().flatten()) {
+                let peers = rule.from.iter().flatten();
+                let to_metrics = rule.ports.as_ref().is_none_or(|ports| {
+                    ports.is_empty()
+                        || ports
+                            .iter()
+                            .any(|port| port.port == Some(IntOrString::Int(metrics)))
+                });
+                for peer in peers {
+                    assert!(
+                        !(to_metrics && peer_namespace(peer) == Some("tailscale")),
+                        "{name}: {:?} lets the Tailscale proxy reach /metrics",
+                        policy.metadata.name
+                    );
+                    scrapable |= to_metrics && peer_namespace(peer) == Some(MONITORING);
+                }
+            }
+        }
+        assert!(
+            scrapable,
+            "{name}: no NetworkPolicy admits {MONITORING} to the metrics port"
+        );
+    }
+    assert!(ingresses >= 1, "no rendering with an Ingress");
 }
 
 /// An overlay that puts the control plane on the tailnet through the Tailscale Ingress requires an allowed

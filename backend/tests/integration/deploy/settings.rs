@@ -88,6 +88,13 @@ pub fn settings_from(what: &str, args: Vec<String>, environment: &BTreeMap<Strin
         .settings
 }
 
+/// The ports the control plane's container declares (none when there is no control plane).
+pub fn control_plane_ports(objects: &[Object]) -> Vec<k8s_openapi::api::core::v1::ContainerPort> {
+    control_plane(objects)
+        .and_then(|(_, container)| container.ports.clone())
+        .unwrap_or_default()
+}
+
 /// The control plane's namespace and container.
 fn control_plane(objects: &[Object]) -> Option<(&str, &Container)> {
     objects.iter().find_map(|object| match object {

@@ -68,8 +68,9 @@ pub struct Bundle<'a> {
 const TOP_LEVEL: [&str; 6] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 impl Bundle<'_> {
-    /// Writes the root skeleton and `config.json`; returns the bundle directory.
-    pub fn write(&self) -> Result<PathBuf, RuntimeError> {
+    /// Writes the root skeleton and `config.json` (readable by the server's user only: it holds the run's
+    /// capability); returns the bundle directory.
+    pub async fn write(&self) -> Result<PathBuf, RuntimeError> {
         let failed = |what: &Path, err: std::io::Error| {
             RuntimeError::Failed(format!("cannot prepare the sandbox at {}: {err}", what.display()))
         };
@@ -127,10 +128,7 @@ impl Bundle<'_> {
             bind(&self.agent.claude, CLAUDE, false),
             bind(&self.agent.spec, SPEC, false),
         ]);
-        let config = dir.join("config.json");
-        let json = serde_json::to_vec_pretty(&self.config(binds))
-            .map_err(|err| failed(&config, std::io::Error::other(err)))?;
-        write_private(&config, &json).map_err(|err| failed(&config, err))?;
+        crate::runtime::local::write_private(&dir.join("config.json"), &self.config(binds)).await?;
         Ok(dir.clone())
     }
 
@@ -186,24 +184,12 @@ fn bind(source: impl AsRef<Path>, destination: &str, writable: bool) -> Value {
     })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_agent_gets_its_dirs_writable_and_everything_else_read_only() {
+    #[tokio::test]
+    async fn the_agent_gets_its_dirs_writable_and_everything_else_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let agent = Agent {
             bundle_dir: dir.path().join("bundle"),
@@ -222,7 +208,7 @@ mod tests {
             nameservers: &[Ipv4Addr::new(185, 12, 64, 1)],
             cgroup: "/agentfarm-r".into(),
         };
-        let written = bundle.write().unwrap();
+        let written = bundle.write().await.unwrap();
         let config: Value =
             serde_json::from_slice(&std::fs::read(written.join("config.json")).unwrap()).unwrap();
         let writable: Vec<&str> = config["mounts"]

@@ -90,7 +90,7 @@ impl Gvisor {
             nameservers: self.network.nameservers(),
             cgroup: format!("/agentfarm-{run_id}"),
         };
-        let dir = match bundle.write() {
+        let dir = match bundle.write().await {
             Ok(dir) => dir,
             Err(err) => {
                 self.network.detach(run_id).await;
