@@ -3,6 +3,7 @@
 pub mod conn_dot;
 pub mod countdown;
 pub mod diff_view;
+pub mod run_history;
 pub mod run_item;
 pub mod state_badge;
 pub mod toasts;
