@@ -2,11 +2,12 @@
 //! decoded from the API's one shape (`{"error": {code, message, field?, fields?}}`) so forms can put each
 //! message under its field.
 
-use agentfarm_shared::api::{ApiError, Check, CheckStatus, DoctorReport, ErrorBody, ServerInfo, routes};
+use agentfarm_shared::api::{
+    ApiError, Check, CheckStatus, DayRuns, DoctorReport, ErrorBody, ServerInfo, routes,
+};
 use agentfarm_shared::config::{AgentConfig, ConfigSpec, ConfigVersion};
 use agentfarm_shared::run::{FollowUp, LaunchRequest, Run};
 use agentfarm_shared::usage::{UsageWindow, WindowPart};
-use chrono::{DateTime, Utc};
 use gloo_net::http::{Method, RequestBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -133,9 +134,8 @@ fn usage_window(value: &Value) -> Option<UsageWindow> {
         value
             .get(key)
             .and_then(Value::as_str)
-            // Strict RFC 3339, as shared's decoders read timestamps: chrono's general parser costs several KB.
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|at| at.with_timezone(&Utc))
+            // Strict RFC 3339, as shared's decoders read timestamps: chrono's parsers cost several KB.
+            .and_then(agentfarm_shared::stamp::rfc3339)
     };
     let text = |value: &Value, key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
     let part = |key: &str| {
@@ -154,6 +154,40 @@ fn usage_window(value: &Value) -> Option<UsageWindow> {
         seven_day: part("seven_day"),
         observed_at: time(value, "observed_at")?,
     })
+}
+
+/// `GET /api/history`: how runs ended, day by day.
+pub async fn history() -> Result<Vec<DayRuns>, Failure> {
+    let text = call(Method::GET, routes::HISTORY, None).await?;
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|value| run_history(&value))
+        .ok_or_else(|| {
+            Failure::local(
+                "decode",
+                "Unexpected answer from the server: not a run history".to_owned(),
+            )
+        })
+}
+
+/// Reads a [`agentfarm_shared::api::RunHistory`]'s days by hand, as [`doctor_report`] does, for the same
+/// reason.
+fn run_history(value: &Value) -> Option<Vec<DayRuns>> {
+    let count = |day: &Value, key: &str| day.get(key)?.as_u64().and_then(|n| u32::try_from(n).ok());
+    value
+        .get("days")?
+        .as_array()?
+        .iter()
+        .map(|day| {
+            Some(DayRuns {
+                day: day.get("day")?.as_str()?.to_owned(),
+                succeeded: count(day, "succeeded")?,
+                failed: count(day, "failed")?,
+                stopped: count(day, "stopped")?,
+                cost_usd: day.get("cost_usd")?.as_f64()?,
+            })
+        })
+        .collect()
 }
 
 /// `GET /api/doctor`: the cluster checks.
@@ -355,7 +389,7 @@ mod tests {
         .iter()
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect();
-        let observed = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let observed = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let window = UsageWindow::from_headers(&headers, observed).unwrap();
         let value = serde_json::to_value(&window).unwrap();
         assert_eq!(usage_window(&value), Some(window));
@@ -393,5 +427,27 @@ mod tests {
             None
         );
         assert_eq!(doctor_report(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn run_histories_decode_by_hand_as_serde_writes_them() {
+        let history = agentfarm_shared::api::RunHistory {
+            days: vec![
+                DayRuns {
+                    day: "2026-12-06".into(),
+                    ..DayRuns::default()
+                },
+                DayRuns {
+                    day: "2026-12-07".into(),
+                    succeeded: 3,
+                    failed: 1,
+                    stopped: 2,
+                    cost_usd: 1.25,
+                },
+            ],
+        };
+        let value = serde_json::to_value(&history).unwrap();
+        assert_eq!(run_history(&value), Some(history.days));
+        assert_eq!(run_history(&serde_json::json!({"days": [{"day": "x"}]})), None);
     }
 }

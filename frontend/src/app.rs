@@ -9,7 +9,7 @@ use yew::prelude::*;
 use crate::components::conn_dot::conn_dot;
 use crate::components::nav::{sidebar, tabbar};
 use crate::components::toasts::toasts;
-use crate::hooks::use_wide;
+use crate::hooks::is_wide;
 use crate::pages::agents::Agents;
 use crate::pages::config_editor::ConfigEditor;
 use crate::pages::configs::Configs;
@@ -67,7 +67,7 @@ pub fn App() -> Html {
 fn Layout() -> Html {
     let store = use_store();
     let route = use_navigator().map_or(Route::NotFound, |n| n.route);
-    let split = use_wide() && matches!(route, Route::Agents | Route::Run { .. });
+    let split = is_wide() && matches!(route, Route::Agents | Route::Run { .. });
     html! {
         <div class="app">
             <header class="topbar">
@@ -87,18 +87,15 @@ fn Layout() -> Html {
 
 /// The desktop's two panes: the agents list, and the selected run.
 fn panes(route: &Route) -> Html {
-    let selected = match route {
-        Route::Run { id } => Some(AttrValue::from(id.clone())),
-        _ => None,
-    };
     html! {
         <div class="panes">
-            <div class="pane pane-list"><Agents selected={selected.clone()} /></div>
+            <div class="pane pane-list"><Agents /></div>
             <div class="pane pane-detail">
-                { match selected {
-                    Some(id) => html! { <RunPage key={id.to_string()} id={id.clone()} /> },
-                    None => html! { <p class="pane-empty muted">{ "Select a run to see it here." }</p> },
-                } }
+                if let Route::Run { .. } = route {
+                    { switch(route.clone()) }
+                } else {
+                    <p class="pane-empty muted">{ "Select a run." }</p>
+                }
             </div>
         </div>
     }

@@ -1,8 +1,7 @@
-//! Small hooks shared by pages: the current time, and whether the window is wide enough for the desktop
+//! Small hooks shared by pages (the current time), and whether the window is wide enough for the desktop
 //! layout.
 
 use chrono::{DateTime, Utc};
-use gloo_events::EventListener;
 use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
@@ -25,23 +24,10 @@ pub fn use_now(period_ms: u32) -> DateTime<Utc> {
 /// The width from which the app shows its desktop layout (style.css's media queries use the same).
 const WIDE: &str = "(min-width: 1024px)";
 
-/// True while the window is at least 1024 px wide; follows resizes.
-#[hook]
-pub fn use_wide() -> bool {
-    let wide = use_state(|| wide_query().is_some_and(|query| query.matches()));
-    {
-        let wide = wide.clone();
-        use_effect_with((), move |_| {
-            let listener = wide_query().map(|query| {
-                let target = query.clone();
-                EventListener::new(&target, "change", move |_| wide.set(query.matches()))
-            });
-            move || drop(listener)
-        });
-    }
-    *wide
-}
-
-fn wide_query() -> Option<web_sys::MediaQueryList> {
-    web_sys::window()?.match_media(WIDE).ok()?
+/// True while the window is at least 1024 px wide. Read when the frame renders (a navigation, a change in the
+/// store); style.css lays out whatever is rendered for the width it has at once.
+pub fn is_wide() -> bool {
+    web_sys::window()
+        .and_then(|window| window.match_media(WIDE).ok().flatten())
+        .is_some_and(|query| query.matches())
 }

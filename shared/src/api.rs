@@ -42,6 +42,8 @@ pub mod routes {
     pub const DOCTOR: &str = "/api/doctor";
     /// `GET`: the subscription's usage window as the model last stated it (`null` before any).
     pub const USAGE: &str = "/api/usage";
+    /// `GET`: how runs ended, day by day, and what they cost ([`super::RunHistory`]).
+    pub const HISTORY: &str = "/api/history";
     /// The live WebSocket stream.
     pub const WS: &str = "/api/ws";
     /// Where the agents' proxies (model API, git, pull requests) live; never a page of the web app.
@@ -52,6 +54,38 @@ pub mod routes {
     /// Fills an `{id}` route with a concrete id.
     pub fn with_id(route: &str, id: &str) -> String {
         route.replace("{id}", id)
+    }
+}
+
+/// Body of `GET /api/history`: the last [`HISTORY_DAYS`] days (UTC), oldest first, every day present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHistory {
+    /// One entry a day.
+    pub days: Vec<DayRuns>,
+}
+
+/// How many days `GET /api/history` covers, today included.
+pub const HISTORY_DAYS: u32 = 14;
+
+/// The runs that ended on one day, by how they ended, and their cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayRuns {
+    /// The day, `YYYY-MM-DD` in UTC.
+    pub day: String,
+    /// Runs that succeeded.
+    pub succeeded: u32,
+    /// Runs that failed.
+    pub failed: u32,
+    /// Runs the owner stopped, and runs lost to a restart.
+    pub stopped: u32,
+    /// What they cost, in US dollars, as Claude reported it.
+    pub cost_usd: f64,
+}
+
+impl DayRuns {
+    /// Every run of the day.
+    pub fn total(&self) -> u32 {
+        self.succeeded + self.failed + self.stopped
     }
 }
 

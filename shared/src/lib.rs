@@ -13,6 +13,7 @@
 //! - [`redact`]: masking of credentials (known values and token-shaped strings) in agent output.
 //! - [`usage`]: the subscription's usage window, from the model's rate-limit headers.
 //! - [`api`]: route constants, request/response bodies and the one error shape of the REST API.
+//! - [`stamp`]: reading RFC 3339 timestamps, small enough for the web app.
 //!
 //! Words used everywhere: a **config** is the template; a **run** is one launch of a config version; an
 //! **agent** is what the owner sees working, i.e. a run that is not yet in a terminal state.
@@ -25,7 +26,7 @@ pub mod push;
 pub mod redact;
 pub mod run;
 pub mod runner;
-mod stamp;
+pub mod stamp;
 mod tagged;
 pub mod turns;
 pub mod usage;

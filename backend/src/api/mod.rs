@@ -4,7 +4,7 @@
 //! - [`guard`]: host allowlist, same-origin checks, JSON-only bodies.
 //! - [`identity`]: the owner's Tailscale login, believed only from a trusted proxy.
 //! - [`extract`]: JSON body and query extractors whose errors name the field.
-//! - [`configs`], [`runs`], [`push`], [`health`], [`usage`]: one module per resource, handlers named by verb.
+//! - [`configs`], [`runs`], [`push`], [`health`], [`usage`], [`history`]: one module per resource, handlers named by verb.
 //! - [`home`]: the page at `/` when no web app is built.
 //! - [`web`]: the web app (trunk's `dist`): files, SPA fallback, cache rules, Content-Security-Policy.
 //! - [`ws`]: the live stream.
@@ -14,6 +14,7 @@ pub mod configs;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod history;
 pub mod home;
 pub mod identity;
 pub mod push;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::INFO, get(health::info))
         .route(routes::DOCTOR, get(health::doctor))
         .route(routes::USAGE, get(usage::window))
+        .route(routes::HISTORY, get(history::history))
         .route(routes::CONFIGS, get(configs::list).post(configs::create))
         .route(
             routes::CONFIG,

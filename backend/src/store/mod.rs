@@ -11,6 +11,7 @@
 pub mod backup;
 mod capabilities;
 mod configs;
+mod history;
 mod logs;
 mod migrations;
 mod push;

@@ -746,3 +746,75 @@ async fn the_diff_viewer_on_the_phone() {
         .until(r#"document.querySelector('.diff-file[data-path="big.txt"]').open"#)
         .await;
 }
+
+/// Settings charts the last two weeks: a bar a day, stacked by how the runs ended, and their runs and cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_charts_the_runs_of_the_last_two_weeks() {
+    let server = TestServer::start_with(|s| s.web_dir = Some(web_dir())).await;
+    let config = server.create_config("Chart", "unused").await;
+    let mut socket = server.socket().await;
+    for _ in 0..2 {
+        let run = server.launch(&config, "hello").await;
+        assert_eq!(socket.until_ended(&run.id).await.state, RunState::Succeeded);
+    }
+    let held = server.launch(&config, "[[wait:chart]] hold").await;
+    agentfarm_app_client::within(server.model.parked("chart")).await;
+    let (status, _) = server
+        .post(&format!("/api/runs/{}/stop", held.id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(socket.until_ended(&held.id).await.state, RunState::Stopped);
+
+    let (status, history) = server.get("/api/history").await;
+    assert_eq!(status, StatusCode::OK);
+    let days = history["days"].as_array().unwrap();
+    assert_eq!(days.len(), 14, "{history}");
+    let today = &days[13];
+    assert_eq!(
+        (&today["succeeded"], &today["failed"], &today["stopped"]),
+        (&json!(2), &json!(0), &json!(1)),
+        "{today}"
+    );
+
+    let browser = Browser::start(Viewport::Phone).await;
+    browser.open(&format!("{}/settings", server.url)).await;
+    browser.until_text("#history-total", "3 runs · $").await;
+    let chart = browser
+        .client
+        .execute(
+            r#"const days = document.querySelectorAll('#history g.day');
+            const today = days[days.length - 1];
+            const height = css => today.querySelector(css).getBoundingClientRect().height;
+            return {
+                days: days.length,
+                today: today.dataset.day,
+                title: today.querySelector('title').textContent,
+                succeeded: height('.bar-succeeded'),
+                failed: height('.bar-failed'),
+                stopped: height('.bar-stopped'),
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chart["days"], 14);
+    assert_eq!(chart["today"], today["day"]);
+    assert!(
+        chart["title"]
+            .as_str()
+            .unwrap()
+            .contains("2 succeeded, 0 failed, 1 stopped"),
+        "{chart}"
+    );
+    let height = |key: &str| chart[key].as_f64().unwrap();
+    assert!(
+        height("succeeded") > height("stopped") && height("stopped") > 0.0 && height("failed") == 0.0,
+        "stacked in proportion: {chart}"
+    );
+    browser
+        .client
+        .execute("document.querySelector('#history').scrollIntoView();", vec![])
+        .await
+        .unwrap();
+    browser.screenshot("phone-history").await;
+}

@@ -8,6 +8,7 @@ use yew::prelude::*;
 use crate::actions;
 use crate::router::use_navigator;
 use crate::state::use_store;
+use crate::util::join;
 
 /// Props of [`LaunchSheet`].
 #[derive(Properties, PartialEq)]
@@ -20,8 +21,9 @@ pub struct Props {
     /// The task the field starts with: the config's (empty when continuing).
     #[prop_or_default]
     pub task: AttrValue,
-    /// The sheet's heading.
-    pub title: AttrValue,
+    /// The config's name, for the heading of a launch.
+    #[prop_or_default]
+    pub name: AttrValue,
     /// Told when the sheet closes (cancelled, or launched).
     pub on_close: Callback<()>,
 }
@@ -92,23 +94,25 @@ pub fn LaunchSheet(props: &Props) -> Html {
         })
     };
     let cancel = props.on_close.reform(|_: MouseEvent| ());
-    let (label, hint, action) = if props.continue_run.is_some() {
+    let (title, label, hint, action) = if props.continue_run.is_some() {
         (
+            AttrValue::from("Continue on this run's branch"),
             "New instruction",
-            "The new run works on this run's branch and pull request.",
+            "Same branch and pull request as this run.",
             "Continue",
         )
     } else {
         (
+            AttrValue::from(join("Launch ", &props.name)),
             "Task",
-            "Changes apply to this run only; the config keeps its task.",
+            "For this run only: the config keeps its task.",
             "Launch",
         )
     };
     html! {
         <dialog ref={dialog} id="launch-sheet" class="sheet" aria-labelledby="launch-title" {onclose} {onclick}>
             <form class="sheet-form" {onsubmit}>
-                <h2 id="launch-title" class="section-title">{ props.title.clone() }</h2>
+                <h2 id="launch-title" class="section-title">{ title }</h2>
                 <label for="launch-task">{ label }</label>
                 <textarea id="launch-task" name="prompt" rows="6" value={(*text).clone()} {oninput}
                           maxlength={agentfarm_shared::config::limits::PROMPT.to_string()} />

@@ -6,6 +6,7 @@ pub mod diff_view;
 pub mod icon;
 pub mod launch_sheet;
 pub mod nav;
+pub mod run_history;
 pub mod run_item;
 pub mod state_badge;
 pub mod toasts;

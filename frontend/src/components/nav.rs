@@ -20,62 +20,67 @@ fn sections() -> [(Route, &'static str, &'static str); 3] {
 }
 
 /// The bottom tab bar.
-#[inline(never)]
 pub fn tabbar(route: &Route) -> Html {
+    sections_nav(route, None)
+}
+
+/// The sidebar: the sections, and the active runs under Agents.
+pub fn sidebar(route: &Route, store: &Store) -> Html {
+    sections_nav(route, Some(store))
+}
+
+/// The sections' links: the tab bar, or with the store the sidebar.
+#[inline(never)]
+fn sections_nav(route: &Route, store: Option<&Store>) -> Html {
     let tab = route.tab();
     html! {
-        <nav class="tabbar" aria-label="Sections">
+        <nav class={if store.is_some() { "sidebar" } else { "tabbar" }} aria-label="Sections">
             { for sections().into_iter().map(|(target, label, path)| {
                 let current = tab.as_ref() == Some(&target);
-                html! {
-                    <Link to={target} classes={if current { "tab active" } else { "tab" }} current={current}>
+                let classes = match (store.is_some(), current) {
+                    (true, true) => "side-link active",
+                    (true, false) => "side-link",
+                    (false, true) => "tab active",
+                    (false, false) => "tab",
+                };
+                let runs = store.filter(|_| target == Route::Agents).map(|store| active_runs(route, store));
+                html! { <>
+                    <Link to={target} classes={classes} current={current}>
                         { icon(path) }
                         <span class="tab-label">{ label }</span>
                     </Link>
-                }
+                    { runs.unwrap_or_default() }
+                </> }
             }) }
         </nav>
     }
 }
 
-/// The sidebar: the sections, and the active runs under Agents.
-#[inline(never)]
-pub fn sidebar(route: &Route, store: &Store) -> Html {
-    let tab = route.tab();
+/// The active runs and their states, the open one current.
+fn active_runs(route: &Route, store: &Store) -> Html {
     let active: Vec<_> = store
         .ordered_runs()
         .into_iter()
         .filter(|run| !run.state.is_terminal())
         .collect();
+    if active.is_empty() {
+        return Html::default();
+    }
     html! {
-        <nav class="sidebar" aria-label="Sections">
-            { for sections().into_iter().map(|(target, label, path)| {
-                let agents = target == Route::Agents;
-                let current = tab.as_ref() == Some(&target);
-                html! { <>
-                    <Link to={target} classes={if current { "side-link active" } else { "side-link" }}
-                          current={current && (!agents || *route == Route::Agents)}>
-                        { icon(path) }{ label }
-                    </Link>
-                    if agents && !active.is_empty() {
-                        <ul id="side-runs" class="side-runs" aria-label="Active runs">
-                            { for active.iter().map(|run| {
-                                let selected = matches!(route, Route::Run { id } if *id == run.id);
-                                html! {
-                                    <li key={run.id.clone()} data-run-id={run.id.clone()}>
-                                        <Link to={Route::Run { id: run.id.clone() }} classes="side-run" current={selected}>
-                                            <span class="side-run-name">
-                                                { store.config_name(&run.config_id).unwrap_or(&run.config_id) }
-                                            </span>
-                                            { state_badge(run.state, store.is_stopping(run), None) }
-                                        </Link>
-                                    </li>
-                                }
-                            }) }
-                        </ul>
-                    }
-                </> }
+        <ul id="side-runs" class="side-runs" aria-label="Active runs">
+            { for active.iter().map(|run| {
+                let selected = matches!(route, Route::Run { id } if *id == run.id);
+                html! {
+                    <li key={run.id.clone()} data-run-id={run.id.clone()}>
+                        <Link to={Route::Run { id: run.id.clone() }} classes="side-run" current={selected}>
+                            <span class="side-run-name">
+                                { store.config_name(&run.config_id).unwrap_or(&run.config_id) }
+                            </span>
+                            { state_badge(run.state, store.is_stopping(run), None) }
+                        </Link>
+                    </li>
+                }
             }) }
-        </nav>
+        </ul>
     }
 }

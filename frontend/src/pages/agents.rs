@@ -10,24 +10,20 @@ use crate::api;
 use crate::components::run_item::{Props as RunItemProps, run_item};
 use crate::components::usage_window::usage_bar;
 use crate::hooks::use_now;
-use crate::router::{Link, Route};
+use crate::router::{Link, Route, use_navigator};
 use crate::state::{Action, use_store};
 
 /// How many recent runs are fetched besides the live snapshot.
 const RECENT: u32 = 100;
 
-/// Props of [`Agents`].
-#[derive(Properties, PartialEq)]
-pub struct Props {
-    /// The run open beside the list (desktop).
-    #[prop_or_default]
-    pub selected: Option<AttrValue>,
-}
-
-/// The agents screen.
+/// The agents screen (on a wide screen also beside the run open).
 #[component]
-pub fn Agents(props: &Props) -> Html {
+pub fn Agents() -> Html {
     let store = use_store();
+    let open = use_navigator().and_then(|navigator| match navigator.route {
+        Route::Run { id } => Some(id),
+        _ => None,
+    });
     let now = use_now(1_000);
     let error = use_state(|| None::<String>);
     let loaded = use_state(|| false);
@@ -93,7 +89,7 @@ pub fn Agents(props: &Props) -> Html {
                         config_name: state.config_name(&run.config_id).map(|n| AttrValue::from(n.to_owned())),
                         last_line: state.logs.get(&run.id).and_then(|l| l.summary()).map(AttrValue::from),
                         stopping: state.is_stopping(run),
-                        selected: props.selected.as_deref() == Some(run.id.as_str()),
+                        selected: open.as_ref() == Some(&run.id),
                         now,
                     })) }
                 </ul>

@@ -45,7 +45,7 @@ pub fn Configs() -> Html {
         let launching = launching.clone();
         Some(html! {
             <LaunchSheet config_id={config.id.clone()} task={config.spec.task_prompt.clone()}
-                         title={format!("Launch {}", config.spec.name)}
+                         name={config.spec.name.clone()}
                          on_close={Callback::from(move |()| launching.set(None))} />
         })
     });

@@ -141,7 +141,6 @@ pub fn RunPage(props: &Props) -> Html {
             }
             if *continuing {
                 <LaunchSheet config_id={run.config_id.clone()} continue_run={AttrValue::from(run.id.clone())}
-                             title="Continue on this run's branch"
                              on_close={Callback::from(move |()| continuing.set(false))} />
             }
         </section>

@@ -1,7 +1,8 @@
 //! Settings (`/settings`): the server's runtime (`#runtime-kind`, `#runtime-sandbox`; `#not-isolated` when
 //! agents are plain processes; `#direct-credentials` when agents hold the owner's tokens), `#max-running`,
 //! `#server-version`, the checks (`#cluster`, titled "This machine" for the gVisor sandbox: one
-//! `li.check[data-status]` per row of `GET /api/doctor`, `#check-again`), the live connection (`#connection-state-text`) and
+//! `li.check[data-status]` per row of `GET /api/doctor`, `#check-again`), the runs of the last two weeks
+//! (`#history`), the live connection (`#connection-state-text`) and
 //! notifications (`#notifications`), drawn by `frontend/push.js`: a plain script added with the section, so
 //! it is fetched only when Settings opens (never in the first load); it draws the section's content each time
 //! it is added.
@@ -11,6 +12,7 @@ use yew::platform::spawn_local;
 use yew::prelude::*;
 
 use crate::api;
+use crate::components::run_history::RunHistory;
 use crate::state::use_store;
 
 /// The settings screen.
@@ -94,6 +96,7 @@ pub fn Settings() -> Html {
                     },
                 } }
             </section>
+            <RunHistory />
             <section class="card">
                 <h2 class="section-title">{ "Live connection" }</h2>
                 <p><span id="connection-state-text" data-state={conn.as_str()}>{ conn.label() }</span></p>

@@ -107,7 +107,7 @@ pub fn ConfigEditor(props: &Props) -> Html {
             }
             if let Some(config) = state.current.as_ref().filter(|_| *launching) {
                 <LaunchSheet config_id={config.id.clone()} task={config.spec.task_prompt.clone()}
-                             title={format!("Launch {}", config.spec.name)}
+                             name={config.spec.name.clone()}
                              on_close={Callback::from(move |()| launching.set(false))} />
             }
         </section>

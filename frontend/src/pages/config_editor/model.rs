@@ -26,9 +26,9 @@ pub struct Editor {
     /// True while a save is pending.
     pub saving: bool,
     /// The config as saved (`None` for a new one, or while it loads).
-    pub current: Option<AgentConfig>,
-    /// Its versions, once loaded.
-    pub versions: Option<Vec<ConfigVersion>>,
+    pub current: Option<Rc<AgentConfig>>,
+    /// Its versions, once loaded (shared: an edit of the form does not copy them).
+    pub versions: Option<Rc<[ConfigVersion]>>,
     /// Why the config could not be loaded.
     pub load_error: Option<String>,
 }
@@ -69,12 +69,12 @@ impl Reducible for Editor {
             Change::Preset(name) => next.form.preset(name),
             Change::Loaded(config) => {
                 next.form = Form::from_spec(&config.spec);
-                next.current = Some(*config);
+                next.current = Some(Rc::from(config));
                 next.errors = FieldErrors::default();
                 next.summary = None;
                 next.saving = false;
             }
-            Change::Versions(versions) => next.versions = Some(versions),
+            Change::Versions(versions) => next.versions = Some(Rc::from(versions)),
             Change::LoadFailed(message) => next.load_error = Some(message),
             Change::Saving => {
                 next.errors = FieldErrors::default();

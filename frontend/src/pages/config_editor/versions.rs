@@ -6,11 +6,9 @@ use yew::prelude::*;
 
 use crate::time;
 
-/// The version history, newest first, each expandable to its content.
+/// The version history, each expandable to its content, in the API's order (newest first).
 #[inline(never)]
 pub fn versions_view(versions: &[ConfigVersion]) -> Html {
-    let mut versions = versions.to_vec();
-    crate::util::sort_by(&mut versions, |a, b| b.version.cmp(&a.version));
     html! {
         <section id="versions" class="versions card">
             <h2 class="section-title">{ "Version history" }</h2>
