@@ -4,7 +4,7 @@ use agentfarm_shared::api::{Check, CheckStatus};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 use super::access::rbac_fix;
-use super::{INFRA_README, Problem, check};
+use super::{INFRA_README, Problem, check, unreadable};
 
 /// 6. A PVC is `Bound`.
 pub(super) fn pvc_check(namespace: &str, pvc: &str, answer: Result<PersistentVolumeClaim, Problem>) -> Check {
@@ -38,17 +38,11 @@ pub(super) fn pvc_check(namespace: &str, pvc: &str, answer: Result<PersistentVol
             format!("not found in {namespace}"),
             Some(format!("create PVC {pvc} in {namespace} (see {INFRA_README})")),
         ),
-        Err(problem @ Problem::Forbidden(_)) => check(
+        Err(problem @ Problem::Forbidden(_)) => unreadable(
             name,
-            CheckStatus::Fail,
-            format!("cannot read it: {problem}"),
+            &problem,
             Some(rbac_fix(&format!("get persistentvolumeclaims in {namespace}"))),
         ),
-        Err(problem) => check(
-            name,
-            CheckStatus::Fail,
-            format!("cannot read it: {problem}"),
-            None,
-        ),
+        Err(problem) => unreadable(name, &problem, None),
     }
 }

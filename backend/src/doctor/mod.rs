@@ -208,6 +208,11 @@ async fn call<T>(request: impl Future<Output = kube::Result<T>>) -> Result<T, Pr
     }
 }
 
+/// The failing row of an object that could not be read, with `fix` when one is known.
+fn unreadable(name: String, problem: &Problem, fix: Option<String>) -> Check {
+    check(name, CheckStatus::Fail, format!("cannot read it: {problem}"), fix)
+}
+
 /// A row.
 fn check(
     name: impl Into<String>,

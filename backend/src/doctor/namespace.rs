@@ -5,7 +5,7 @@ use agentfarm_shared::api::{Check, CheckStatus};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 
-use super::{NAMESPACE_MANIFEST, POD_SECURITY_LABEL, Problem, call, check};
+use super::{NAMESPACE_MANIFEST, POD_SECURITY_LABEL, Problem, call, check, unreadable};
 
 /// 1. `GET /version`.
 pub(super) async fn api_server(client: &Client) -> Check {
@@ -93,12 +93,7 @@ pub(super) fn namespace_check(namespace: &str, answer: Result<Namespace, Problem
                  {POD_SECURITY_LABEL}=restricted"
             )),
         ),
-        Err(problem) => check(
-            name,
-            CheckStatus::Fail,
-            format!("cannot read it: {problem}"),
-            None,
-        ),
+        Err(problem) => unreadable(name, &problem, None),
     }
 }
 

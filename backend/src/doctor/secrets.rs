@@ -10,7 +10,7 @@ use kube::{Client, Resource};
 use serde::Deserialize;
 
 use super::access::rbac_fix;
-use super::{Problem, SecretNeed, call, check};
+use super::{Problem, SecretNeed, call, check, unreadable};
 
 /// Whether a Secret value is non-empty; decoding keeps nothing of the value itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,18 +140,12 @@ pub(super) fn secret_check(need: &SecretNeed, answer: Result<BTreeMap<String, bo
             format!("not found in {namespace}{purpose}"),
             Some(create),
         ),
-        Err(problem @ Problem::Forbidden(_)) => check(
+        Err(problem @ Problem::Forbidden(_)) => unreadable(
             name,
-            CheckStatus::Fail,
-            format!("cannot read it: {problem}"),
+            &problem,
             Some(rbac_fix(&format!("get secrets in {namespace}"))),
         ),
-        Err(problem) => check(
-            name,
-            CheckStatus::Fail,
-            format!("cannot read it: {problem}"),
-            None,
-        ),
+        Err(problem) => unreadable(name, &problem, None),
     }
 }
 

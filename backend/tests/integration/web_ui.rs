@@ -818,3 +818,46 @@ async fn settings_charts_the_runs_of_the_last_two_weeks() {
         .unwrap();
     browser.screenshot("phone-history").await;
 }
+
+/// A finished run's page scrolled to its end keeps the top bar flush with the top of the window, at both
+/// sizes (the bar's box starts at 0, and the element at the window's first row is the bar). This is the
+/// check for the empty band once seen above the bar in screenshots of a scrolled finished run: it did not
+/// come back here at 390×844 or at 1280×800, with the page scrolled by hundreds of pixels, so the band was
+/// no part of the page's layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrolled_finished_run_keeps_its_top_bar_at_the_top() {
+    let server = TestServer::start_with(|s| s.web_dir = Some(web_dir())).await;
+    let config = server.create_config("Long", "unused").await;
+    let mut socket = server.socket().await;
+    // The fake model answers with the prompt: a long answer makes a long page.
+    let long: String = (1..=80)
+        .map(|n| format!("Line {n} of a long answer.\n\n"))
+        .collect();
+    let run = server.launch(&config, &long).await;
+    socket.until_state(&run.id, RunState::Succeeded).await;
+    for viewport in [Viewport::Phone, Viewport::Desktop] {
+        let browser = Browser::start(viewport).await;
+        browser.open(&format!("{}/runs/{}", server.url, run.id)).await;
+        browser
+            .until_text("#transcript", "Line 80 of a long answer.")
+            .await;
+        let top = browser
+            .client
+            .execute(
+                r#"window.scrollTo(0, document.documentElement.scrollHeight);
+                const bar = document.querySelector('.topbar');
+                const first = document.elementFromPoint(window.innerWidth / 2, 0);
+                return {
+                    scrolled: window.scrollY,
+                    bar_top: bar.getBoundingClientRect().top,
+                    first_row_is_bar: bar.contains(first),
+                };"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(top["scrolled"].as_f64().unwrap() > 300.0, "{top}");
+        assert_eq!(top["bar_top"], 0, "{top}");
+        assert_eq!(top["first_row_is_bar"], true, "{top}");
+    }
+}
