@@ -93,6 +93,11 @@ impl Metrics {
             service.run_duration.clone(),
         );
         registry.register(
+            "run_model_tokens",
+            "Model tokens each run used through the model proxy (input, output and cache), when it ended",
+            service.run_tokens.clone(),
+        );
+        registry.register(
             "log_lines_stored",
             "Agent log lines stored",
             service.log_lines.clone(),

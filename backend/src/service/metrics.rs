@@ -16,6 +16,9 @@ pub struct ServiceMetrics {
     pub launch_to_running: Histogram,
     /// Seconds from a run's agent first working to its end, for runs whose agent ended.
     pub run_duration: Histogram,
+    /// Model tokens each run used through the model proxy (input, output and cache, summed), observed when it
+    /// ends: tokens per run without a label per run.
+    pub run_tokens: Histogram,
     /// Log lines stored.
     pub log_lines: Counter,
     /// Live WebSocket sessions.
@@ -30,6 +33,8 @@ impl Default for ServiceMetrics {
             launch_to_running: Histogram::new(exponential_buckets(0.1, 2.0, 18)),
             // From a second to about 18 hours.
             run_duration: Histogram::new(exponential_buckets(1.0, 2.0, 17)),
+            // From a thousand tokens (a one-line answer) to about half a billion.
+            run_tokens: Histogram::new(exponential_buckets(1_000.0, 2.0, 20)),
             log_lines: Counter::default(),
             sockets: Gauge::default(),
         }
@@ -47,10 +52,19 @@ impl ServiceMetrics {
         }
     }
 
-    /// Notes that `run`'s agent has ended.
+    /// Notes that `run`'s agent has ended: how long it worked, and the tokens it used if it asked the model.
     pub(super) fn ended(&self, run: &Run) {
         if let (Some(started), Some(finished)) = (run.started_at, run.finished_at) {
             self.run_duration.observe(seconds_between(started, finished));
+        }
+        let usage = &run.usage;
+        if usage.requests > 0 {
+            let tokens = usage.input_tokens
+                + usage.output_tokens
+                + usage.cache_creation_tokens
+                + usage.cache_read_tokens;
+            // Exact below 2^53 tokens, far beyond any run.
+            self.run_tokens.observe(tokens as f64);
         }
     }
 
@@ -108,6 +122,19 @@ mod tests {
         metrics.ended(&run(1_000, Some(3_000), Some(63_000)));
         assert_eq!(metrics.run_duration.count(), 1);
         assert!((metrics.run_duration.sum() - 60.0).abs() < 1e-9);
+        assert_eq!(
+            metrics.run_tokens.count(),
+            0,
+            "no request to the model, no tokens to count"
+        );
+        let mut asked = run(1_000, Some(3_000), Some(4_000));
+        asked.usage.requests = 2;
+        asked.usage.input_tokens = 1_000;
+        asked.usage.output_tokens = 200;
+        asked.usage.cache_read_tokens = 34;
+        metrics.ended(&asked);
+        assert_eq!(metrics.run_tokens.count(), 1);
+        assert!((metrics.run_tokens.sum() - 1_234.0).abs() < 1e-9);
     }
 
     #[test]

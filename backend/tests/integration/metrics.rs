@@ -36,6 +36,8 @@ async fn metrics_after_a_run_on_their_own_port_only() {
     assert!(value("agentfarm_launch_to_running_seconds_count") >= 1.0);
     assert!(value("agentfarm_run_duration_seconds_count") >= 1.0);
     assert!(value("agentfarm_run_duration_seconds_sum") > 0.0);
+    assert_eq!(value("agentfarm_run_model_tokens_count"), 1.0);
+    assert!(value("agentfarm_run_model_tokens_sum") > 0.0);
     assert!(value("agentfarm_log_lines_stored_total") > 0.0);
     assert_eq!(value("agentfarm_websocket_clients"), 1.0);
     assert!(value("agentfarm_store_commit_seconds_count") > 0.0);

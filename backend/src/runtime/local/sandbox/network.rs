@@ -69,8 +69,13 @@ impl SandboxNetwork {
 
     /// The address agents reach this machine at (the bridge's).
     pub fn gateway(&self) -> Ipv4Addr {
+        self.address(1)
+    }
+
+    /// Host number `host`'s address in the subnet.
+    fn address(&self, host: u8) -> Ipv4Addr {
         let [a, b, c, _] = self.subnet.network().octets();
-        Ipv4Addr::new(a, b, c, 1)
+        Ipv4Addr::new(a, b, c, host)
     }
 
     /// The bridge's name (also the nftables table's).
@@ -168,8 +173,7 @@ table inet {table} {{
     async fn set_up(&self, run_id: &str, host: u8, proxy_only: bool) -> Result<Attachment, RuntimeError> {
         let namespace = self.namespace(run_id);
         let veth = format!("{}v{host}", self.name);
-        let [a, b, c, _] = self.subnet.network().octets();
-        let address = Ipv4Addr::new(a, b, c, host);
+        let address = self.address(host);
         run("ip", &["netns", "add", &namespace]).await?;
         run(
             "ip",
@@ -194,22 +198,15 @@ table inet {table} {{
         )
         .await?;
         run("ip", &["link", "set", &veth, "up"]).await?;
-        let inside = |args: &[&str]| {
-            let mut all = vec!["-n", namespace.as_str()];
-            all.extend_from_slice(args);
-            all.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>()
-        };
-        let cidr = format!("{address}/24");
-        let gateway = self.gateway().to_string();
-        for args in [
-            inside(&["link", "set", "lo", "up"]),
-            inside(&["addr", "add", &cidr, "dev", "eth0"]),
-            inside(&["link", "set", "eth0", "up"]),
-            inside(&["route", "add", "default", "via", &gateway]),
-        ] {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run("ip", &args).await?;
-        }
+        let (inside, cidr, gateway) = (
+            namespace.as_str(),
+            format!("{address}/24"),
+            self.gateway().to_string(),
+        );
+        run("ip", &["-n", inside, "link", "set", "lo", "up"]).await?;
+        run("ip", &["-n", inside, "addr", "add", &cidr, "dev", "eth0"]).await?;
+        run("ip", &["-n", inside, "link", "set", "eth0", "up"]).await?;
+        run("ip", &["-n", inside, "route", "add", "default", "via", &gateway]).await?;
         if proxy_only {
             let element = format!("{{ {address} }}");
             run(
@@ -232,8 +229,7 @@ table inet {table} {{
             .unwrap_or_else(PoisonError::into_inner)
             .remove(run_id);
         let Some(host) = host else { return };
-        let [a, b, c, _] = self.subnet.network().octets();
-        let element = format!("{{ {} }}", Ipv4Addr::new(a, b, c, host));
+        let element = format!("{{ {} }}", self.address(host));
         // Absent when the agent was not proxy-only: nothing to remove.
         run_quietly(
             "nft",
