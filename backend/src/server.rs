@@ -127,6 +127,16 @@ impl App {
 /// listen on its gateway), reconciles runs the store thinks are active, and starts the scheduler and the
 /// retention sweep.
 pub async fn start(settings: &Settings) -> Result<App, StartError> {
+    let sandbox_refused =
+        settings.sandbox.kind == SandboxChoice::Gvisor && settings.runtime == RuntimeChoice::Kubernetes;
+    if sandbox_refused {
+        return Err(StartError::Sandbox(crate::runtime::RuntimeError::Failed(
+            "--sandbox gvisor is the local runtime's; on Kubernetes each config's RuntimeClass sandboxes its agents"
+                .into(),
+        )));
+    }
+    // Locked first: the sandbox removes what a previous server of this data dir left, never a live one's.
+    let lock = prepare_data_dir(&settings.data_dir)?;
     let sandbox = match settings.sandbox.kind {
         SandboxChoice::None => None,
         SandboxChoice::Gvisor => Some(Arc::new(
@@ -152,7 +162,7 @@ pub async fn start(settings: &Settings) -> Result<App, StartError> {
     }
     let site = runner_site(settings, &settings.agent_url(bound));
     let (runtime, cluster) = runtime(settings, site, sandbox).await?;
-    start_on(settings, runtime, cluster, proxy_listener).await
+    start_locked(settings, runtime, cluster, proxy_listener, lock).await
 }
 
 /// [`start`] with this runtime instead of the one `settings` choose, the cluster it runs agents on (for the
@@ -166,11 +176,22 @@ pub async fn start_on(
     cluster: Option<kube::Client>,
     proxy_listener: Option<TcpListener>,
 ) -> Result<App, StartError> {
+    let lock = prepare_data_dir(&settings.data_dir)?;
+    start_locked(settings, runtime, cluster, proxy_listener, lock).await
+}
+
+/// [`start_on`] with the data dir already locked by this server.
+async fn start_locked(
+    settings: &Settings,
+    runtime: SharedRuntime,
+    cluster: Option<kube::Client>,
+    proxy_listener: Option<TcpListener>,
+    lock: Flock<std::fs::File>,
+) -> Result<App, StartError> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         return Err(StartError::NoTlsProvider);
     }
     let data_dir = &settings.data_dir;
-    let lock = prepare_data_dir(data_dir)?;
     let metrics_listener = TcpListener::bind(settings.metrics_listen)
         .await
         .map_err(|error| StartError::MetricsListener {
@@ -311,6 +332,7 @@ async fn runtime(
     site: RunnerSite,
     sandbox: Option<Arc<Gvisor>>,
 ) -> Result<(SharedRuntime, Option<kube::Client>), StartError> {
+    let sandboxed = sandbox.is_some();
     let local =
         || -> SharedRuntime { Arc::new(LocalRuntime::new(local_settings(settings, site.clone(), sandbox))) };
     let kube = |client: kube::Client| -> (SharedRuntime, Option<kube::Client>) {
@@ -320,6 +342,8 @@ async fn runtime(
         (runtime, Some(client))
     };
     match settings.runtime {
+        // The sandbox is the local runtime's: with it, `auto` looks for no cluster.
+        _ if sandboxed => Ok((local(), None)),
         RuntimeChoice::Local => Ok((local(), None)),
         RuntimeChoice::Kubernetes => {
             let client = kube::Client::try_default()

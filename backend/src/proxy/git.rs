@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::pkt::{self, Head};
 use super::{Run, Upstream, config_lists, forwardable};
 use crate::error::AppError;
+use crate::store::Holder;
 
 /// Largest head of a push (its ref updates) read before the pack: thousands of refs fit.
 const MAX_PUSH_HEAD: usize = 256 * 1024;
@@ -61,6 +62,18 @@ pub async fn advertise(
     .await
 }
 
+/// `repo` without its `.git`, if `owner/repo` is a repository of the run's config; else 403 naming it.
+fn config_repo<'a>(holder: &Holder, owner: &str, repo: &'a str) -> Result<&'a str, AppError> {
+    let name = repo.strip_suffix(".git").unwrap_or(repo);
+    if config_lists(holder, owner, name) {
+        Ok(name)
+    } else {
+        Err(AppError::Forbidden(format!(
+            "{owner}/{name} is not a repository of this run's config"
+        )))
+    }
+}
+
 /// `POST …/git-upload-pack`: a fetch, for a repository of the run's config.
 pub async fn upload_pack(
     State(upstream): State<Arc<Upstream>>,
@@ -69,12 +82,7 @@ pub async fn upload_pack(
     Path((owner, repo)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, AppError> {
-    let name = repo.strip_suffix(".git").unwrap_or(&repo);
-    if !config_lists(&holder, &owner, name) {
-        return Err(AppError::Forbidden(format!(
-            "{owner}/{name} is not a repository of this run's config"
-        )));
-    }
+    let name = config_repo(&holder, &owner, &repo)?;
     let (parts, body) = request.into_parts();
     let path = format!("{owner}/{name}.git/git-upload-pack");
     forward(&upstream, &http, Method::POST, &path, &parts.headers, body).await
@@ -88,12 +96,7 @@ pub async fn receive_pack(
     Path((owner, repo)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, AppError> {
-    let name = repo.strip_suffix(".git").unwrap_or(&repo);
-    if !config_lists(&holder, &owner, name) {
-        return Err(AppError::Forbidden(format!(
-            "{owner}/{name} is not a repository of this run's config"
-        )));
-    }
+    let name = config_repo(&holder, &owner, &repo)?;
     let (parts, body) = request.into_parts();
     if parts.headers.contains_key(header::CONTENT_ENCODING) {
         return Err(AppError::UnsupportedMediaType);

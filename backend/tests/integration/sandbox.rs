@@ -463,3 +463,18 @@ async fn after_a_crash_the_run_is_lost_and_its_sandbox_gone() {
     assert!(status.success(), "{status}");
     assert_eq!(network_leftovers(&network_name(&subnet)), Vec::<String>::new());
 }
+
+/// The sandbox is the local runtime's: asked for with the Kubernetes runtime, the server refuses to start
+/// and says why, before it sets anything up.
+#[tokio::test]
+async fn the_sandbox_is_the_local_runtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::with_data_dir(dir.path().join("data"));
+    sandboxed(&mut settings);
+    settings.runtime = agentfarm::settings::RuntimeChoice::Kubernetes;
+    let refused = agentfarm::server::start(&settings).await.err().unwrap();
+    assert!(refused.to_string().contains("RuntimeClass"), "{refused}");
+    assert!(!dir.path().join("data").exists(), "nothing was set up");
+    let name = network_name(&settings.sandbox.subnet.to_string());
+    assert_eq!(network_leftovers(&name), Vec::<String>::new());
+}
