@@ -119,6 +119,8 @@ async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_pr
     );
     assert_eq!(github.pulls().len(), 1, "opened through the control plane");
     assert!(!server.model.main_requests().is_empty());
+    // Its end removes the bridge and the rules.
+    server.stop().await;
 }
 
 /// This machine's own address on its network (not loopback): where a server port of the host would be.
@@ -235,6 +237,7 @@ async fn an_agent_in_gvisor_finds_nothing_of_the_server_and_reaches_nothing_priv
             "the proxy put the owner's token on what the agent sent"
         );
     }
+    server.stop().await;
 }
 
 /// What is left on this machine of run `run_id`: processes, mounts, its namespace and its cgroups.
@@ -433,6 +436,7 @@ async fn a_follow_up_reaches_the_sandboxed_agent_and_the_idle_timeout_ends_it() 
         "{text}"
     );
     assert_eq!(leftovers_of(&run.id), Vec::<String>::new());
+    server.stop().await;
 }
 
 /// A server killed with its agent mid-run: the restarted server finds the run `lost`, removes what was left
