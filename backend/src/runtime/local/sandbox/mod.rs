@@ -83,10 +83,10 @@ impl Gvisor {
         proxy_only: bool,
         agent: &Agent,
     ) -> Result<tokio::process::Command, RuntimeError> {
-        let attachment = self.network.attach(run_id, proxy_only).await?;
+        let namespace = self.network.attach(run_id, proxy_only).await?;
         let bundle = Bundle {
             agent,
-            namespace: &attachment.namespace,
+            namespace: &namespace,
             nameservers: self.network.nameservers(),
             cgroup: format!("/agentfarm-{run_id}"),
         };
@@ -127,11 +127,6 @@ impl Gvisor {
     pub async fn shut_down(&self) {
         self.remove_sandboxes().await;
         self.network.tear_down().await;
-    }
-
-    /// The agents' network.
-    pub fn network(&self) -> &SandboxNetwork {
-        &self.network
     }
 
     fn global_flags(&self) -> Vec<&str> {

@@ -41,15 +41,6 @@ pub struct SandboxNetwork {
     hosts: Mutex<BTreeMap<String, u8>>,
 }
 
-/// One agent's place on the network.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    /// Its network namespace, as a path runsc joins.
-    pub namespace: PathBuf,
-    /// Its address.
-    pub address: Ipv4Addr,
-}
-
 impl SandboxNetwork {
     /// The network of `subnet` (a /24). Reads the host's resolvers.
     pub fn new(subnet: Ipv4Net) -> Result<SandboxNetwork, RuntimeError> {
@@ -160,8 +151,8 @@ table inet {table} {{
     }
 
     /// Gives `run_id` a namespace with a veth pair on the bridge (a port isolated from the other agents'),
-    /// an address, and a default route through the gateway.
-    pub async fn attach(&self, run_id: &str, proxy_only: bool) -> Result<Attachment, RuntimeError> {
+    /// an address, and a default route through the gateway; returns the namespace's path, which runsc joins.
+    pub async fn attach(&self, run_id: &str, proxy_only: bool) -> Result<PathBuf, RuntimeError> {
         let host = self.allocate(run_id)?;
         let attached = self.set_up(run_id, host, proxy_only).await;
         if attached.is_err() {
@@ -170,7 +161,7 @@ table inet {table} {{
         attached
     }
 
-    async fn set_up(&self, run_id: &str, host: u8, proxy_only: bool) -> Result<Attachment, RuntimeError> {
+    async fn set_up(&self, run_id: &str, host: u8, proxy_only: bool) -> Result<PathBuf, RuntimeError> {
         let namespace = self.namespace(run_id);
         let veth = format!("{}v{host}", self.name);
         let address = self.address(host);
@@ -215,10 +206,7 @@ table inet {table} {{
             )
             .await?;
         }
-        Ok(Attachment {
-            namespace: Path::new("/run/netns").join(&namespace),
-            address,
-        })
+        Ok(Path::new("/run/netns").join(&namespace))
     }
 
     /// Removes `run_id`'s namespace (which takes its veth pair) and its place in the `proxy_only` set.
