@@ -4,9 +4,9 @@
 //!
 //! One supervisor task per run owns the child: it relays stdout/stderr lines, writes follow-ups to stdin as
 //! stream-json user messages, notices when the agent is idle (every message it got is done, see
-//! [`TurnTracker`]), closes stdin after
-//! the idle timeout so Claude exits, enforces the config's timeout, and stops gracefully: interrupt, then
-//! SIGTERM, then SIGKILL to the whole process group, each after the grace period.
+//! [`TurnTracker`]), closes stdin after the idle timeout so Claude exits, enforces the config's timeout, and
+//! stops gracefully: interrupt, then SIGTERM, then SIGKILL to the whole process group (to every process of
+//! its sandbox, with one), each after the grace period.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
