@@ -223,6 +223,23 @@ impl TestServer {
         Self::start_on(Backend::Local, configure).await
     }
 
+    /// A fake GitHub holding `octo/app` (branch `main`), and a server whose git and GitHub URLs are its,
+    /// configured further by `configure`.
+    pub async fn with_github(
+        configure: impl FnOnce(&mut Settings),
+    ) -> (agentfarm_fake_github::FakeGithub, TestServer) {
+        let github = agentfarm_fake_github::FakeGithub::start(TEST_GITHUB_TOKEN).await;
+        github.create_repo("octo", "app", "main");
+        let (git_url, api_url) = (github.git_url(), github.api_url());
+        let server = Self::start_with(|s| {
+            s.github_url = git_url;
+            s.github_api_url = api_url;
+            configure(s);
+        })
+        .await;
+        (github, server)
+    }
+
     /// A server on `backend`.
     pub async fn start_on(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestServer {
         install_tls_provider();

@@ -1,7 +1,6 @@
 //! Runs with repositories, through the runner, against the fake GitHub: the run records its branch, pull
 //! request and diff size; a continued run works on the same branch and updates the same pull request.
 
-use agentfarm_fake_github::FakeGithub;
 use agentfarm_shared::run::{DiffSummary, RunState};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -10,21 +9,10 @@ use crate::harness::{TEST_GITHUB_TOKEN, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_opens_a_pull_request_and_a_continued_run_updates_it() {
-    let github = FakeGithub::start(TEST_GITHUB_TOKEN).await;
-    github.create_repo("octo", "app", "main");
-    let (git_url, api_url) = (github.git_url(), github.api_url());
-    let server = TestServer::start_with(|s| {
-        s.github_url = git_url;
-        s.github_api_url = api_url;
-    })
-    .await;
-    let (status, body) = server
-        .post(
-            "/api/configs",
-            json!({"name": "Notes", "task_prompt": "unused", "repos": ["octo/app"]}),
-        )
+    let (github, server) = TestServer::with_github(|_| {}).await;
+    server
+        .create_config_with(json!({"name": "Notes", "task_prompt": "unused", "repos": ["octo/app"]}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut socket = server.socket().await;
 
     let first = server

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use agentfarm::settings::{SandboxChoice, Settings};
 use agentfarm_app_client::Socket;
-use agentfarm_fake_github::FakeGithub;
 use agentfarm_fake_model::HUNT_FOR_TOKENS;
 use agentfarm_shared::run::RunState;
 use agentfarm_shared::ws::ServerFrame;
@@ -18,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::browser::{Browser, Viewport};
-use crate::harness::{ServerBinary, TEST_GITHUB_TOKEN, TestServer, owner_token, web_dir};
+use crate::harness::{ServerBinary, TestServer, owner_token, web_dir};
 
 /// gVisor's kernel version, as `uname -r` reports it inside a sandbox.
 const GVISOR_KERNEL: &str = "4.4.0";
@@ -51,14 +50,9 @@ async fn transcript(server: &TestServer, run_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_proxies() {
-    let github = FakeGithub::start(TEST_GITHUB_TOKEN).await;
-    github.create_repo("octo", "app", "main");
-    let (git_url, api_url) = (github.git_url(), github.api_url());
-    let server = TestServer::start_with(|s| {
+    let (github, server) = TestServer::with_github(|s| {
         sandboxed(s);
         s.web_dir = Some(web_dir());
-        s.github_url = git_url;
-        s.github_api_url = api_url;
     })
     .await;
     let (status, info) = server.get("/api/info").await;
@@ -90,13 +84,9 @@ async fn the_journey_runs_in_gvisor_and_reaches_the_model_and_git_through_the_pr
     assert_eq!(browser.text("#cluster .section-title").await, "This machine");
     drop(browser);
 
-    let (status, body) = server
-        .post(
-            "/api/configs",
-            json!({"name": "Notes", "task_prompt": "unused", "repos": ["octo/app"]}),
-        )
+    server
+        .create_config_with(json!({"name": "Notes", "task_prompt": "unused", "repos": ["octo/app"]}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut socket = server.socket().await;
     let run = server
         .launch(

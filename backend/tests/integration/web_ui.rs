@@ -668,22 +668,10 @@ async fn desktop_and_phone_layouts() {
 /// wrapped (the page never scrolls sideways), a big file folded until tapped; the pull request linked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_diff_viewer_on_the_phone() {
-    let github = agentfarm_fake_github::FakeGithub::start(crate::harness::TEST_GITHUB_TOKEN).await;
-    github.create_repo("octo", "app", "main");
-    let (git_url, api_url) = (github.git_url(), github.api_url());
-    let server = TestServer::start_with(|s| {
-        s.web_dir = Some(web_dir());
-        s.github_url = git_url;
-        s.github_api_url = api_url;
-    })
-    .await;
-    let (status, body) = server
-        .post(
-            "/api/configs",
-            json!({"name": "Diff", "task_prompt": "unused", "repos": ["octo/app"]}),
-        )
+    let (_github, server) = TestServer::with_github(|s| s.web_dir = Some(web_dir())).await;
+    server
+        .create_config_with(json!({"name": "Diff", "task_prompt": "unused", "repos": ["octo/app"]}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut socket = server.socket().await;
     let change = format!(
         "[[bash:printf 'short\\n{}\\n' > NOTES.md && seq 1 200 > big.txt]] change things",
