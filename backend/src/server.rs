@@ -254,7 +254,7 @@ async fn start_locked(
         Arc::new(Foreground::default()),
     )
     .await?;
-    let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe(), farm.hub().closed()));
+    let push_worker = tokio::spawn(Arc::clone(&push).run(farm.hub().subscribe_runs(), farm.hub().closed()));
     let model_tokens = ModelTokens::default();
     let metrics = Metrics::new(Arc::clone(&farm), &push, model_tokens.by_kind());
     let proxies = proxy::router(ProxyState {

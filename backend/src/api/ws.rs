@@ -18,11 +18,13 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_tungstenite::tungstenite;
 
-use crate::hub::HubEvent;
+use crate::hub::{LogBatch, RunEvent};
 use crate::push::Push;
 use crate::push::foreground::Viewer;
 use crate::service::Farm;
@@ -99,11 +101,12 @@ where
 {
     let _counted = farm.metrics().socket_opened();
     // Subscribe before reading the snapshot, so nothing published in between is missed.
-    let mut hub = farm.hub().subscribe();
+    let mut runs = farm.hub().subscribe_runs();
     let mut client = Client {
         sink,
         farm: Arc::clone(&farm),
         next: HashMap::new(),
+        logs: StreamMap::new(),
         viewer,
     };
     let mut heartbeat = tokio::time::interval_at(
@@ -134,10 +137,15 @@ where
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => Err(Closed::Client),
             },
-            event = hub.recv() => match event {
-                Ok(event) => client.on_event(event).await,
+            event = runs.recv() => match event {
+                Ok(event) => client.on_run_event(event).await,
                 Err(RecvError::Lagged(_)) => client.resync().await,
                 Err(RecvError::Closed) => Err(Closed::Server),
+            },
+            // Ends (and is disabled for this turn) when the client follows no run.
+            Some((run_id, batch)) = client.logs.next() => match batch {
+                Ok(lines) => client.on_lines(&run_id, &lines).await,
+                Err(_lagged) => client.resync().await,
             },
             _ = heartbeat.tick() => client.send(&ServerFrame::Heartbeat).await,
         };
@@ -157,6 +165,8 @@ struct Client<W> {
     farm: Arc<Farm>,
     /// Per subscribed run: the next sequence number the client needs.
     next: HashMap<String, u64>,
+    /// Per subscribed run: its lines as the hub publishes them.
+    logs: StreamMap<String, BroadcastStream<LogBatch>>,
     /// The device on the other end, when it named itself: the runs it watches are open there.
     viewer: Option<Viewer>,
 }
@@ -193,6 +203,9 @@ impl<W: Sink<Message> + Unpin> Client<W> {
                 if let Some(viewer) = &mut self.viewer {
                     viewer.watch(&run_id);
                 }
+                // Follow the run's channel before reading the store, so no line stored in between is missed.
+                let lines = self.farm.hub().subscribe_log(&run_id);
+                self.logs.insert(run_id.clone(), BroadcastStream::new(lines));
                 self.next.insert(run_id.clone(), after_seq.saturating_add(1));
                 self.catch_up(&run_id, None).await
             }
@@ -200,42 +213,75 @@ impl<W: Sink<Message> + Unpin> Client<W> {
                 if let Some(viewer) = &mut self.viewer {
                     viewer.unwatch(&run_id);
                 }
-                self.next.remove(&run_id);
+                self.forget(&run_id);
                 Ok(())
             }
             ClientFrame::Ping => self.send(&ServerFrame::Pong).await,
         }
     }
 
-    async fn on_event(&mut self, event: HubEvent) -> Result<(), Closed> {
+    async fn on_run_event(&mut self, event: RunEvent) -> Result<(), Closed> {
         match event {
-            HubEvent::Run(run) => {
+            RunEvent::Changed(run) => {
+                // The run's lines published before this change reach the client before it.
+                let (published, lagged) = self.published(&run.id);
+                for lines in published {
+                    self.on_lines(&run.id, &lines).await?;
+                }
+                if lagged {
+                    // The snapshot of the resync carries the change.
+                    return self.resync().await;
+                }
                 self.send(&ServerFrame::Run {
                     run: Box::new(Run::clone(&run)),
                 })
                 .await
             }
-            HubEvent::RunRemoved(run_id) => {
-                self.next.remove(&*run_id);
+            RunEvent::Removed(run_id) => {
+                self.forget(&run_id);
                 self.send(&ServerFrame::RunRemoved {
                     run_id: run_id.to_string(),
                 })
                 .await
             }
-            HubEvent::Log { run_id, lines } => {
-                let (Some(&next), Some(first)) = (self.next.get(&*run_id), lines.first()) else {
-                    return Ok(());
-                };
-                if first.seq > next {
-                    self.catch_up(&run_id, Some(first.seq - 1)).await?;
-                }
-                let Some(&next) = self.next.get(&*run_id) else {
-                    return Ok(());
-                };
-                let fresh: Vec<LogLine> = lines.iter().filter(|line| line.seq >= next).cloned().collect();
-                self.send_lines(&run_id, fresh).await
+        }
+    }
+
+    /// The batches of `run_id`'s lines published and not yet taken, and whether the client fell behind them.
+    fn published(&mut self, run_id: &str) -> (Vec<LogBatch>, bool) {
+        let mut published = Vec::new();
+        let Some((_, channel)) = self.logs.iter_mut().find(|(id, _)| *id == run_id) else {
+            return (published, false);
+        };
+        // A batch not yet published leaves the receive pending; the socket's loop polls it again.
+        while let Some(Some(batch)) = channel.next().now_or_never() {
+            match batch {
+                Ok(lines) => published.push(lines),
+                Err(_lagged) => return (published, true),
             }
         }
+        (published, false)
+    }
+
+    /// Stops following `run_id`.
+    fn forget(&mut self, run_id: &str) {
+        self.next.remove(run_id);
+        self.logs.remove(run_id);
+    }
+
+    /// Sends the lines of a batch the client has not had, filling any hole before them from the store.
+    async fn on_lines(&mut self, run_id: &str, lines: &[LogLine]) -> Result<(), Closed> {
+        let (Some(&next), Some(first)) = (self.next.get(run_id), lines.first()) else {
+            return Ok(());
+        };
+        if first.seq > next {
+            self.catch_up(run_id, Some(first.seq - 1)).await?;
+        }
+        let Some(&next) = self.next.get(run_id) else {
+            return Ok(());
+        };
+        let fresh: Vec<LogLine> = lines.iter().filter(|line| line.seq >= next).cloned().collect();
+        self.send_lines(run_id, fresh).await
     }
 
     /// The client missed events: tell it, then bring it up to date from the store.
@@ -266,7 +312,7 @@ impl<W: Sink<Message> + Unpin> Client<W> {
             {
                 Ok(page) => page,
                 Err(StoreError::NotFound(_)) => {
-                    self.next.remove(run_id);
+                    self.forget(run_id);
                     return self.error("not_found", format!("run {run_id} not found")).await;
                 }
                 Err(err) => return Err(err.into()),

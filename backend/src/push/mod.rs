@@ -227,7 +227,7 @@ impl Push {
     /// Ends between two notifications once `closed` resolves.
     pub async fn run(
         self: Arc<Self>,
-        mut changes: tokio::sync::broadcast::Receiver<crate::hub::HubEvent>,
+        mut changes: tokio::sync::broadcast::Receiver<crate::hub::RunEvent>,
         closed: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         if self.settings.contact.is_none() {
@@ -249,13 +249,12 @@ impl Push {
                 Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(IDLE_LOOK),
                 _ => IDLE_LOOK,
             };
-            // Only a run change can have queued a notification: log lines, the bulk of the hub's traffic,
-            // do not wake the sender.
+            // Only a run change can have queued a notification.
             let run_changed = async {
                 loop {
                     match changes.recv().await {
-                        Ok(crate::hub::HubEvent::Run(_)) | Err(RecvError::Lagged(_)) => return true,
-                        Ok(_) => {}
+                        Ok(crate::hub::RunEvent::Changed(_)) | Err(RecvError::Lagged(_)) => return true,
+                        Ok(crate::hub::RunEvent::Removed(_)) => {}
                         Err(RecvError::Closed) => return false,
                     }
                 }

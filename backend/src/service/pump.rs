@@ -12,7 +12,6 @@ use chrono::{SubsecRound, Utc};
 use super::Farm;
 use super::meta::Observer;
 use crate::error::AppError;
-use crate::hub::HubEvent;
 use crate::runtime::{ExitOutcome, RunEvent, RunEvents};
 use crate::store::{NewLine, RunPatch, StoreError};
 
@@ -143,10 +142,7 @@ impl Farm {
             .await?;
         if !stored.is_empty() {
             self.metrics.log_lines.inc_by(stored.len() as u64);
-            self.hub.publish(HubEvent::Log {
-                run_id: run_id.into(),
-                lines: stored.into(),
-            });
+            self.hub.log_stored(run_id, stored.into());
         }
         if let Some(run) = run {
             self.hub.run_changed(run);

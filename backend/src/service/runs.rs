@@ -161,7 +161,7 @@ impl Farm {
         }
         self.runtime.remove(&id).await?;
         self.store.delete_run(id.clone()).await?;
-        self.hub.publish(crate::hub::HubEvent::RunRemoved(id.into()));
+        self.hub.run_removed(&id);
         Ok(())
     }
 

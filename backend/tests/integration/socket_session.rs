@@ -2,7 +2,6 @@
 //! blocks producers (it falls behind, gets `resync`, then every line it missed, once, in order); a client that
 //! asks for lines no longer kept gets a `gap` first.
 
-use agentfarm::hub::HubEvent;
 use agentfarm::store::{NewLine, RunPatch};
 use agentfarm_shared::log::LogStream;
 use agentfarm_shared::ws::{ClientFrame, ServerFrame};
@@ -50,10 +49,7 @@ async fn ci_15_a_slow_client_resyncs_and_misses_nothing() {
             )
             .await
             .unwrap();
-        farm.hub().publish(HubEvent::Log {
-            run_id: "r1".into(),
-            lines: stored.into(),
-        });
+        farm.hub().log_stored("r1", stored.into());
     }
 
     let mut resynced = false;
