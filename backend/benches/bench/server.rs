@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -14,8 +15,10 @@ use crate::agent;
 pub struct Server {
     child: Child,
     pub url: String,
+    /// Its `/metrics`.
+    pub metrics_url: String,
     pub http: reqwest::Client,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Server {
@@ -75,18 +78,26 @@ impl Server {
             .spawn()
             .context("cannot start the server")?;
         let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-        let url = loop {
+        // `agentfarm is serving at URL`, then a few lines later `metrics: URL/metrics`.
+        let (mut url, mut metrics_url) = (None, None);
+        while metrics_url.is_none() {
             let Some(line) = lines.next_line().await? else {
-                bail!("the server exited before printing its URL");
+                bail!("the server exited before printing its URLs");
             };
             if let Some(at) = line.find("http://") {
-                break line[at..]
+                let found = line[at..]
                     .split_whitespace()
                     .next()
                     .unwrap_or_default()
                     .to_owned();
+                if line.starts_with("metrics:") {
+                    metrics_url = Some(found);
+                } else {
+                    url.get_or_insert(found);
+                }
             }
-        };
+        }
+        let (url, metrics_url) = (url.context("no URL")?, metrics_url.unwrap_or_default());
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("origin", url.parse()?);
@@ -94,9 +105,40 @@ impl Server {
         Ok(Server {
             child,
             url,
+            metrics_url,
             http,
-            _data: data,
+            data,
         })
+    }
+
+    /// The database's write-ahead log file.
+    pub fn wal_path(&self) -> std::path::PathBuf {
+        self.data.path().join("data/agentfarm.db-wal")
+    }
+
+    /// The `p`th percentile (0–100) of the store's commit times so far, as the upper bound of the `/metrics`
+    /// histogram bucket it falls in (buckets are √2 apart).
+    pub async fn commit_percentile(&self, p: f64) -> anyhow::Result<Duration> {
+        let text = self.http.get(&self.metrics_url).send().await?.text().await?;
+        // `agentfarm_store_commit_seconds_bucket{le="0.0001"} 12`: cumulative counts, the last `+Inf`.
+        let buckets: Vec<(f64, f64)> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("agentfarm_store_commit_seconds_bucket{le=\""))
+            .filter_map(|rest| {
+                let (le, count) = rest.split_once("\"} ")?;
+                Some((le.parse().ok()?, count.trim().parse().ok()?))
+            })
+            .collect();
+        let total = buckets.last().map_or(0.0, |(_, count)| *count);
+        let bound = buckets
+            .iter()
+            .find(|(_, count)| *count >= total * p / 100.0)
+            .map_or(0.0, |(le, _)| *le);
+        Ok(Duration::from_secs_f64(if bound.is_finite() {
+            bound
+        } else {
+            0.0
+        }))
     }
 
     pub fn pid(&self) -> u32 {
